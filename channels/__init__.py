@@ -1,0 +1,1 @@
+"""Channels, their backends, deliveries and the delivery engine."""

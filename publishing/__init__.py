@@ -1,0 +1,1 @@
+"""Topics, publications and their versions, dispatches, rendering, the public archive and feeds."""

@@ -1,0 +1,136 @@
+"""Topics, publications (every change kept by django-simple-history) and dispatches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, MinLengthValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+TITLE_MAX_LENGTH = 200
+SUMMARY_MAX_LENGTH = 500
+BODY_MAX_LENGTH = 100_000
+MIN_TOPICS = 1
+MAX_TOPICS = 50
+
+
+class Topic(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
+    is_public = models.BooleanField(
+        default=True, help_text="Public topics are offered on the sign-up page and in feeds."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PublicationQuerySet(models.QuerySet["Publication"]):
+    def published(self) -> PublicationQuerySet:
+        return self.filter(status=Publication.Status.PUBLISHED)
+
+    def due(self, now: datetime) -> PublicationQuerySet:
+        """Scheduled publications whose time has come."""
+        return self.filter(status=Publication.Status.SCHEDULED, publish_at__lte=now)
+
+
+class Publication(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        PUBLISHED = "published", "Published"
+        ARCHIVED = "archived", "Archived"
+
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, validators=[MinLengthValidator(1)])
+    slug = models.SlugField(max_length=TITLE_MAX_LENGTH, unique=True)
+    summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True)
+    body = models.TextField(help_text="Markdown.", validators=[MaxLengthValidator(BODY_MAX_LENGTH)])
+    topics = models.ManyToManyField(Topic, related_name="publications")
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="publications",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(m2m_fields=[topics])
+
+    objects = PublicationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-created_at"]
+        indexes = [
+            models.Index(fields=["status", "publish_at"], name="publication_status_at"),
+            models.Index(fields=["-published_at"], name="publication_published_at"),
+        ]
+        permissions = [
+            ("publish_publication", "Can publish, schedule and resend publications"),
+            ("archive_publication", "Can archive publications"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Dispatch(models.Model):
+    """One send of one version of a publication: the parent of its deliveries."""
+
+    class Kind(models.TextChoices):
+        PUBLISH = "publish", "First publication"
+        RESEND = "resend", "Deliberate resend"
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        SENDING = "sending", "Sending"
+        DONE = "done", "Done"
+
+    publication = models.ForeignKey(
+        Publication, on_delete=models.PROTECT, related_name="dispatches"
+    )
+    # The exact version sent: a row of the history table, never rewritten.
+    version = models.ForeignKey(
+        "publishing.HistoricalPublication",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PUBLISH)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Publishing twice (two editors, two workers) can never create a second first send.
+            models.UniqueConstraint(
+                fields=["publication"],
+                condition=Q(kind="publish"),
+                name="one_publish_dispatch_per_publication",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.publication_id} (version {self.version_id})"

@@ -1,0 +1,1 @@
+"""Subscribers, subscriptions, consent, suppressions, double opt-in and the preference center."""

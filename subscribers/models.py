@@ -1,0 +1,175 @@
+"""Subscribers, their subscriptions, the consent log and the suppression list."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from simple_history.models import HistoricalRecords
+
+EMAIL_MAX_LENGTH = 254
+
+
+def normalize_email(email: str) -> str:
+    """The form an address is compared and hashed in: stripped and lower-cased."""
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """SHA-256 of the normalised address: what the suppression list keeps after erasure."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            "%(value)s is not an IANA time zone (for example Europe/Paris).",
+            params={"value": value},
+            code="invalid_timezone",
+        )
+
+
+class SubscriberQuerySet(models.QuerySet["Subscriber"]):
+    def active(self) -> SubscriberQuerySet:
+        return self.filter(status=Subscriber.Status.ACTIVE, confirmed_at__isnull=False)
+
+    def by_email(self, email: str) -> SubscriberQuerySet:
+        return self.filter(email__iexact=normalize_email(email))
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        ACTIVE = "active", "Active"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    class EmailFormat(models.TextChoices):
+        HTML = "html", "HTML with a plain-text alternative"
+        TEXT = "text", "Plain text only"
+
+    email = models.EmailField(max_length=EMAIL_MAX_LENGTH)
+    name = models.CharField(max_length=200, blank=True)
+    locale = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    email_format = models.CharField(
+        max_length=10, choices=EmailFormat.choices, default=EmailFormat.HTML
+    )
+    source = models.CharField(max_length=50, default="signup")
+    # Changing it invalidates every link already sent (tokens carry it).
+    token_key = models.UUIDField(default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["token_key"])
+
+    objects = SubscriberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["status"], name="subscriber_status")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Subscription(models.Model):
+    class Frequency(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediately"
+        DAILY = "daily", "Daily digest"
+        WEEKLY = "weekly", "Weekly digest"
+        PAUSED = "paused", "Paused"
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    topic = models.ForeignKey(
+        "publishing.Topic", on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    frequency = models.CharField(
+        max_length=20, choices=Frequency.choices, default=Frequency.IMMEDIATE
+    )
+    # With frequency "paused": the day sending resumes (no date: paused until changed).
+    paused_until = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "topic"], name="one_subscription_per_topic"
+            ),
+        ]
+        indexes = [models.Index(fields=["topic", "frequency"], name="subscription_topic_freq")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} → {self.topic_id} ({self.frequency})"
+
+
+class ConsentEvent(models.Model):
+    """What a subscriber agreed to or withdrew, when, and from which form: never edited."""
+
+    class Action(models.TextChoices):
+        SIGNUP = "signup", "Signed up"
+        CONFIRM = "confirm", "Confirmed"
+        PREFERENCES = "preferences", "Changed preferences"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        RESUBSCRIBE = "resubscribe", "Subscribed again"
+        IMPORT = "import", "Imported with consent"
+        ERASE = "erase", "Erased"
+        BOUNCE = "bounce", "Bounced"
+        COMPLAINT = "complaint", "Complained"
+
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="consent_events"
+    )
+    email_hash = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    form_version = models.CharField(max_length=50, blank=True)
+    # IPv4 truncated to /24, IPv6 to /48, before it is stored.
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(models.Model):
+    """Addresses never sent to again, kept only as a hash (so erasure keeps them out)."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Hard bounce"
+        COMPLAINED = "complained", "Complaint"
+        ERASED = "erased", "Erased on request"
+        MANUAL = "manual", "Added by an operator"
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email_hash[:12]}… ({self.reason})"

@@ -1,0 +1,69 @@
+"""Shared fixtures. App-specific fixtures live in tests/<app>/conftest.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip PostgreSQL-only tests when the suite runs on SQLite."""
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL"))
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder for this test's artefacts (screenshots), under test-output/."""
+    path = REPO_ROOT / "test-output" / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+
+
+@pytest.fixture
+def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Playwright page in Debian's Chromium.
+
+    Skips with the reason when Chromium is absent, unless REQUIRE_BROWSER=1 (set by .ci/run),
+    which turns that skip into a failure. Playwright's sync API runs an event loop in this
+    thread, so Django's async-safety guard is lifted for this test only.
+    """
+    if not CHROMIUM.exists():
+        message = "Chromium not installed at /usr/bin/chromium (apt-get install -y chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        try:
+            yield page
+        finally:
+            browser.close()
