@@ -111,6 +111,11 @@ def check_production_environment(
                 raise ImproperlyConfigured(
                     f"{name} carries a placeholder password: set the real credential."
                 )
+    if not (environ_.get("FIELD_ENCRYPTION_KEYS") or environ_.get("FIELD_ENCRYPTION_KEYS_FILE")):
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is not set: production needs a Fernet key to encrypt channel "
+            "secrets at rest."
+        )
     if not environ_.get("REDIS_URL"):
         raise ImproperlyConfigured(
             "REDIS_URL is not set: production needs a shared cache for rate limits and "

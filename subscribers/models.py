@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zoneinfo
+from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -55,6 +57,8 @@ class Subscriber(models.Model):
         TEXT = "text", "Plain text only"
 
     email = models.EmailField(max_length=EMAIL_MAX_LENGTH)
+    # sha256 of the normalised address, so fan-out can join the suppression list in SQL.
+    email_hash = models.CharField(max_length=64, db_index=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     locale = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
@@ -84,6 +88,24 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email_hash = email_hash(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_hash"}
+        super().save(*args, **kwargs)
+
+
+class SubscriptionQuerySet(models.QuerySet["Subscription"]):
+    def receiving_immediately(self, today: date) -> SubscriptionQuerySet:
+        """Subscriptions that get each publication as it is sent (not digest, not paused).
+
+        The delivery engine's fan-out SQL applies the same rule: keep them in step.
+        """
+        return self.filter(frequency=Subscription.Frequency.IMMEDIATE).exclude(
+            paused_until__gt=today
+        )
+
 
 class Subscription(models.Model):
     class Frequency(models.TextChoices):
@@ -101,7 +123,8 @@ class Subscription(models.Model):
     frequency = models.CharField(
         max_length=20, choices=Frequency.choices, default=Frequency.IMMEDIATE
     )
-    # With frequency "paused": the day sending resumes (no date: paused until changed).
+    # Nothing is sent before this day, whatever the frequency; frequency "paused" with no
+    # date means paused until the subscriber changes it.
     paused_until = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -239,3 +239,5 @@ WORKER_HEARTBEAT_INTERVAL: int = env.int("WORKER_HEARTBEAT_INTERVAL", default=15
 # --- Subscribers ----------------------------------------------------------------------------
 
 # --- Channels and delivery ------------------------------------------------------------------
+#: Fernet keys (comma-separated, newest first) encrypting channel secrets at rest.
+FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])

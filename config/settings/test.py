@@ -20,3 +20,4 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": env.bool("Q_SYNC", default=True)}
 LOGGING_CONFIG = (
     None if env.bool("TEST_QUIET_LOGGING", default=False) else "logging.config.dictConfig"
 )
+TESTING = True
