@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
@@ -32,13 +33,19 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        # Not reset on the way out: Django logs a 4xx/5xx after the middleware chain returns.
+        # request_finished (below) clears it once the response is closed.
+        request_id_var.set(request_id)
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+def clear_request_id(**kwargs: Any) -> None:
+    request_id_var.set("-")
+
+
+request_finished.connect(clear_request_id, dispatch_uid="config.logging.clear_request_id")
 
 
 class RequestIdFilter(logging.Filter):

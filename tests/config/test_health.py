@@ -30,7 +30,7 @@ def test_readyz_is_unavailable_until_a_worker_is_seen(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_readyz_is_ready_with_a_fresh_worker_heartbeat(client: Client) -> None:
-    beat()
+    beat_now()
     assert WorkerHeartbeat.objects.count() == 1
     response = client.get("/readyz")
     assert response.status_code == 200
@@ -43,3 +43,20 @@ def test_readyz_is_unavailable_when_the_last_heartbeat_is_stale(client: Client) 
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["worker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_worker_alive_fails_without_a_heartbeat_from_this_host_and_passes_with_one() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No worker heartbeat from"):
+        call_command("worker_alive")
+    beat_now()
+    call_command("worker_alive")
+
+
+def beat_now() -> None:
+    import channels.broker
+
+    channels.broker._last_beat = 0.0
+    beat()

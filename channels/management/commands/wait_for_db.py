@@ -28,11 +28,13 @@ class Command(BaseCommand):
         while True:
             attempt += 1
             try:
-                connection.close()
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT 1")
                     cursor.fetchone()
             except DatabaseError as exc:
+                # A half-open connection would fail the same way forever: start afresh.
+                if not connection.in_atomic_block:
+                    connection.close()
                 remaining = deadline - time.monotonic()
                 error = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
                 if remaining <= 0:
