@@ -21,6 +21,7 @@ def production_environment(**overrides: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if key in {"PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV"}
+        or key.startswith("COVERAGE_")
     }
     env.update(
         {
@@ -98,7 +99,11 @@ def test_development_settings_with_debug_off_refuse_unsafe_values_too() -> None:
 
 
 def test_development_needs_no_variables_at_all(tmp_path: object) -> None:
-    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in {"PATH", "HOME"} or key.startswith("COVERAGE_")
+    }
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
     env["VAR_DIR"] = str(tmp_path)
     result = run_manage(env, "check")
