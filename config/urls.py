@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver, include, path
+from django.views import defaults
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
+from config.api.exceptions import problem_response
 
 # Brute force on the admin login: limited per client IP and per user name tried.
 admin.site.login = ratelimit(  # type: ignore[method-assign]
@@ -23,7 +26,7 @@ admin.site.login = ratelimit(  # type: ignore[method-assign]
     )(admin.site.login)
 )
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
@@ -33,3 +36,15 @@ urlpatterns = [
     path("", include("publishing.urls")),
     path("", include("channels.urls")),
 ]
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return problem_response(request, 404, "No API endpoint at this address.", "not_found")
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return problem_response(request, 500, "An unexpected error occurred.", "server_error")
+    return defaults.server_error(request)

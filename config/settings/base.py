@@ -200,7 +200,30 @@ LOGGING: dict[str, Any] = {
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exceptions.problem_exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.api.throttles.KeyRateThrottle",
+        "config.api.throttles.IPRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env.str("API_RATE_PER_KEY", default="1200/min"),
+        "api_ip": env.str("API_RATE_PER_IP", default="600/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.StandardPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+#: How long an Idempotency-Key's answer is kept, and how long its in-flight lock may live.
+IDEMPOTENCY_TTL: int = env.int("IDEMPOTENCY_TTL", default=86_400)
+IDEMPOTENCY_LOCK_TTL: int = env.int("IDEMPOTENCY_LOCK_TTL", default=60)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Publishing API",
     "DESCRIPTION": "Publications, subscribers, channels and deliveries. See docs/api.md.",
