@@ -195,7 +195,6 @@ class _Flavor:
     """Plain text; subclasses add Slack mrkdwn and Discord Markdown."""
 
     bullet = "- "
-    fence = ""
 
     def escape(self, text: str) -> str:
         return text
@@ -207,7 +206,8 @@ class _Flavor:
         return text
 
     def strike(self, text: str) -> str:
-        return text
+        # Struck-out words change the meaning when they silently reappear.
+        return f"~~{text}~~" if text.strip() else text
 
     def code(self, text: str) -> str:
         return f"`{text}`"
@@ -265,7 +265,8 @@ class _Slack(_Flavor):
         return "———"
 
 
-_DISCORD_SPECIAL = re.compile(r"([\\*_~`|\[\]()>#<@-])")
+# Inline mark-up only: <...> would make a mention, timestamp or link; the rest formats text.
+_DISCORD_SPECIAL = re.compile(r"([\\*_~`|\[\]()<])")
 
 
 class _Discord(_Flavor):

@@ -111,9 +111,7 @@ def test_it_names_the_limit_when_there_are_too_many_topics(alice: User) -> None:
     assert fifty.topics.count() == 50
 
 
-def test_it_refuses_a_slug_clash_and_keeps_what_was_stored(
-    draft: Publication, alice: User
-) -> None:
+def test_it_refuses_a_slug_clash_and_keeps_what_was_stored(draft: Publication, alice: User) -> None:
     other = make_publication(by=alice, slug="other", title="Other")
 
     with pytest.raises(InvalidPublicationError) as caught:
@@ -220,8 +218,10 @@ def test_it_schedules_for_the_future_only(draft: Publication, paula: User) -> No
     draft.refresh_from_db()
     assert draft.status == Publication.Status.SCHEDULED
     assert draft.publish_at == at
-    assert draft.history.order_by("-history_id").first().history_change_reason.startswith(
-        "Scheduled for"
+    assert (
+        draft.history.order_by("-history_id")
+        .first()
+        .history_change_reason.startswith("Scheduled for")
     )
 
 
