@@ -31,7 +31,7 @@ def roles(db: Any) -> None:
 
 
 def _member(username: str, role: str | None) -> User:
-    user: User = UserFactory(username=username, first_name=username.title())
+    user: User = UserFactory.create(username=username, first_name=username.title())
     if role:
         user.groups.add(Group.objects.get(name=role))
     return User.objects.get(pk=user.pk)  # fresh permission cache
@@ -59,7 +59,7 @@ def mallory(roles: None) -> User:
 
 @pytest.fixture
 def topic(db: Any) -> Topic:
-    topic: Topic = TopicFactory(name="Releases", slug="releases")
+    topic: Topic = TopicFactory.create(name="Releases", slug="releases")
     return topic
 
 

@@ -245,10 +245,12 @@ def test_it_publishes_due_publications_once_on_schedule(
     with time_machine.travel("2026-03-01 09:00Z", tick=False):
         services.schedule(due, timezone.now() + timedelta(minutes=5), by=paula)
         services.schedule(later, timezone.now() + timedelta(hours=5), by=paula)
-    with time_machine.travel("2026-03-01 09:06Z", tick=False):
-        with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
-            dispatches = services.publish_due()
-            again = services.publish_due()
+    with (
+        time_machine.travel("2026-03-01 09:06Z", tick=False),
+        django_capture_on_commit_callbacks(execute=True),  # type: ignore[operator]
+    ):
+        dispatches = services.publish_due()
+        again = services.publish_due()
 
     assert [d.publication_id for d in dispatches] == [due.pk]
     assert again == []
@@ -285,10 +287,10 @@ def test_it_sends_a_test_to_the_acting_user_through_django_mail(
     assert address == "paula@example.com"
     assert len(mailoutbox) == 1
     message = mailoutbox[0]
-    assert message.subject == "[Test] Spring release"  # type: ignore[attr-defined]
-    assert message.to == ["paula@example.com"]  # type: ignore[attr-defined]
-    assert "Hello Paula," in message.body  # type: ignore[attr-defined]
-    html, kind = message.alternatives[0]  # type: ignore[attr-defined]
+    assert message.subject == "[Test] Spring release"
+    assert message.to == ["paula@example.com"]
+    assert "Hello Paula," in message.body
+    html, kind = message.alternatives[0]
     assert kind == "text/html"
     assert "<strong>Markdown</strong>" in html
     assert not Dispatch.objects.exists()
