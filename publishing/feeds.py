@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
@@ -20,7 +20,13 @@ from publishing.views import archive_last_modified, listing_etag
 FEED_SIZE = 50
 
 
-class PublicationsFeed(Feed[Publication, Topic | None]):
+if TYPE_CHECKING:
+    BaseFeed = Feed[Publication, Topic | None]
+else:
+    BaseFeed = Feed
+
+
+class PublicationsFeed(BaseFeed):
     """Every publication of the public archive; ``get_object`` narrows it to one topic."""
 
     feed_type: type[SyndicationFeed] = Rss201rev2Feed
