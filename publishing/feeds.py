@@ -68,9 +68,6 @@ class PublicationsFeed(BaseFeed):
     def item_categories(self, item: Publication) -> list[str]:
         return [topic.name for topic in item.topics.public()]
 
-    def item_extra_kwargs(self, item: Publication) -> dict[str, Any]:
-        return {"unique_id_is_permalink": True}
-
 
 class AtomPublicationsFeed(PublicationsFeed):
     feed_type = Atom1Feed
