@@ -92,7 +92,7 @@ def test_topic_pages_list_published_publications_of_public_topics_only(
     client: Client, paula: User, topic: Topic, published: Publication
 ) -> None:
     make_publication(by=paula, topics=[topic], slug="still-a-draft", title="Draft title")
-    private = TopicFactory(name="Internal", slug="internal", is_public=False)
+    private = TopicFactory.create(name="Internal", slug="internal", is_public=False)
     hidden = make_publication(by=paula, topics=[private], slug="internal-memo", title="Memo")
     services.publish(hidden, by=paula)
 
@@ -188,7 +188,7 @@ def test_rss_and_atom_have_different_etags(client: Client, published: Publicatio
 
 
 def test_a_feed_of_an_unknown_or_private_topic_answers_404(client: Client, paula: User) -> None:
-    TopicFactory(name="Internal", slug="internal", is_public=False)
+    TopicFactory.create(name="Internal", slug="internal", is_public=False)
 
     assert client.get("/topics/internal/rss/").status_code == 404
     assert client.get("/topics/nope/atom/").status_code == 404

@@ -39,6 +39,7 @@ def test_publish_at_schedules_and_reads_a_naive_time_as_utc(draft: Publication) 
     assert out == f"Scheduled {draft.slug} for 2026-06-02T09:30:00+00:00.\n"
     draft.refresh_from_db()
     assert draft.status == Publication.Status.SCHEDULED
+    assert draft.publish_at is not None
     assert draft.publish_at.isoformat() == "2026-06-02T09:30:00+00:00"
     assert not Dispatch.objects.exists()
 
