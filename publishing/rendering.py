@@ -78,7 +78,7 @@ DISCORD_TITLE_LIMIT = 256
 DISCORD_DESCRIPTION_LIMIT = 4096
 DISCORD_FOOTER_LIMIT = 1000
 DISCORD_COLOR = 0x2E7D32
-CACHE_SIZE = 512
+CACHE_SIZE = 128
 
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 # A "[" followed by "[[": breaking every such run leaves at most two brackets in a row, so no

@@ -33,6 +33,7 @@ from publishing.exceptions import (
     FieldProblem,
     InvalidPublicationError,
     PublicationStateError,
+    PublishingError,
     PublishingPermissionError,
 )
 from publishing.models import (
@@ -525,8 +526,9 @@ def publish_due(now: datetime | None = None) -> list[Dispatch]:
             try:
                 with transaction.atomic():
                     dispatches.append(_publish_locked(claimed, None, reason=reason))
-            except InvalidPublicationError:
-                logger.warning("scheduled publication %s has no topic; left scheduled", claimed.pk)
+            except PublishingError as error:
+                # One bad publication must not hold up the others due this minute.
+                logger.warning("scheduled publication %s not published: %s", claimed.pk, error.code)
     return dispatches
 
 
