@@ -149,6 +149,7 @@ class Dispatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "dispatches"
         constraints = [
             # Publishing twice (two editors, two workers) can never create a second first send.
             models.UniqueConstraint(

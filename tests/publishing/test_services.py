@@ -301,3 +301,36 @@ def test_a_test_send_needs_an_address(draft: Publication, paula: User) -> None:
     with pytest.raises(InvalidPublicationError) as caught:
         services.send_test(draft, paula)
     assert caught.value.field == "email"
+
+
+def test_publish_due_leaves_a_broken_publication_and_publishes_the_others(
+    paula: User, topic: Topic
+) -> None:
+    broken = make_publication(by=paula, topics=[topic], slug="broken")
+    fine = make_publication(by=paula, topics=[topic], slug="fine")
+    with time_machine.travel("2026-03-01 09:00Z", tick=False):
+        services.schedule(broken, timezone.now() + timedelta(minutes=1), by=paula)
+        services.schedule(fine, timezone.now() + timedelta(minutes=1), by=paula)
+    broken.topics.clear()  # behind the services' back
+
+    with time_machine.travel("2026-03-01 09:02Z", tick=False):
+        dispatches = services.publish_due()
+
+    assert [d.publication_id for d in dispatches] == [fine.pk]
+    assert Publication.objects.get(pk=broken.pk).status == Publication.Status.SCHEDULED
+
+
+def test_the_error_family_carries_code_field_and_status() -> None:
+    error = PublicationStateError("Nope.", code="archived", field="status")
+
+    assert isinstance(error, PublishingError)
+    assert (error.code, error.field, error.status, str(error)) == (
+        "archived",
+        "status",
+        409,
+        "status: Nope.",
+    )
+    assert PublishingPermissionError("No.").status == 403
+    assert str(PublishingError("Plain.")) == "Plain."
+    with pytest.raises(ValueError, match="at least one problem"):
+        InvalidPublicationError([])
