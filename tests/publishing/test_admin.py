@@ -398,3 +398,36 @@ def test_an_administrator_may_delete_an_unsent_draft_only(
     assert not Publication.objects.filter(pk=draft.pk).exists()
     assert client.get(reverse("admin:publishing_dispatch_changelist")).status_code == 200
     assert client.get(reverse("admin:publishing_topic_changelist")).status_code == 200
+
+
+def test_refused_operations_are_reported_not_hidden(paula: User, draft: Publication) -> None:
+    client = _client(paula)
+    client.post(_operation(draft, "archive"))
+
+    action = _action(client, "publish_now", draft)
+    operation = client.post(_operation(draft, "publish"), follow=True)
+    first = draft.history.order_by("history_id").first()
+    restore = reverse("admin:publishing_publication_restore", args=[draft.pk, first.history_id])
+    page = reverse("admin:publishing_publication_schedule", args=[draft.pk])
+    at = timezone.now() + timedelta(days=1)
+    fields = {"publish_at_0": at.strftime("%Y-%m-%d"), "publish_at_1": at.strftime("%H:%M:%S")}
+    scheduled = client.post(page, fields)
+
+    assert b"An archived publication cannot be published." in action.content
+    assert b"An archived publication cannot be published." in operation.content
+    assert client.post(restore).status_code == 403  # archived: frozen for everyone
+    assert scheduled.status_code == 200
+    assert b"cannot be scheduled" in scheduled.content
+    assert Publication.objects.get(pk=draft.pk).status == Publication.Status.ARCHIVED
+    assert not Dispatch.objects.exists()
+
+
+def test_a_restore_that_fails_says_why(alice: User, draft: Publication) -> None:
+    first = draft.history.get()
+    draft.topics.all().delete()  # every topic of version 1 is gone
+    draft.topics.add(TopicFactory.create())
+    restore = reverse("admin:publishing_publication_restore", args=[draft.pk, first.history_id])
+
+    response = _client(alice).post(restore, follow=True)
+
+    assert b"Choose at least 1 topic." in response.content

@@ -415,3 +415,59 @@ def test_rendered_markdown_is_already_sanitised(markdown: str) -> None:
     html = rendering.markdown_to_html(markdown)
     assert rendering.sanitize_html(html) == html
     assert NAME not in html and UNSUBSCRIBE_URL not in html and PREFERENCES_URL not in html
+
+
+def test_rules_and_inline_tags_render_in_every_flavour() -> None:
+    html = rendering.markdown_to_html("a<sub>2</sub> <abbr title='x'>HTML</abbr>\n\n---\n\nb")
+
+    assert rendering.html_to_text(html) == "a2 HTML\n\n" + "-" * 20 + "\n\nb"
+    assert "———" in rendering.html_to_slack(html)
+    assert "\u2015" in rendering.html_to_discord(html)
+
+
+def test_a_stray_list_item_and_a_long_paragraph_still_render() -> None:
+    assert rendering.html_to_text("<li>lonely</li>") == "lonely"
+    chunks = rendering._split_sections("x" * 7000 + "\n\nshort", 3000)
+    assert [len(chunk) for chunk in chunks] == [3000, 3000, 1000 + len("\n\nshort")]
+
+
+@pytest.mark.django_db
+def test_unsaved_publications_render_without_being_cached() -> None:
+    unsaved = Publication(title="Unsaved", slug="unsaved", body="Hi", language="en")
+
+    assert rendering.render_slack(unsaved)["text"] == "Unsaved"
+    assert rendering._cache == {}
+
+
+def test_anything_with_the_fields_renders_without_being_cached() -> None:
+    class Draft:
+        title = "Loose"
+        slug = "loose"
+        summary = ""
+        body = "Body"
+        language = "en"
+        id = None
+        history_id = None
+
+        class topics:
+            @staticmethod
+            def values(field: str) -> list[int]:
+                return []
+
+    payload = rendering.render_webhook(Draft())
+
+    assert payload["data"]["title"] == "Loose"
+    assert rendering._cache == {}
+
+
+@pytest.mark.django_db
+def test_the_cache_keeps_the_most_recent_renderings_only(
+    draft: Publication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rendering, "CACHE_SIZE", 2)
+
+    rendering.render_slack(draft)
+    rendering.render_discord(draft)
+    rendering.render_webhook(draft)
+
+    assert [key[0] for key in rendering._cache] == ["discord", "webhook"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -20,6 +21,7 @@ from tests.factories.publishing import TopicFactory
 from tests.publishing.conftest import make_publication
 
 pytestmark = pytest.mark.django_db
+NAIVE = datetime(2999, 1, 1)  # noqa: DTZ001 - deliberately without a time zone
 
 
 def _input(**overrides: object) -> services.PublicationInput:
@@ -334,3 +336,66 @@ def test_the_error_family_carries_code_field_and_status() -> None:
     assert str(PublishingError("Plain.")) == "Plain."
     with pytest.raises(ValueError, match="at least one problem"):
         InvalidPublicationError([])
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "code"),
+    [
+        # A naive time is refused: which zone was meant is unknown.
+        (lambda p, u: services.schedule(p, NAIVE, by=u), "publish_at", "invalid"),
+        (
+            lambda p, u: services.update_publication(
+                p, _input(slug=p.slug), by=u, reason="r" * 101
+            ),
+            "change_reason",
+            "too_long",
+        ),
+        (
+            lambda p, u: services.update_publication(p, _input(slug="s" * 201), by=u),
+            "slug",
+            "too_long",
+        ),
+    ],
+)
+def test_it_names_the_field_of_other_bad_input(
+    draft: Publication, paula: User, call: Any, field: str, code: str
+) -> None:
+    with pytest.raises(InvalidPublicationError) as caught:
+        call(draft, paula)
+
+    assert (caught.value.field, caught.value.code) == (field, code)
+    assert caught.value.by_field() == {field: [caught.value.problems[0].message]}
+    assert draft.history.count() == 1
+
+
+def test_only_drafts_and_scheduled_publications_can_be_scheduled(
+    draft: Publication, paula: User
+) -> None:
+    services.publish(draft, by=paula)
+
+    with pytest.raises(PublicationStateError) as caught:
+        services.schedule(draft, timezone.now() + timedelta(days=1), by=paula)
+
+    assert caught.value.code == "not_schedulable"
+
+
+def test_a_publication_without_topics_can_be_neither_scheduled_nor_published(
+    draft: Publication, paula: User
+) -> None:
+    draft.topics.clear()
+
+    with pytest.raises(InvalidPublicationError) as scheduling:
+        services.schedule(draft, timezone.now() + timedelta(days=1), by=paula)
+    with pytest.raises(InvalidPublicationError) as publishing:
+        services.publish(draft, by=paula)
+
+    assert scheduling.value.field == publishing.value.field == "topics"
+    assert not Dispatch.objects.exists()
+
+
+def test_who_can_edit_what(draft: Publication, alice: User, paula: User, mallory: User) -> None:
+    assert services.can_edit(draft, alice)
+    assert not services.can_edit(draft, mallory)
+    services.archive(draft, by=paula)
+    assert not services.can_edit(draft, paula)
+    assert not services.can_edit(draft, None)
