@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed, SyndicationFeed
@@ -48,7 +48,8 @@ class PublicationsFeed(BaseFeed):
         return f"Every publication of {settings.SITE_NAME}."
 
     def items(self, obj: Topic | None) -> QuerySet[Publication]:
-        publications = Publication.objects.in_archive()
+        public_topics = Prefetch("topics", queryset=Topic.objects.public(), to_attr="public_topics")
+        publications = Publication.objects.in_archive().prefetch_related(public_topics)
         if obj is not None:
             publications = publications.filter(topics=obj)
         return publications[:FEED_SIZE]
@@ -66,7 +67,7 @@ class PublicationsFeed(BaseFeed):
         return item.updated_at
 
     def item_categories(self, item: Publication) -> list[str]:
-        return [topic.name for topic in item.topics.public()]
+        return [topic.name for topic in getattr(item, "public_topics", [])]
 
 
 class AtomPublicationsFeed(PublicationsFeed):

@@ -441,7 +441,7 @@ class _Source:
         return f"{settings.SITE_URL}/p/{quote(self.slug)}/"
 
 
-def _source(version: Renderable) -> _Source:
+def _source(version: Renderable, *, with_topics: bool = True) -> _Source:
     from publishing.models import Publication, Topic
 
     version_id: int | None
@@ -463,7 +463,7 @@ def _source(version: Renderable) -> _Source:
         body=version.body,
         language=version.language,
         published_at=getattr(version, "published_at", None),
-        topics=tuple(topics.order_by("slug").values_list("slug", "name")),
+        topics=tuple(topics.order_by("slug").values_list("slug", "name")) if with_topics else (),
     )
 
 
@@ -487,14 +487,16 @@ def _cache_key(version: Renderable, family: str) -> tuple[Any, ...] | None:
     return (family, "version", history_id, *site)
 
 
-def _cached(version: Renderable, family: str, build: Callable[[_Source], Any]) -> Any:
+def _cached(
+    version: Renderable, family: str, build: Callable[[_Source], Any], *, with_topics: bool = True
+) -> Any:
     key = _cache_key(version, family)
     if key is not None:
         with _cache_lock:
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
-    value = build(_source(version))
+    value = build(_source(version, with_topics=with_topics))
     if key is not None:
         with _cache_lock:
             _cache[key] = value
@@ -515,7 +517,8 @@ def _body_html(source: _Source) -> str:
 
 def render_body_html(version: Renderable) -> str:
     """The sanitised body HTML, as the public archive page shows it."""
-    return str(_cached(version, "web", _body_html))
+    # The body needs no topics: no query at all, even on a miss (feeds render many bodies).
+    return str(_cached(version, "web", _body_html, with_topics=False))
 
 
 # --- Email ------------------------------------------------------------------------------------

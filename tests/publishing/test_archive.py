@@ -7,7 +7,9 @@ from xml.etree import ElementTree
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from publishing import services
@@ -197,3 +199,29 @@ def test_a_feed_of_an_unknown_or_private_topic_answers_404(client: Client, paula
 def test_the_archive_refuses_unsafe_methods(client: Client, published: Publication) -> None:
     assert client.post(f"/p/{published.slug}/").status_code == 405
     assert client.post("/feeds/rss/").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "url", ["/feeds/rss/", "/topics/releases/atom/", "/topics/releases/", "/p/"]
+)
+def test_lists_and_feeds_make_the_same_queries_for_two_or_six_publications(
+    client: Client, paula: User, topic: Topic, url: str
+) -> None:
+    def publish(count: int) -> None:
+        for _ in range(count):
+            slug = f"p-{Publication.objects.count()}"
+            publication = make_publication(
+                by=paula, topics=[topic, TopicFactory.create()], slug=slug
+            )
+            services.publish(publication, by=paula)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    publish(2)
+    with_two = queries()
+    publish(4)
+
+    assert queries() == with_two
