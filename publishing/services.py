@@ -50,7 +50,7 @@ from publishing.models import (
 
 logger = logging.getLogger(__name__)
 
-User = AuthUser | AnonymousUser
+Actor = AuthUser | AnonymousUser
 TopicRef = Topic | str | int
 CHANGE_REASON_MAX_LENGTH = 100
 PLAN_DISPATCH_TASK = "channels.tasks.plan_dispatch"
@@ -200,21 +200,21 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-def _actor(by: User | None) -> AuthUser | None:
+def _actor(by: Actor | None) -> AuthUser | None:
     return by if isinstance(by, AuthUser) else None
 
 
-def _has_perm(by: User | None, permission: str) -> bool:
+def _has_perm(by: Actor | None, permission: str) -> bool:
     # ``by=None`` is the system itself: the scheduler and operators' management commands.
     return by is None or bool(by.has_perm(permission))
 
 
-def _require(by: User | None, permission: str, action: str) -> None:
+def _require(by: Actor | None, permission: str, action: str) -> None:
     if not _has_perm(by, permission):
         raise PublishingPermissionError(f"You may not {action}.", code="permission_denied")
 
 
-def can_edit(publication: Publication, by: User | None) -> bool:
+def can_edit(publication: Publication, by: Actor | None) -> bool:
     """Editors change drafts; changing a scheduled or published one needs the publish right."""
     if publication.status == Publication.Status.ARCHIVED:
         return False
@@ -223,7 +223,7 @@ def can_edit(publication: Publication, by: User | None) -> bool:
     return publication.status == Publication.Status.DRAFT or _has_perm(by, PUBLISH_PERMISSION)
 
 
-def access_publication_for_edit(publication: Publication, by: User | None) -> Publication:
+def access_publication_for_edit(publication: Publication, by: Actor | None) -> Publication:
     if publication.status == Publication.Status.ARCHIVED:
         raise PublicationStateError(
             "An archived publication cannot be changed.", code="archived", field="status"
@@ -240,7 +240,7 @@ def access_publication_for_edit(publication: Publication, by: User | None) -> Pu
 
 
 def record_version(
-    publication: Publication, *, by: User | None, reason: str, created: bool = False
+    publication: Publication, *, by: Actor | None, reason: str, created: bool = False
 ) -> Any:
     """Record the publication's current state (fields and topics) as one new version; return it.
 
@@ -272,8 +272,10 @@ def _set_topics_quietly(publication: Publication, topics: Iterable[Topic]) -> No
         del publication.skip_history_when_saving  # type: ignore[attr-defined]
 
 
-def create_publication(data: PublicationInput, *, by: User | None, reason: str = "") -> Publication:
-    """Create a draft and its first version. Raises InvalidPublicationError, PermissionError."""
+def create_publication(
+    data: PublicationInput, *, by: Actor | None, reason: str = ""
+) -> Publication:
+    """Create a draft and its first version. Raises InvalidPublicationError, PublishingPermissionError."""
     _require(by, ADD_PERMISSION, "create publications")
     topics = check_publication_input(data)
     reason = _check_reason(reason) or "Created"
@@ -300,7 +302,7 @@ def create_publication(data: PublicationInput, *, by: User | None, reason: str =
 
 
 def update_publication(
-    publication: Publication, data: PublicationInput, *, by: User | None, reason: str = ""
+    publication: Publication, data: PublicationInput, *, by: Actor | None, reason: str = ""
 ) -> Publication:
     """Change the editorial fields and topics; one new version. Nothing changes on error."""
     with transaction.atomic():
@@ -324,7 +326,7 @@ def update_publication(
     return publication
 
 
-def restore_version(publication: Publication, version: Any, *, by: User | None) -> Any:
+def restore_version(publication: Publication, version: Any, *, by: Actor | None) -> Any:
     """Make ``version``'s title, summary, body, language and topics current, as a new version.
 
     History is never rewritten: the restored state is appended. Topics deleted since are left
@@ -369,7 +371,7 @@ def _enqueue_plan(dispatch: Dispatch) -> None:
     transaction.on_commit(lambda: async_task(PLAN_DISPATCH_TASK, dispatch_id))
 
 
-def _publish_locked(publication: Publication, by: User | None, reason: str) -> Dispatch:
+def _publish_locked(publication: Publication, by: Actor | None, reason: str) -> Dispatch:
     """Publish a row already locked by the caller's transaction."""
     existing = publication.dispatches.filter(kind=Dispatch.Kind.PUBLISH).first()
     if existing is not None:
@@ -404,7 +406,7 @@ def _publish_locked(publication: Publication, by: User | None, reason: str) -> D
     return dispatch
 
 
-def publish(publication: Publication, by: User | None) -> Dispatch:
+def publish(publication: Publication, by: Actor | None) -> Dispatch:
     """Publish now: mark published, record the version, create the one "publish" Dispatch.
 
     Runs in one transaction holding the publication's row lock (SELECT ... FOR UPDATE), so two
@@ -421,7 +423,7 @@ def publish(publication: Publication, by: User | None) -> Dispatch:
     return dispatch
 
 
-def resend(publication: Publication, by: User | None) -> Dispatch:
+def resend(publication: Publication, by: Actor | None) -> Dispatch:
     """Deliberately send a published publication again, as its current version: a new dispatch."""
     _require(by, PUBLISH_PERMISSION, "resend")
     with transaction.atomic():
@@ -444,7 +446,9 @@ def resend(publication: Publication, by: User | None) -> Dispatch:
     return dispatch
 
 
-def schedule(publication: Publication, publish_at: datetime | None, by: User | None) -> Publication:
+def schedule(
+    publication: Publication, publish_at: datetime | None, by: Actor | None
+) -> Publication:
     """Schedule a draft (or reschedule) to publish at ``publish_at``, a time in the future."""
     _require(by, PUBLISH_PERMISSION, "schedule")
     publish_at = check_publish_at(publish_at)
@@ -469,7 +473,7 @@ def schedule(publication: Publication, publish_at: datetime | None, by: User | N
     return publication
 
 
-def unschedule(publication: Publication, by: User | None) -> Publication:
+def unschedule(publication: Publication, by: Actor | None) -> Publication:
     """Take a scheduled publication back to draft."""
     _require(by, PUBLISH_PERMISSION, "unschedule")
     with transaction.atomic():
@@ -488,7 +492,7 @@ def unschedule(publication: Publication, by: User | None) -> Publication:
     return publication
 
 
-def archive(publication: Publication, by: User | None) -> Publication:
+def archive(publication: Publication, by: Actor | None) -> Publication:
     """Archive: off the public archive and feeds, no longer editable. Archiving twice is a no-op."""
     _require(by, ARCHIVE_PERMISSION, "archive")
     with transaction.atomic():
@@ -535,7 +539,7 @@ def publish_due(now: datetime | None = None) -> list[Dispatch]:
 # --- Test sends ---------------------------------------------------------------------------------
 
 
-def send_test(publication: Publication, by: User) -> str:
+def send_test(publication: Publication, by: Actor) -> str:
     """Email the current saved version to the acting user through Django's mail API.
 
     Returns the address used. Raises InvalidPublicationError when the user has no address.
