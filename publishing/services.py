@@ -228,6 +228,7 @@ def access_publication_for_edit(publication: Publication, by: Actor | None) -> P
         raise PublicationStateError(
             "An archived publication cannot be changed.", code="archived", field="status"
         )
+    _require(by, CHANGE_PERMISSION, "change publications")
     if not can_edit(publication, by):
         raise PublishingPermissionError(
             f"Only a publisher may change a {publication.get_status_display().lower()} "

@@ -399,3 +399,15 @@ def test_who_can_edit_what(draft: Publication, alice: User, paula: User, mallory
     services.archive(draft, by=paula)
     assert not services.can_edit(draft, paula)
     assert not services.can_edit(draft, None)
+
+
+def test_someone_without_a_role_can_neither_create_nor_change(
+    draft: Publication, mallory: User
+) -> None:
+    with pytest.raises(PublishingPermissionError, match="create publications"):
+        services.create_publication(_input(slug="new"), by=mallory)
+    with pytest.raises(PublishingPermissionError, match="change publications"):
+        services.update_publication(draft, _input(slug=draft.slug), by=mallory)
+
+    assert Publication.objects.count() == 1
+    assert draft.history.count() == 1
