@@ -276,7 +276,10 @@ def _set_topics_quietly(publication: Publication, topics: Iterable[Topic]) -> No
 def create_publication(
     data: PublicationInput, *, by: Actor | None, reason: str = ""
 ) -> Publication:
-    """Create a draft and its first version. Raises InvalidPublicationError, PublishingPermissionError."""
+    """Create a draft and its first version.
+
+    Raises InvalidPublicationError (naming the field) or PublishingPermissionError.
+    """
     _require(by, ADD_PERMISSION, "create publications")
     topics = check_publication_input(data)
     reason = _check_reason(reason) or "Created"
