@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 from django_q.models import Task
 
@@ -411,3 +412,20 @@ def test_someone_without_a_role_can_neither_create_nor_change(
 
     assert Publication.objects.count() == 1
     assert draft.history.count() == 1
+
+
+def test_nothing_is_enqueued_when_the_surrounding_transaction_rolls_back(
+    draft: Publication, paula: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        services.publish(draft, by=paula)
+        raise RuntimeError("the caller failed after publishing")
+
+    assert callbacks == []
+    assert not Task.objects.exists()
+    assert not Dispatch.objects.exists()
+    assert Publication.objects.get(pk=draft.pk).status == Publication.Status.DRAFT
