@@ -126,8 +126,8 @@ def sanitize_html(html: str) -> str:
         if cleaned == current:
             return current
         current = cleaned
-    # Never seen: give up on markup rather than return something unstable.
-    return html_lib.escape(nh3.clean(current, tags=set()), quote=False)
+    # Never seen: give up on markup (escaped text is stable) rather than return something unstable.
+    return str(nh3.clean(current, tags=set()))
 
 
 def neutralise_placeholders(text: str) -> str:
