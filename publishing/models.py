@@ -7,7 +7,8 @@ from datetime import datetime
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
 TITLE_MAX_LENGTH = 200
@@ -15,6 +16,11 @@ SUMMARY_MAX_LENGTH = 500
 BODY_MAX_LENGTH = 100_000
 MIN_TOPICS = 1
 MAX_TOPICS = 50
+
+
+class TopicQuerySet(models.QuerySet["Topic"]):
+    def public(self) -> TopicQuerySet:
+        return self.filter(is_public=True)
 
 
 class Topic(models.Model):
@@ -29,11 +35,16 @@ class Topic(models.Model):
 
     history = HistoricalRecords()
 
+    objects = TopicQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("publishing:topic_detail", args=[self.slug])
 
 
 class PublicationQuerySet(models.QuerySet["Publication"]):
@@ -43,6 +54,18 @@ class PublicationQuerySet(models.QuerySet["Publication"]):
     def due(self, now: datetime) -> PublicationQuerySet:
         """Scheduled publications whose time has come."""
         return self.filter(status=Publication.Status.SCHEDULED, publish_at__lte=now)
+
+    def in_archive(self) -> PublicationQuerySet:
+        """Published publications with at least one public topic: the topic pages and feeds."""
+        in_public_topic = Publication.topics.through.objects.filter(
+            publication_id=OuterRef("pk"), topic__is_public=True
+        )
+        return self.published().filter(Exists(in_public_topic)).order_by("-published_at", "-pk")
+
+
+# Kept by name so that services can record one version per logical change (see
+# publishing.services.record_version) instead of one per save and per m2m signal.
+PUBLICATION_HISTORY = HistoricalRecords(m2m_fields=["topics"])
 
 
 class Publication(models.Model):
@@ -71,7 +94,7 @@ class Publication(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(m2m_fields=[topics])
+    history = PUBLICATION_HISTORY
 
     objects = PublicationQuerySet.as_manager()
 
@@ -88,6 +111,9 @@ class Publication(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("publishing:publication_detail", args=[self.slug])
 
 
 class Dispatch(models.Model):
@@ -123,6 +149,7 @@ class Dispatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "dispatches"
         constraints = [
             # Publishing twice (two editors, two workers) can never create a second first send.
             models.UniqueConstraint(

@@ -1,7 +1,17 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+
+from publishing import feeds, views
 
 app_name = "publishing"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("p/", views.archive_index, name="archive"),
+    path("p/<slug:slug>/", views.publication_detail, name="publication_detail"),
+    path("topics/<slug:slug>/", views.topic_detail, name="topic_detail"),
+    path("feeds/rss/", feeds.rss_feed, name="feed_rss"),
+    path("feeds/atom/", feeds.atom_feed, name="feed_atom"),
+    path("topics/<slug:slug>/rss/", feeds.rss_feed, name="topic_feed_rss"),
+    path("topics/<slug:slug>/atom/", feeds.atom_feed, name="topic_feed_atom"),
+]

@@ -1,0 +1,111 @@
+"""The public archive: a publication's page and topic pages, with ETag and Last-Modified.
+
+Only published publications are public: drafts, scheduled and archived ones answer 404. Topic
+pages and feeds list publications of public topics only (``Publication.objects.in_archive``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db.models import Count, Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import condition, require_safe
+
+from publishing import rendering
+from publishing.models import Publication, Topic
+
+PAGE_SIZE = 20
+
+
+def access_published(slug: str) -> Publication:
+    """The published publication with this slug; Http404 for any other status."""
+    return get_object_or_404(Publication.objects.published(), slug=slug)
+
+
+def access_public_topic(slug: str) -> Topic:
+    return get_object_or_404(Topic.objects.public(), slug=slug)
+
+
+def _etag(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def archive_last_modified() -> datetime | None:
+    """When anything shown in a list may last have changed.
+
+    The newest change to any publication or topic: coarse (a draft's edit counts) but it never
+    goes backwards when a publication leaves a list, which a maximum over the listed rows would.
+    """
+    publications = Publication.objects.aggregate(latest=Max("updated_at"))["latest"]
+    topics = Topic.objects.aggregate(latest=Max("updated_at"))["latest"]
+    stamps = [stamp for stamp in (publications, topics) if stamp is not None]
+    return max(stamps) if stamps else None
+
+
+def listing_etag(topic_slug: str | None, page: object = 1) -> str:
+    """A validator for a list: how many publications it holds and their newest change.
+
+    Any edit saves ``updated_at`` (now), publishing adds a row and archiving removes one, so one
+    of the two moves whenever the list changes; topic names and flags count too.
+    """
+    publications = Publication.objects.in_archive()
+    if topic_slug is not None:
+        publications = publications.filter(topics__slug=topic_slug)
+    summary = publications.aggregate(count=Count("pk"), latest=Max("updated_at"))
+    topics = Topic.objects.aggregate(count=Count("pk"), latest=Max("updated_at"))
+    return _etag("list", topic_slug, page, summary, topics)
+
+
+def _detail_etag(request: HttpRequest, slug: str) -> str | None:
+    row = Publication.objects.published().filter(slug=slug).values_list("pk", "updated_at").first()
+    return _etag("detail", row) if row else None
+
+
+def _detail_last_modified(request: HttpRequest, slug: str) -> datetime | None:
+    published = Publication.objects.published().filter(slug=slug)
+    return published.values_list("updated_at", flat=True).first()
+
+
+@require_safe
+@condition(etag_func=_detail_etag, last_modified_func=_detail_last_modified)
+def publication_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    publication = access_published(slug)
+    context = {
+        "publication": publication,
+        "body_html": rendering.render_body_html(publication),
+        "topics": publication.topics.public(),
+    }
+    return render(request, "publishing/publication_detail.html", context)
+
+
+def _list_etag(request: HttpRequest, slug: str | None = None) -> str:
+    return listing_etag(slug, request.GET.get("page", 1))
+
+
+def _list_last_modified(request: HttpRequest, slug: str | None = None) -> datetime | None:
+    return archive_last_modified()
+
+
+def _page(request: HttpRequest, publications: Any) -> Any:
+    return Paginator(publications, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+@require_safe
+@condition(etag_func=_list_etag, last_modified_func=_list_last_modified)
+def archive_index(request: HttpRequest) -> HttpResponse:
+    page = _page(request, Publication.objects.in_archive())
+    context = {"page": page, "topics": Topic.objects.public()}
+    return render(request, "publishing/archive_index.html", context)
+
+
+@require_safe
+@condition(etag_func=_list_etag, last_modified_func=_list_last_modified)
+def topic_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    topic = access_public_topic(slug)
+    page = _page(request, Publication.objects.in_archive().filter(topics=topic))
+    return render(request, "publishing/topic_detail.html", {"topic": topic, "page": page})
