@@ -15,8 +15,10 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import re
 import sys
+import threading
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -75,6 +77,8 @@ class ImportOptions:
     consent_note: str = ""
     source: str = "import"
     batch_size: int | None = None
+    #: Writer threads on PostgreSQL (each with its own connection); None: the setting.
+    workers: int | None = None
     progress: bool = False
 
 
@@ -93,6 +97,15 @@ class ImportReport:
         self.reasons[reason] += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append((line, explanation))
+
+    def merge(self, other: ImportReport) -> None:
+        self.rows_read += other.rows_read
+        self.created += other.created
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.reasons.update(other.reasons)
+        room = MAX_REPORTED_PROBLEMS - len(self.problems)
+        self.problems.extend(other.problems[:room])
 
     def summary(self) -> str:
         text = (
@@ -299,10 +312,18 @@ def import_subscribers(
             progress.update(position - last_position)
             last_position = position
 
-    apply_batch = _apply_batch_copy if connection.vendor == "postgresql" else _apply_batch_orm
+    batches = _batches(_rows(text, report, advance), size)
+    workers = options.workers or settings.SUBSCRIBERS_IMPORT_WORKERS
     try:
-        for batch in _batches(_rows(text, report, advance), size):
-            _apply_safely(batch, context, apply_batch)
+        if connection.vendor != "postgresql":
+            for batch in batches:
+                _apply_safely(batch, context, _apply_batch_orm)
+        elif connection.in_atomic_block or workers <= 1:
+            # Inside a caller's transaction, other connections could not see its rows.
+            for batch in batches:
+                _apply_safely(batch, context, _apply_batch_copy)
+        else:
+            _apply_in_parallel(batches, context, workers)
     finally:
         if progress is not None:
             advance()
@@ -310,6 +331,7 @@ def import_subscribers(
         text.detach()
         if isinstance(source, str | Path):
             binary.close()
+    report.problems.sort()
     logger.info(
         "subscribers: import read %s rows, created %s, updated %s, skipped %s",
         report.rows_read,
@@ -318,6 +340,58 @@ def import_subscribers(
         report.skipped,
     )
     return report
+
+
+def _apply_in_parallel(batches: Iterator[list[_Row]], context: _Context, workers: int) -> None:
+    """Parse in this thread while ``workers`` threads, each with its own connection, write.
+
+    PostgreSQL does most of the work of an import; two connections keep both cores busy while
+    this thread reads the next rows. The queue is bounded, so memory stays bounded. Batches
+    hold distinct addresses (deduplicated above), so concurrent batches never conflict.
+    """
+    batch_queue: queue.Queue[list[_Row] | None] = queue.Queue(maxsize=workers * 2)
+    failures: list[BaseException] = []
+    reports = [ImportReport() for _ in range(workers)]
+
+    def work(report: ImportReport) -> None:
+        own = _Context(
+            options=context.options,
+            report=report,
+            topic_ids=context.topic_ids,
+            now=context.now,
+            consent_detail=context.consent_detail,
+        )
+        try:
+            while (batch := batch_queue.get()) is not None:
+                if not failures:
+                    _apply_safely(batch, own, _apply_batch_copy)
+        except BaseException as exc:
+            failures.append(exc)
+            while batch_queue.get() is not None:
+                pass  # keep draining so the reader never blocks on a full queue
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(report,), name=f"import-{n}", daemon=True)
+        for n, report in enumerate(reports)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in batches:
+            if failures:
+                break
+            batch_queue.put(batch)
+    finally:
+        for _ in threads:
+            batch_queue.put(None)
+        for thread in threads:
+            thread.join()
+    for report in reports:
+        context.report.merge(report)
+    if failures:
+        raise failures[0]
 
 
 def _progress_bar(enabled: bool, total: int) -> Any:
@@ -386,14 +460,14 @@ def _apply_batch_copy(batch: list[_Row], context: _Context) -> None:
             " (email, email_hash, name, locale, timezone, status, email_format, source,"
             "  token_key, created_at, updated_at, confirmed_at)"
             " SELECT i.email, i.email_hash, i.name, i.locale, i.timezone, %s, %s, %s,"
-            "  gen_random_uuid(), %s, %s, %s FROM subscriber_import i ORDER BY i.line"
+            "  gen_random_uuid(), %s, %s, %s FROM subscriber_import i"
             " ON CONFLICT (lower(email)) DO UPDATE SET"
             "  name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE x.name END,"
             "  status = CASE WHEN %s THEN 'active' ELSE x.status END,"
             "  confirmed_at = COALESCE(x.confirmed_at, EXCLUDED.confirmed_at),"
             "  updated_at = EXCLUDED.updated_at"
             " WHERE x.status IN ('pending', 'active')"
-            " RETURNING x.id, lower(x.email), x.email_hash, (x.xmax = 0)",
+            " RETURNING x.id, (x.xmax = 0)",
             [
                 status.value,
                 Subscriber.EmailFormat.HTML.value,
@@ -406,8 +480,7 @@ def _apply_batch_copy(batch: list[_Row], context: _Context) -> None:
         )
         written = cursor.fetchall()
         ids = [item[0] for item in written]
-        hashes = [item[2] for item in written]
-        created = sum(1 for item in written if item[3])
+        created = sum(1 for item in written if item[1])
         if context.topic_ids and ids:
             cursor.execute(
                 f"INSERT INTO {Subscription._meta.db_table}"  # noqa: S608
@@ -427,37 +500,35 @@ def _apply_batch_copy(batch: list[_Row], context: _Context) -> None:
             cursor.execute(
                 f"INSERT INTO {ConsentEvent._meta.db_table}"  # noqa: S608
                 " (subscriber_id, email_hash, action, form_version, user_agent, detail, created_at)"
-                " SELECT s, h, %s, %s, '', %s::jsonb, %s FROM unnest(%s::bigint[], %s::text[])"
-                " AS u(s, h)",
+                f" SELECT id, email_hash, %s, %s, '', %s::jsonb, %s FROM {subscriber_table}"
+                " WHERE id = ANY(%s)",
                 [
                     ConsentEvent.Action.IMPORT.value,
                     "import",
                     _json(context.consent_detail),
                     context.now,
                     ids,
-                    hashes,
                 ],
             )
-        refused = {lower for lower, _ in suppressed}
-        returned = {item[1] for item in written}
-        left = [lower for lower in by_lower if lower not in returned and lower not in refused]
-        statuses: dict[str, str] = {}
-        if left:
+        left: dict[str, str] = {}
+        if len(written) + len(suppressed) < len(batch):
+            # Rare: some addresses belong to subscribers who left; find which, for the report.
+            refused = {lower for lower, _ in suppressed}
             cursor.execute(
                 f"SELECT lower(email), status FROM {subscriber_table}"  # noqa: S608
-                " WHERE lower(email) = ANY(%s)",
-                [left],
+                " WHERE lower(email) = ANY(%s) AND status NOT IN ('pending', 'active')",
+                [[lower for lower in by_lower if lower not in refused]],
             )
-            statuses = dict(cursor.fetchall())
+            left = dict(cursor.fetchall())
     report = context.report
     report.created += created
     report.updated += len(written) - created
     for lower, reason in suppressed:
         line = by_lower[lower].line
         report.skip(line, "suppressed", _suppression_explanation(line, reason))
-    for lower in left:
+    for lower, status_left in left.items():
         line = by_lower[lower].line
-        report.skip(line, "left", _status_explanation(line, statuses.get(lower, "unknown")))
+        report.skip(line, "left", _status_explanation(line, status_left))
 
 
 def _json(value: dict[str, Any]) -> str:

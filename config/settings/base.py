@@ -251,6 +251,8 @@ SUBSCRIBERS_SIGNUP_RATE_EMAIL: str = env.str("SUBSCRIBERS_SIGNUP_RATE_EMAIL", de
 UNSUBSCRIBE_MAILTO: str = env.str("UNSUBSCRIBE_MAILTO", default="")
 #: Rows per batch (one COPY and one INSERT ... SELECT) when importing subscribers.
 SUBSCRIBERS_IMPORT_BATCH_SIZE: int = env.int("SUBSCRIBERS_IMPORT_BATCH_SIZE", default=10_000)
+#: Threads (each with its own PostgreSQL connection) writing an import's batches in parallel.
+SUBSCRIBERS_IMPORT_WORKERS: int = env.int("SUBSCRIBERS_IMPORT_WORKERS", default=2)
 
 # --- Channels and delivery ------------------------------------------------------------------
 #: Fernet keys (comma-separated, newest first) encrypting channel secrets at rest.
