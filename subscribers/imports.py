@@ -30,7 +30,7 @@ from typing import IO, Any, NamedTuple, TextIO
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -134,6 +134,8 @@ class _Context:
     topic_ids: list[int]
     now: datetime
     consent_detail: dict[str, Any]
+    #: Set once a batch met an existing address: later batches go straight to the upsert.
+    seen_conflict: bool = False
 
 
 def _resolve_topics(slugs: Sequence[str]) -> list[int]:
@@ -453,31 +455,45 @@ def _apply_batch_copy(batch: list[_Row], context: _Context) -> None:
             " WHERE s.email_hash = i.email_hash RETURNING i.lower_email, s.reason"
         )
         suppressed = cursor.fetchall()
-        # The conflict target is the unique index on lower(email); rows of subscribers who left
-        # (unsubscribed, bounced, complained) are left untouched and not returned.
-        cursor.execute(
+        columns = (
             f"INSERT INTO {subscriber_table} AS x"  # noqa: S608
             " (email, email_hash, name, locale, timezone, status, email_format, source,"
             "  token_key, created_at, updated_at, confirmed_at)"
             " SELECT i.email, i.email_hash, i.name, i.locale, i.timezone, %s, %s, %s,"
             "  gen_random_uuid(), %s, %s, %s FROM subscriber_import i"
-            " ON CONFLICT (lower(email)) DO UPDATE SET"
-            "  name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE x.name END,"
-            "  status = CASE WHEN %s THEN 'active' ELSE x.status END,"
-            "  confirmed_at = COALESCE(x.confirmed_at, EXCLUDED.confirmed_at),"
-            "  updated_at = EXCLUDED.updated_at"
-            " WHERE x.status IN ('pending', 'active')"
-            " RETURNING x.id, (x.xmax = 0)",
-            [
-                status.value,
-                Subscriber.EmailFormat.HTML.value,
-                options.source,
-                context.now,
-                context.now,
-                confirmed_at,
-                options.confirmed,
-            ],
         )
+        values: list[Any] = [
+            status.value,
+            Subscriber.EmailFormat.HTML.value,
+            options.source,
+            context.now,
+            context.now,
+            confirmed_at,
+        ]
+        inserted = False
+        if not context.seen_conflict:
+            # A plain INSERT is much cheaper than an upsert (no speculative insertion); most
+            # batches of a new list have no existing address. The first batch that does
+            # switches this writer to the upsert for good.
+            try:
+                with transaction.atomic():
+                    cursor.execute(columns + " RETURNING x.id, true", values)
+                inserted = True
+            except IntegrityError:
+                context.seen_conflict = True
+        if not inserted:
+            # The conflict target is the unique index on lower(email); rows of subscribers who
+            # left (unsubscribed, bounced, complained) are left untouched and not returned.
+            cursor.execute(
+                columns + " ON CONFLICT (lower(email)) DO UPDATE SET"
+                "  name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE x.name END,"
+                "  status = CASE WHEN %s THEN 'active' ELSE x.status END,"
+                "  confirmed_at = COALESCE(x.confirmed_at, EXCLUDED.confirmed_at),"
+                "  updated_at = EXCLUDED.updated_at"
+                " WHERE x.status IN ('pending', 'active')"
+                " RETURNING x.id, (x.xmax = 0)",
+                [*values, options.confirmed],
+            )
         written = cursor.fetchall()
         ids = [item[0] for item in written]
         created = sum(1 for item in written if item[1])

@@ -53,9 +53,10 @@ def _render(
         {"site_name": settings.SITE_NAME, **(context or {})},
         status=status,
     )
-    # Links carry personal tokens: keep them out of caches and of other sites' Referer logs.
+    # Links carry personal tokens: keep them out of shared caches. (The site-wide
+    # Referrer-Policy, same-origin, keeps them out of other sites' logs; "no-referrer" would make
+    # browsers send "Origin: null" and fail Django's CSRF origin check.)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
