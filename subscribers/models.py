@@ -40,6 +40,10 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
     def active(self) -> SubscriberQuerySet:
         return self.filter(status=Subscriber.Status.ACTIVE, confirmed_at__isnull=False)
 
+    def reachable(self) -> SubscriberQuerySet:
+        """Active, confirmed, and not on the suppression list: who may be sent bulk mail."""
+        return self.active().exclude(email_hash__in=Suppression.objects.values("email_hash"))
+
     def by_email(self, email: str) -> SubscriberQuerySet:
         return self.filter(email__iexact=normalize_email(email))
 

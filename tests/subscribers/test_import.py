@@ -243,3 +243,72 @@ def test_export_writes_what_import_reads_back(tmp_path: Path, news: Topic) -> No
     Subscriber.objects.all().delete()
     report = services.import_subscribers(path)
     assert report.created == 2
+
+
+@pytest.mark.django_db
+def test_it_skips_unreadable_and_oversized_rows_and_keeps_going() -> None:
+    huge = "x" * 140_000  # over the csv module's field limit: a malformed row
+    content = (
+        f'email,name\nok1@example.com,A\n"{huge}",B\n{"a" * 250}@example.com,C\n'
+        f"ok2@example.com,{'n' * 201}\nok3@example.com,D\n"
+    ).encode()
+
+    report = services.import_subscribers(io.BytesIO(content))
+
+    assert report.created == 2
+    assert report.reasons == {"malformed": 1, "invalid_email": 1, "invalid_name": 1}
+    explanations = dict(report.problems)
+    assert "field larger than field limit" in explanations[3]
+    assert explanations[4] == "line 4: email is longer than 254 characters"
+    assert explanations[5] == "line 5: name is longer than 200 characters"
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_header_it_cannot_read() -> None:
+    with pytest.raises(ImportFileError, match="header line cannot be read"):
+        services.import_subscribers(io.BytesIO(b'"' + b"e" * 140_000 + b'"\n'))
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_it_shows_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(10_050)))
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+
+    services.import_subscribers(path, services.ImportOptions(progress=True))
+
+    assert "Importing" in terminal.getvalue()
+    assert "100%" in terminal.getvalue()
+    assert Subscriber.objects.count() == 10_050
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_row_the_database_refuses_never_loses_the_good_ones() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # Stands for any refusal the validation did not foresee; rolled back with the test.
+        cursor.execute(
+            "ALTER TABLE subscribers_subscriber ADD CONSTRAINT test_refuse_evil"
+            " CHECK (email <> 'evil@example.com')"
+        )
+
+    report = services.import_subscribers(
+        csv_bytes("email", "a@example.com", "evil@example.com", "b@example.com")
+    )
+
+    assert (report.created, report.skipped) == (2, 1)
+    assert report.problems == [(3, "line 3: refused by the database")]
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "a@example.com",
+        "b@example.com",
+    ]
