@@ -194,7 +194,10 @@ def apply(po_path: Path) -> list[str]:
         lines = block.strip("\n").splitlines()
         msgid = _unquote(lines, "msgid")
         if index == 0 or msgid is None or msgid == "":
-            out.append(block.replace("; charset=CHARSET", "; charset=UTF-8"))
+            header = block.replace("; charset=CHARSET", "; charset=UTF-8")
+            out.append(
+                header.replace("#, fuzzy\n", "").replace('"Language: \\n"', '"Language: fr\\n"')
+            )
             continue
         plural = _unquote(lines, "msgid_plural")
         translation = FR.get(msgid)

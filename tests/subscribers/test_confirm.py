@@ -148,3 +148,16 @@ def test_it_lifts_the_suppression_of_an_address_that_confirms_again(client: Clie
     assert not Suppression.objects.exists()
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.ACTIVE
+
+
+def test_it_explains_an_expired_link_in_the_browsers_language(
+    client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    link = signed_up(client, news, django_capture_on_commit_callbacks, "marie@example.com")
+
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        response = client.get(link, HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert response.status_code == 410
+    assert "Ce lien a expiré".encode() in response.content
+    assert "valables 7 jours".encode() in response.content
