@@ -3,12 +3,19 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.db import IntegrityError
 from django.test import Client
 
 from publishing.models import Topic
 from subscribers import services, tokens
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
-from tests.factories import SubscriberFactory, SubscriptionFactory
+from tests.factories import (
+    ChannelFactory,
+    DeliveryFactory,
+    DispatchFactory,
+    SubscriberFactory,
+    SubscriptionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +80,24 @@ def test_it_never_lets_an_import_add_an_erased_address_again(bob: Subscriber) ->
         (2, "line 2: the address is on the suppression list (erased); not re-added")
     ]
     assert list(Subscriber.objects.values_list("email", flat=True)) == ["new@example.com"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=IntegrityError,
+    reason=(
+        "channels.Delivery.subscriber is SET_NULL on delete, and a delivery with no subscriber "
+        "hits the one_broadcast_per_channel constraint: the second erased recipient of one "
+        "dispatch cannot be erased. Needs a change in channels/models.py (reported)."
+    ),
+)
+def test_it_erases_two_people_who_received_the_same_dispatch() -> None:
+    dispatch, channel = DispatchFactory.create(), ChannelFactory.create()
+    ann, ben = SubscriberFactory.create(), SubscriberFactory.create()
+    DeliveryFactory.create(dispatch=dispatch, channel=channel, subscriber=ann)
+    DeliveryFactory.create(dispatch=dispatch, channel=channel, subscriber=ben)
+
+    services.erase_subscriber(ann, services.Origin(via="test"))
+    services.erase_subscriber(ben, services.Origin(via="test"))
+
+    assert not Subscriber.objects.exists()
