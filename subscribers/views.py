@@ -156,8 +156,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             services.unsubscribe(subscriber, origin)
             return HttpResponseRedirect(here + "?done=unsubscribed")
         if action == "resubscribe":
-            services.resubscribe(subscriber, origin)
-            return HttpResponseRedirect(here + "?done=resubscribed")
+            if services.resubscribe(subscriber, origin):
+                return HttpResponseRedirect(here + "?done=resubscribed")
+            return HttpResponseRedirect(here)
         form = PreferencesForm(request.POST, subscriber=subscriber)
         if form.is_valid():
             data = form.cleaned_data

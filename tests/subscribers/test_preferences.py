@@ -165,8 +165,9 @@ def test_it_unsubscribes_from_everything_and_subscribes_again(
     assert Suppression.objects.get().reason == Suppression.Reason.UNSUBSCRIBED
     assert b"Subscribe again" in client.get(page(bob)).content
 
-    client.post(page(bob), {"action": "resubscribe"})
+    response = client.post(page(bob), {"action": "resubscribe"}, follow=True)
 
+    assert b"You are subscribed again." in response.content
     bob.refresh_from_db()
     assert bob.status == Subscriber.Status.ACTIVE
     assert not Suppression.objects.exists()
@@ -177,8 +178,9 @@ def test_it_does_not_resubscribe_an_address_that_bounced(client: Client, bob: Su
     services.unsubscribe(bob, services.Origin(via="test"))
     Suppression.objects.update(reason=Suppression.Reason.BOUNCED)
 
-    client.post(page(bob), {"action": "resubscribe"})
+    response = client.post(page(bob), {"action": "resubscribe"}, follow=True)
 
+    assert b"You are subscribed again." not in response.content
     bob.refresh_from_db()
     assert bob.status == Subscriber.Status.UNSUBSCRIBED
 
