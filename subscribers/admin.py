@@ -73,7 +73,10 @@ class SubscriberAdmin(SubscriberAdminBase):
     list_filter = ["status", "locale", "source"]
     search_fields = ["=email"]
     show_full_result_count = False
+    # Status changes go through the actions (services), which keep the suppression list and
+    # the consent log in step; a free edit of the field would not.
     readonly_fields = [
+        "status",
         "email_hash",
         "created_at",
         "updated_at",

@@ -90,3 +90,13 @@ def test_the_consent_log_is_read_only(admin_client_: Client) -> None:
     response = admin_client_.get("/admin/subscribers/consentevent/add/")
 
     assert response.status_code == 403
+
+
+def test_the_admin_cannot_change_a_status_by_hand(admin_client_: Client) -> None:
+    ann = SubscriberFactory.create(email="ann@example.com")
+
+    response = admin_client_.get(f"/admin/subscribers/subscriber/{ann.pk}/change/")
+
+    assert response.status_code == 200
+    assert b'name="status"' not in response.content
+    assert b'name="email"' in response.content
