@@ -4,22 +4,86 @@ Contract used by the delivery engine, which must not query per recipient:
 ``manage_token(subscriber_id, token_key)`` needs only two columns it already loaded;
 ``preferences_url``, ``unsubscribe_url`` and ``list_unsubscribe_headers`` build on the token.
 Rotating a subscriber's ``token_key`` invalidates every link sent before.
+
+Manage tokens do not expire (docs/decisions/0020-subscriber-tokens.md): an unsubscribe link in a
+months-old email must still work. Confirmation tokens expire after
+``SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS``.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
 MANAGE_SALT = "subscribers.manage"
+CONFIRM_SALT = "subscribers.confirm"
+
+
+class TokenError(Exception):
+    """A link's token cannot be used. ``reason`` is ``invalid`` (forged, altered) or ``expired``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: which subscriber, and the token_key it was issued under."""
+
+    subscriber_id: int
+    token_key: str
 
 
 def manage_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     """A token for the preference center and one-click unsubscribe links."""
     return signing.dumps([subscriber_id, str(token_key)], salt=MANAGE_SALT, compress=True)
+
+
+def confirmation_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
+    """A token for the double opt-in link; it expires (see ``read_confirmation_token``)."""
+    return signing.dumps([subscriber_id, str(token_key)], salt=CONFIRM_SALT, compress=True)
+
+
+def confirmation_max_age() -> timedelta:
+    return timedelta(days=settings.SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS)
+
+
+def _read(token: str, salt: str, max_age: timedelta | None) -> TokenClaims:
+    try:
+        payload = signing.loads(token, salt=salt, max_age=max_age)
+    except signing.SignatureExpired as exc:
+        raise TokenError("expired") from exc
+    except signing.BadSignature as exc:
+        raise TokenError("invalid") from exc
+    # A valid signature over an unexpected shape can only come from our own bug; still refuse it.
+    if (
+        not isinstance(payload, list)
+        or len(payload) != 2
+        or not isinstance(payload[0], int)
+        or not isinstance(payload[1], str)
+    ):
+        raise TokenError("invalid")
+    return TokenClaims(subscriber_id=payload[0], token_key=payload[1])
+
+
+def read_manage_token(token: str) -> TokenClaims:
+    """The claims of a preference-center or unsubscribe token.
+
+    Raises TokenError("invalid") when the signature does not match. Whether the subscriber
+    still exists with that token_key is for the caller (services.access_subscriber) to check.
+    """
+    return _read(token, MANAGE_SALT, None)
+
+
+def read_confirmation_token(token: str) -> TokenClaims:
+    """The claims of a confirmation token; TokenError("expired") once it is too old."""
+    return _read(token, CONFIRM_SALT, confirmation_max_age())
 
 
 def preferences_url(token: str) -> str:
@@ -28,6 +92,10 @@ def preferences_url(token: str) -> str:
 
 def unsubscribe_url(token: str) -> str:
     return settings.SITE_URL + reverse("subscribers:unsubscribe", args=[token])
+
+
+def confirm_url(token: str) -> str:
+    return settings.SITE_URL + reverse("subscribers:confirm", args=[token])
 
 
 def list_unsubscribe_headers(token: str) -> dict[str, str]:

@@ -1,13 +1,251 @@
-"""Public pages of subscribers (the subscribers issue builds them out)."""
+"""Public pages: sign-up, confirmation, the preference center and unsubscribe.
+
+No login anywhere: the signed token in each link is the credential. Every state change happens
+on POST; a GET (what mail scanners do) only shows a page with a button.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_safe
+
+from config.views import ratelimited
+from subscribers import services
+from subscribers.exceptions import InvalidLinkError
+from subscribers.forms import (
+    PREFERENCES_FORM_VERSION,
+    SIGNUP_FORM_VERSION,
+    PreferencesForm,
+    SignupForm,
+)
+from subscribers.limits import signup_rate_limited
+from subscribers.models import Subscriber, Subscription
+
+logger = logging.getLogger(__name__)
+
+ONE_CLICK_BODY = "One-Click"
 
 
+def _choose_language(request: HttpRequest) -> str:
+    """Honour ?language=xx (the page's language links and the form's hidden field)."""
+    wanted = request.GET.get("language") or request.POST.get("language") or ""
+    if wanted in {code for code, _ in settings.LANGUAGES}:
+        translation.activate(wanted)
+        request.LANGUAGE_CODE = wanted
+    return translation.get_language() or settings.LANGUAGE_CODE
+
+
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
+    response = render(
+        request,
+        f"subscribers/{template}",
+        {"site_name": settings.SITE_NAME, **(context or {})},
+        status=status,
+    )
+    # Links carry personal tokens: keep them out of shared caches. (The site-wide
+    # Referrer-Policy, same-origin, keeps them out of other sites' logs; "no-referrer" would make
+    # browsers send "Origin: null" and fail Django's CSRF origin check.)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _link_error(request: HttpRequest, error: InvalidLinkError) -> HttpResponse:
+    expired = error.code == "expired_link"
+    return _render(
+        request,
+        "link_error.html",
+        {"expired": expired, "max_age_days": settings.SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS},
+        status=410 if expired else 400,
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    language = _choose_language(request)
+    if request.method != "POST":
+        return _render(request, "signup.html", {"form": SignupForm(), "language": language})
+    form = SignupForm(request.POST)
+    if signup_rate_limited(request, request.POST.get("email", "")[:320]):
+        return ratelimited(request, Exception("sign-up rate limit"))
+    thanks = reverse("subscribers:signup_thanks") + f"?language={language}"
+    if form.is_bot:
+        logger.info("subscribers: honeypot filled on the sign-up page; ignored")
+        return HttpResponseRedirect(thanks)
+    if not form.is_valid():
+        return _render(request, "signup.html", {"form": form, "language": language}, status=400)
+    services.sign_up(
+        email=form.cleaned_data["email"],
+        name=form.cleaned_data["name"],
+        topics=list(form.cleaned_data["topics"]),
+        locale=language,
+        time_zone=form.cleaned_data["timezone"],
+        origin=services.Origin.from_request(request, via="page", form_version=SIGNUP_FORM_VERSION),
+    )
+    return HttpResponseRedirect(thanks)
+
+
+@require_safe
+def signup_thanks(request: HttpRequest) -> HttpResponse:
+    _choose_language(request)
+    return _render(request, "signup_thanks.html")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber = services.read_confirmation(token)
+    except InvalidLinkError as error:
+        return _link_error(request, error)
+    translation.activate(subscriber.locale)
+    if request.method != "POST":
+        return _render(request, "confirm.html", {"token": token})
+    try:
+        subscriber, _changed = services.confirm_subscription(
+            token, services.Origin.from_request(request, via="page", form_version="confirm")
+        )
+    except InvalidLinkError as error:
+        return _link_error(request, error)
+    manage = services.manage_token_for(subscriber)
+    return _render(
+        request,
+        "confirmed.html",
+        {"preferences_url": reverse("subscribers:preferences", args=[manage])},
+    )
+
+
+def _preferences_initial(subscriber: Subscriber) -> dict[str, Any]:
+    frequency, paused_until = services.current_frequency(subscriber, timezone.localdate())
+    return {
+        "name": subscriber.name,
+        "topics": list(subscriber.subscriptions.values_list("topic_id", flat=True)),
+        "frequency": frequency,
+        "paused_until": paused_until,
+        "email_format": subscriber.email_format,
+        "locale": subscriber.locale,
+        "timezone": subscriber.timezone,
+    }
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
-    return HttpResponse("The preference center is not built yet.", status=501)
+    try:
+        subscriber = services.access_subscriber(token)
+    except InvalidLinkError as error:
+        return _link_error(request, error)
+    translation.activate(subscriber.locale)
+    origin = services.Origin.from_request(
+        request, via="preferences", form_version=PREFERENCES_FORM_VERSION
+    )
+    here = reverse("subscribers:preferences", args=[token])
+    form = PreferencesForm(subscriber=subscriber, initial=_preferences_initial(subscriber))
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action", "save")
+        if action == "unsubscribe":
+            services.unsubscribe(subscriber, origin)
+            return HttpResponseRedirect(here + "?done=unsubscribed")
+        if action == "resubscribe":
+            if services.resubscribe(subscriber, origin):
+                return HttpResponseRedirect(here + "?done=resubscribed")
+            return HttpResponseRedirect(here)
+        form = PreferencesForm(request.POST, subscriber=subscriber)
+        if form.is_valid():
+            data = form.cleaned_data
+            services.update_preferences(
+                subscriber,
+                topics=list(data["topics"]),
+                frequency=data["frequency"],
+                paused_until=data["paused_until"],
+                email_format=data["email_format"],
+                name=data["name"],
+                locale=data["locale"],
+                time_zone=data["timezone"],
+                origin=origin,
+            )
+            return HttpResponseRedirect(here + "?done=saved")
+        status = 400
+    subscriber.refresh_from_db()
+    return _render(
+        request,
+        "preferences.html",
+        {
+            "form": form,
+            "token": token,
+            "subscriber": subscriber,
+            "done": request.GET.get("done", ""),
+            "stored": services.export_subscriber_data(subscriber),
+            "is_unsubscribed": subscriber.status == Subscriber.Status.UNSUBSCRIBED,
+            "is_pending": subscriber.status == Subscriber.Status.PENDING,
+            "paused": Subscription.Frequency.PAUSED.value,
+        },
+        status=status,
+    )
 
 
+@require_safe
+def preferences_data(request: HttpRequest, token: str) -> HttpResponse:
+    """Everything stored about the subscriber, as a JSON download."""
+    try:
+        subscriber = services.access_subscriber(token)
+    except InvalidLinkError as error:
+        return _link_error(request, error)
+    body = json.dumps(services.export_subscriber_data(subscriber), indent=2, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="my-subscription-data.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def erase(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber = services.access_subscriber(token)
+    except InvalidLinkError as error:
+        return _link_error(request, error)
+    translation.activate(subscriber.locale)
+    if request.method != "POST":
+        return _render(request, "erase.html", {"token": token})
+    services.erase_subscriber(subscriber, services.Origin(via="preferences"))
+    return _render(request, "erased.html")
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    return HttpResponse("Unsubscribing is not built yet.", status=501)
+    """GET shows a button; POST unsubscribes at once (RFC 8058 one-click, or that button).
+
+    CSRF-exempt because mailbox providers POST ``List-Unsubscribe=One-Click`` with no cookie;
+    the signed token is what authorises the change. Idempotent.
+    """
+    try:
+        subscriber = services.access_subscriber(token)
+    except InvalidLinkError as error:
+        if services.is_forgotten(token):
+            # An erased subscriber: nothing is stored, so they are as unsubscribed as can be.
+            return _render(request, "unsubscribed.html", {"forgotten": True})
+        return _link_error(request, error)
+    translation.activate(subscriber.locale)
+    manage = reverse("subscribers:preferences", args=[token])
+    if request.method != "POST":
+        return _render(
+            request,
+            "unsubscribe.html",
+            {"token": token, "preferences_url": manage, "subscriber": subscriber},
+        )
+    one_click = request.POST.get("List-Unsubscribe") == ONE_CLICK_BODY
+    services.unsubscribe(
+        subscriber,
+        services.Origin.from_request(request, via="one-click" if one_click else "unsubscribe-page"),
+    )
+    return _render(request, "unsubscribed.html", {"preferences_url": manage})

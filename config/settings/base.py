@@ -267,6 +267,22 @@ WORKER_HEARTBEAT_INTERVAL: int = env.int("WORKER_HEARTBEAT_INTERVAL", default=15
 # --- Publishing -----------------------------------------------------------------------------
 
 # --- Subscribers ----------------------------------------------------------------------------
+#: Days a double opt-in confirmation link stays valid.
+SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS: int = env.int(
+    "SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS", default=7
+)
+#: Confirmation and "already subscribed" emails one address receives at most per 24 hours.
+SUBSCRIBERS_SIGNUP_EMAILS_PER_DAY: int = env.int("SUBSCRIBERS_SIGNUP_EMAILS_PER_DAY", default=3)
+#: Sign-ups (page and API together) allowed per client IP address, django-ratelimit syntax.
+SUBSCRIBERS_SIGNUP_RATE_IP: str = env.str("SUBSCRIBERS_SIGNUP_RATE_IP", default="20/h")
+#: Sign-ups naming one address, from anywhere, allowed per period.
+SUBSCRIBERS_SIGNUP_RATE_EMAIL: str = env.str("SUBSCRIBERS_SIGNUP_RATE_EMAIL", default="5/h")
+#: Inbound address for the mailto: part of List-Unsubscribe; empty leaves only the https URL.
+UNSUBSCRIBE_MAILTO: str = env.str("UNSUBSCRIBE_MAILTO", default="")
+#: Rows per batch (one COPY and one INSERT ... SELECT) when importing subscribers.
+SUBSCRIBERS_IMPORT_BATCH_SIZE: int = env.int("SUBSCRIBERS_IMPORT_BATCH_SIZE", default=10_000)
+#: Threads (each with its own PostgreSQL connection) writing an import's batches in parallel.
+SUBSCRIBERS_IMPORT_WORKERS: int = env.int("SUBSCRIBERS_IMPORT_WORKERS", default=2)
 
 # --- Channels and delivery ------------------------------------------------------------------
 #: Fernet keys (comma-separated, newest first) encrypting channel secrets at rest.

@@ -7,15 +7,24 @@ from tests.factories.publishing import (
     TopicFactory,
     UserFactory,
 )
-from tests.factories.subscribers import SubscriberFactory, SubscriptionFactory
+from tests.factories.subscribers import (
+    ConsentEventFactory,
+    PendingSubscriberFactory,
+    SubscriberFactory,
+    SubscriptionFactory,
+    SuppressionFactory,
+)
 
 __all__ = [
     "ChannelFactory",
+    "ConsentEventFactory",
     "DeliveryFactory",
     "DispatchFactory",
+    "PendingSubscriberFactory",
     "PublicationFactory",
     "SubscriberFactory",
     "SubscriptionFactory",
+    "SuppressionFactory",
     "TopicFactory",
     "UserFactory",
 ]

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import override_settings
+from django.utils import timezone
+
+from subscribers import tokens
+
+
+def test_it_reads_back_what_a_manage_token_carries() -> None:
+    key = uuid.uuid4()
+
+    claims = tokens.read_manage_token(tokens.manage_token(42, key))
+
+    assert claims == tokens.TokenClaims(subscriber_id=42, token_key=str(key))
+
+
+def test_it_never_expires_a_manage_token() -> None:
+    token = tokens.manage_token(42, uuid.uuid4())
+
+    with time_machine.travel(timezone.now() + timedelta(days=3650)):
+        assert tokens.read_manage_token(token).subscriber_id == 42
+
+
+def test_it_expires_a_confirmation_token_after_the_configured_days() -> None:
+    token = tokens.confirmation_token(7, uuid.uuid4())
+
+    with time_machine.travel(timezone.now() + timedelta(days=6, hours=23)):
+        assert tokens.read_confirmation_token(token).subscriber_id == 7
+    later = timezone.now() + timedelta(days=7, seconds=1)
+    with time_machine.travel(later), pytest.raises(tokens.TokenError) as error:
+        tokens.read_confirmation_token(token)
+    assert error.value.reason == "expired"
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a:b:c", "W1sxLCJ4Il0:abc:def"])
+def test_it_refuses_forged_tokens(token: str) -> None:
+    with pytest.raises(tokens.TokenError) as error:
+        tokens.read_manage_token(token)
+    assert error.value.reason == "invalid"
+
+
+def test_it_does_not_accept_one_kind_of_token_as_the_other() -> None:
+    key = uuid.uuid4()
+
+    with pytest.raises(tokens.TokenError):
+        tokens.read_manage_token(tokens.confirmation_token(1, key))
+    with pytest.raises(tokens.TokenError):
+        tokens.read_confirmation_token(tokens.manage_token(1, key))
+
+
+def test_it_still_reads_tokens_signed_with_a_previous_secret_key() -> None:
+    with override_settings(SECRET_KEY="old-key-" + "x" * 50):
+        token = tokens.manage_token(5, uuid.uuid4())
+
+    with override_settings(
+        SECRET_KEY="new-key-" + "y" * 50, SECRET_KEY_FALLBACKS=["old-key-" + "x" * 50]
+    ):
+        assert tokens.read_manage_token(token).subscriber_id == 5
+    new_only = override_settings(SECRET_KEY="new-key-" + "y" * 50, SECRET_KEY_FALLBACKS=[])
+    with new_only, pytest.raises(tokens.TokenError):
+        tokens.read_manage_token(token)
+
+
+@override_settings(SITE_URL="https://news.example.org", UNSUBSCRIBE_MAILTO="unsub@example.org")
+def test_it_builds_rfc_8058_headers_with_https_and_mailto_targets() -> None:
+    token = tokens.manage_token(3, uuid.uuid4())
+
+    headers = tokens.list_unsubscribe_headers(token)
+
+    assert headers["List-Unsubscribe"] == (
+        f"<https://news.example.org/unsubscribe/{token}/>, "
+        "<mailto:unsub@example.org?subject=unsubscribe>"
+    )
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert tokens.preferences_url(token) == f"https://news.example.org/preferences/{token}/"
+
+
+@override_settings(UNSUBSCRIBE_MAILTO="")
+def test_it_leaves_out_mailto_when_no_inbound_address_is_configured() -> None:
+    token = tokens.manage_token(3, uuid.uuid4())
+
+    assert "mailto" not in tokens.list_unsubscribe_headers(token)["List-Unsubscribe"]
