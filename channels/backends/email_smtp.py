@@ -66,8 +66,11 @@ class SmtpBackend(Backend):
                 fail_silently=False,
             )
             self._django.open()
+            assert self._django.connection is not None  # noqa: S101 (open() raised otherwise)
+            # Django's open() leaves the greeting to sendmail(); we talk MAIL/RCPT/DATA.
+            self._django.connection.ehlo_or_helo_if_needed()
         connection = self._django.connection
-        assert connection is not None  # noqa: S101 (open() raised otherwise)
+        assert connection is not None  # noqa: S101
         return connection
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
