@@ -43,7 +43,7 @@ def test_every_matching_subscriber_gets_exactly_one_message(
     rows = Delivery.objects.filter(dispatch=dispatch)
     assert rows.count() == 120
     assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
-    assert sink.delivery_ids() == {pk: 1 for pk in rows.values_list("pk", flat=True)}
+    assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
     assert sorted(sink.recipients) == sorted(r.email for r in readers)
     assert dispatch.status == Dispatch.Status.DONE
     assert all(rows.values_list("provider_message_id", flat=True))
@@ -123,7 +123,7 @@ def test_a_peer_answering_transient_errors_still_gets_everything_once(
             break
 
     assert set(rows.values_list("status", "attempts")) == {(Delivery.Status.SENT, 3)}
-    assert sink.delivery_ids() == {pk: 1 for pk in rows.values_list("pk", flat=True)}
+    assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
     assert sink.refused == 60
     dispatch.refresh_from_db()
     assert dispatch.status == Dispatch.Status.DONE
@@ -247,7 +247,7 @@ def test_an_open_circuit_keeps_deliveries_waiting_and_does_not_slow_another_chan
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     settings.DELIVERY_CIRCUIT_THRESHOLD = 3
-    sink, port = smtp_sink
+    _sink, port = smtp_sink
     slow = make_smtp_channel(black_hole[0], name="Slow", is_default_email=False)
     Channel.objects.filter(pk=slow.pk).update(config={**slow.config, "timeout": 1})
     healthy = make_smtp_channel(port, name="Healthy")
@@ -292,7 +292,7 @@ def test_a_cooled_circuit_half_opens_for_one_trial_batch_then_closes(
     settings: Any,
 ) -> None:
     settings.DELIVERY_CIRCUIT_TRIAL_SIZE = 2
-    sink, port = smtp_sink
+    _sink, port = smtp_sink
     channel = make_smtp_channel(port)
     Channel.objects.filter(pk=channel.pk).update(
         circuit_state=Channel.CircuitState.OPEN,
