@@ -252,8 +252,9 @@ DELIVERY_LEASE_SECONDS: int = env.int("DELIVERY_LEASE_SECONDS", default=Q_CLUSTE
 DELIVERY_CHANNEL_CONCURRENCY: int = env.int("DELIVERY_CHANNEL_CONCURRENCY", default=4)
 #: A rate-limited channel claims at most this many seconds of sending per batch.
 DELIVERY_RATE_BATCH_SECONDS: float = env.float("DELIVERY_RATE_BATCH_SECONDS", default=10.0)
-#: A rate-limited batch is handed to the backend in slices of this many seconds of sending.
-DELIVERY_RATE_SLICE_SECONDS: float = env.float("DELIVERY_RATE_SLICE_SECONDS", default=0.05)
+#: A rate-limited batch is handed to the backend in slices of this many seconds of sending
+#: (0: one message at a time, the strictest pacing; a slice is the largest burst).
+DELIVERY_RATE_SLICE_SECONDS: float = env.float("DELIVERY_RATE_SLICE_SECONDS", default=0.0)
 #: Consecutive transient failures that open a channel's circuit, and how long it stays open.
 DELIVERY_CIRCUIT_THRESHOLD: int = env.int("DELIVERY_CIRCUIT_THRESHOLD", default=5)
 DELIVERY_CIRCUIT_COOLDOWN_SECONDS: int = env.int("DELIVERY_CIRCUIT_COOLDOWN_SECONDS", default=60)
