@@ -547,11 +547,12 @@ def _subscriber_message(
 
 def build_messages(
     channel: Channel, rows: Sequence[Delivery], now: datetime
-) -> tuple[list[Message], list[Delivery]]:
-    """Render each claimed row; return (messages to send, rows to cancel).
+) -> tuple[list[Message], list[Delivery], list[Outcome]]:
+    """Render each claimed row; return (messages to send, rows to cancel, render failures).
 
     A row is cancelled when its recipient became unreachable after fan-out: unsubscribed,
-    bounced, complained, erased or suppressed (site mail: bounced or complained only).
+    bounced, complained, erased or suppressed (site mail: bounced or complained only). A row
+    that cannot be rendered fails permanently: rendering again gives the same result.
     """
     from_email = str(channel.config.get("from_email") or settings.DEFAULT_FROM_EMAIL)
     date = format_datetime(now)
@@ -566,23 +567,32 @@ def build_messages(
         )
     messages: list[Message] = []
     cancelled: list[Delivery] = []
+    failures: list[Outcome] = []
     for row in rows:
-        message: Message | None
-        if row.kind == Delivery.Kind.SUBSCRIBER:
-            message = _subscriber_message(row, channel, from_email, date)
-        elif row.kind == Delivery.Kind.BROADCAST and row.dispatch is not None:
-            payload = _broadcast_payload(row.dispatch.version_id, channel.kind)
-            message = Message(delivery_id=row.pk, payload=payload)
-        elif row.kind == Delivery.Kind.TRANSACTIONAL and row.raw_message is not None:
-            blocked = email_hash(row.recipient) in blocked_hashes
-            message = None if blocked else _site_message(row)
-        else:
-            message = None
+        message: Message | None = None
+        try:
+            if row.kind == Delivery.Kind.SUBSCRIBER:
+                message = _subscriber_message(row, channel, from_email, date)
+            elif row.kind == Delivery.Kind.BROADCAST and row.dispatch is not None:
+                payload = _broadcast_payload(row.dispatch.version_id, channel.kind)
+                message = Message(delivery_id=row.pk, payload=payload)
+            elif (
+                row.kind == Delivery.Kind.TRANSACTIONAL
+                and row.raw_message is not None
+                and email_hash(row.recipient) not in blocked_hashes
+            ):
+                message = _site_message(row)
+        except Exception as error:  # one broken row must not hold the batch
+            logger.exception("Delivery %s cannot be rendered", row.pk)
+            failures.append(
+                Outcome(row.pk, OutcomeStatus.PERMANENT, error=f"Rendering failed: {error!r}")
+            )
+            continue
         if message is None:
             cancelled.append(row)
         else:
             messages.append(message)
-    return messages, cancelled
+    return messages, cancelled, failures
 
 
 def _site_message(row: Delivery) -> Message:
@@ -694,7 +704,7 @@ def send_batch(channel_id: int) -> BatchReport:
                 circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None
             )
         return report
-    messages, cancelled = build_messages(channel, rows, now)
+    messages, cancelled, failures = build_messages(channel, rows, now)
     if cancelled:
         report.cancelled = Delivery.objects.filter(
             pk__in=[row.pk for row in cancelled], lease_expires_at=lease
@@ -704,12 +714,12 @@ def send_batch(channel_id: int) -> BatchReport:
             last_error="The recipient became unreachable before sending.",
             updated_at=now,
         )
-    outcomes: list[Outcome] = []
-    if messages:
-        outcomes = _send(channel, messages)
+    outcomes: list[Outcome] = _send(channel, messages) if messages else []
+    if outcomes or failures:
         done = timezone.now()
-        report.outcomes = record_outcomes(rows, outcomes, lease, done)
-        _record_channel_health(channel.pk, outcomes, trial=trial, now=done)
+        report.outcomes = record_outcomes(rows, [*outcomes, *failures], lease, done)
+        if outcomes:
+            _record_channel_health(channel.pk, outcomes, trial=trial, now=done)
         if any(outcome.disable_channel for outcome in outcomes):
             Channel.objects.filter(pk=channel.pk).update(is_enabled=False)
             logger.warning("Channel %s disabled: the endpoint reported it is gone", channel.pk)

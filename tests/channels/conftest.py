@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -97,7 +99,7 @@ def smtp_channel(smtp_sink: tuple[SmtpSink, int]) -> Channel:
 
 @pytest.fixture
 def topic() -> Topic:
-    return TopicFactory(slug="engine-news", name="Engine news")
+    return cast(Topic, TopicFactory(slug="engine-news", name="Engine news"))
 
 
 def add_subscribers(
@@ -130,8 +132,18 @@ def add_subscribers(
 
 
 def make_dispatch(topic: Topic, **fields: Any) -> Dispatch:
-    publication: Publication = PublicationFactory(topics=[topic], **fields)
+    publication = cast(Publication, PublicationFactory(topics=[topic], **fields))
     publication.status = Publication.Status.PUBLISHED
     publication.published_at = timezone.now()
     publication.save()
-    return DispatchFactory(publication=publication, version=publication.history.latest())
+    return cast(
+        Dispatch, DispatchFactory(publication=publication, version=publication.history.latest())
+    )
+
+
+def body(message: bytes, subtype: str) -> str:
+    """The text of the ``subtype`` ("plain" or "html") part of a raw message."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    part = parsed.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())

@@ -84,7 +84,11 @@ def test_a_rate_limit_holds_across_workers(
     dispatch = make_dispatch(topic)
     services.plan_dispatch(dispatch.pk)
     arrivals: list[float] = []
-    sink.answer = lambda content, rcpt: arrivals.append(time.monotonic())  # type: ignore[func-returns-value]
+
+    def record_arrival(content: bytes, rcpt: list[str]) -> None:
+        arrivals.append(time.monotonic())
+
+    sink.answer = record_arrival
 
     def drain() -> int:
         total = 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -26,7 +27,7 @@ def test_it_creates_one_delivery_per_matching_subscriber_on_the_default_email_ch
     topic: Topic, email_channel: Channel
 ) -> None:
     readers = add_subscribers(topic, 5)
-    other = TopicFactory(slug="other")
+    other = cast(Topic, TopicFactory(slug="other"))
     add_subscribers(other, 2, prefix="elsewhere")
     Channel.objects.create(name="Second email", kind="email_smtp")
     email_channel.is_enabled = True
@@ -119,7 +120,7 @@ def test_running_it_twice_adds_nothing(topic: Topic, email_channel: Channel) -> 
 def test_it_gives_each_matching_broadcast_channel_one_delivery(
     topic: Topic, email_channel: Channel
 ) -> None:
-    other = TopicFactory(slug="sports")
+    other = cast(Topic, TopicFactory(slug="sports"))
     carries_all = Channel.objects.create(name="All news", kind="webhook")
     carries_topic = Channel.objects.create(name="Engine chat", kind="slack")
     carries_topic.topics.set([topic])
@@ -132,7 +133,8 @@ def test_it_gives_each_matching_broadcast_channel_one_delivery(
 
     rows = Delivery.objects.filter(dispatch=dispatch)
     assert set(rows.values_list("channel_id", flat=True)) == {carries_all.pk, carries_topic.pk}
-    assert set(rows.values_list("kind", "subscriber_id")) == {(Delivery.Kind.BROADCAST, None)}
+    kinds: set[Any] = set(rows.values_list("kind", "subscriber_id"))
+    assert kinds == {(Delivery.Kind.BROADCAST, None)}
 
 
 def test_a_dispatch_with_nobody_to_send_to_is_done_at_once(topic: Topic) -> None:

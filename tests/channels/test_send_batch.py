@@ -17,7 +17,13 @@ from channels import services
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber, Suppression
-from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch, make_smtp_channel
+from tests.channels.conftest import (
+    SmtpSink,
+    add_subscribers,
+    body,
+    make_dispatch,
+    make_smtp_channel,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -68,8 +74,8 @@ def test_each_message_is_personal_with_unsubscribe_headers_and_a_stable_message_
     assert parsed["Subject"] == dispatch.publication.title
     assert parsed["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    text = parsed.get_body(preferencelist=("plain",)).get_content()
-    html = parsed.get_body(preferencelist=("html",)).get_content()
+    text = body(sink.messages[0], "plain")
+    html = body(sink.messages[0], "html")
     assert "Hello Zoë Ünïcode." in text
     assert "Hello Zoë Ünïcode." in html
     assert "[[[" not in text + html
