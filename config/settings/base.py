@@ -153,7 +153,7 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Publishing <news@example.com>")
 SERVER_EMAIL: str = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-EMAIL_BACKEND: str = env.str("EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend")
+EMAIL_BACKEND: str = env.str("EMAIL_BACKEND", default="channels.mail.LedgerEmailBackend")
 EMAIL_OUTBOX_DIR = Path(env.str("EMAIL_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
 EMAIL_HOST: str = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT: int = env.int("EMAIL_PORT", default=25)
