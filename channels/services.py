@@ -235,12 +235,16 @@ def plan_dispatch(dispatch_id: int) -> int:
 
 
 def enqueue_due_batches(
-    *, dispatch_id: int | None = None, stale_before: datetime | None = None
+    *,
+    dispatch_id: int | None = None,
+    channel_id: int | None = None,
+    stale_before: datetime | None = None,
 ) -> int:
     """Enqueue send_batch tasks for due deliveries: per channel, enough batches to cover them, at
     most DELIVERY_CHANNEL_CONCURRENCY (each batch continues itself while work remains).
 
-    ``dispatch_id`` limits the count to one dispatch; ``stale_before`` to channels whose oldest
+    ``dispatch_id`` and ``channel_id`` limit the count to one dispatch or channel;
+    ``stale_before`` to channels whose oldest
     due delivery has waited since before that time (nobody is working on them). Returns the
     number of tasks enqueued.
     """
@@ -248,6 +252,8 @@ def enqueue_due_batches(
     due = Delivery.objects.due(now).filter(channel__is_enabled=True)
     if dispatch_id is not None:
         due = due.filter(dispatch_id=dispatch_id)
+    if channel_id is not None:
+        due = due.filter(channel_id=channel_id)
     rows = due.values("channel_id", "channel__batch_size").annotate(
         count=Count("id"), oldest=Min("next_attempt_at")
     )
@@ -733,7 +739,10 @@ def send_batch(channel_id: int) -> BatchReport:
         report.cancelled,
         report.outcomes,
     )
-    if len(rows) == limit or (trial and any(o.status == OutcomeStatus.SENT for o in outcomes)):
+    if trial and any(o.status == OutcomeStatus.SENT for o in outcomes):
+        # The provider is back: resume at full concurrency.
+        report.continued = enqueue_due_batches(channel_id=channel.pk) > 0
+    elif len(rows) == limit:
         report.continued = True
         async_task(SEND_BATCH_TASK, channel.pk)
     return report
