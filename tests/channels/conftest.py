@@ -40,7 +40,16 @@ class SmtpSink:
         self.recipients: list[str] = []
         self.refused = 0
         self.answer: Callable[[bytes, list[str]], str | None] | None = None
+        self.refuse_rcpt: set[str] = set()
         self._lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content: bytes = envelope.content
