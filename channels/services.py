@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -466,19 +465,47 @@ def message_id_domain() -> str:
     )
 
 
-@lru_cache(maxsize=32)
-def _email_template(version_id: int, from_email: str) -> PreparedEmail:
-    version = Publication.history.model.objects.get(history_id=version_id)
-    return PreparedEmail.prepare(render_email(version), from_email)
+#: Rendered versions, per worker process. Keyed by the history row's id *and* date, so a
+#: reused id (SQLite reuses them after a delete) can never serve another version's text.
+_rendered: dict[tuple[Any, ...], Any] = {}
+RENDER_CACHE_SIZE = 32
 
 
-@lru_cache(maxsize=32)
-def _broadcast_payload(version_id: int, kind: str) -> dict[str, Any]:
-    version = Publication.history.model.objects.get(history_id=version_id)
-    payload = render_for_kind(version, kind)
-    if isinstance(payload, EmailTemplate):
-        return {"subject": payload.subject, "text": payload.text}
-    return payload
+def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    if key not in _rendered:
+        if len(_rendered) >= RENDER_CACHE_SIZE:
+            _rendered.clear()
+        _rendered[key] = build()
+    return _rendered[key]
+
+
+def load_versions(rows: Sequence[Delivery]) -> dict[int, Any]:
+    """The publication versions the rows need, in one query, without their bodies (a body is
+    read only when that version is rendered for the first time in this process)."""
+    ids = {row.dispatch.version_id for row in rows if row.dispatch is not None}
+    if not ids:
+        return {}
+    versions = Publication.history.model.objects.filter(history_id__in=ids).defer("body")
+    return {version.history_id: version for version in versions}
+
+
+def _email_template(version: Any, from_email: str) -> PreparedEmail:
+    key = ("email", version.history_id, version.history_date, from_email)
+    prepared: PreparedEmail = _cached(
+        key, lambda: PreparedEmail.prepare(render_email(version), from_email)
+    )
+    return prepared
+
+
+def _broadcast_payload(version: Any, kind: str) -> dict[str, Any]:
+    def build() -> dict[str, Any]:
+        payload = render_for_kind(version, kind)
+        if isinstance(payload, EmailTemplate):
+            return {"subject": payload.subject, "text": payload.text}
+        return payload
+
+    result: dict[str, Any] = _cached((kind, version.history_id, version.history_date), build)
+    return result
 
 
 def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[Delivery], datetime]:
@@ -514,19 +541,17 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[Delivery], 
     return rows, lease
 
 
-def _subscriber_message(
-    row: Delivery, channel: Channel, from_email: str, date: str
-) -> Message | None:
+def _subscriber_message(row: Delivery, version: Any, from_email: str, date: str) -> Message | None:
     subscriber = row.subscriber
     if (
         subscriber is None
         or subscriber.status != Subscriber.Status.ACTIVE
         or subscriber.confirmed_at is None
         or getattr(row, "is_suppressed", False)
-        or row.dispatch is None
+        or version is None
     ):
         return None
-    prepared = _email_template(row.dispatch.version_id, from_email)
+    prepared = _email_template(version, from_email)
     token = manage_token(subscriber.pk, subscriber.token_key)
     headers = {"X-Delivery-ID": str(row.pk), **list_unsubscribe_headers(token)}
     message_id = f"delivery-{row.pk}@{message_id_domain()}"
@@ -571,16 +596,18 @@ def build_messages(
                 email_hash__in=hashes, reason__in=SITE_MAIL_SUPPRESSED
             ).values_list("email_hash", flat=True)
         )
+    versions = load_versions(rows)
     messages: list[Message] = []
     cancelled: list[Delivery] = []
     failures: list[Outcome] = []
     for row in rows:
+        version = versions.get(row.dispatch.version_id) if row.dispatch is not None else None
         message: Message | None = None
         try:
             if row.kind == Delivery.Kind.SUBSCRIBER:
-                message = _subscriber_message(row, channel, from_email, date)
-            elif row.kind == Delivery.Kind.BROADCAST and row.dispatch is not None:
-                payload = _broadcast_payload(row.dispatch.version_id, channel.kind)
+                message = _subscriber_message(row, version, from_email, date)
+            elif row.kind == Delivery.Kind.BROADCAST and version is not None:
+                payload = _broadcast_payload(version, channel.kind)
                 message = Message(delivery_id=row.pk, payload=payload)
             elif (
                 row.kind == Delivery.Kind.TRANSACTIONAL
