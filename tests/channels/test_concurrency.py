@@ -105,5 +105,8 @@ def test_a_rate_limit_holds_across_workers(
     # 80 messages at 40/s take about 2 s, whoever sends them; never more than 40 in a second.
     assert elapsed >= (80 - 1) / rate - 0.05
     arrivals.sort()
+    assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) / rate - 0.05
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    assert busiest <= rate + 1
+    # One slot per 1/R second: R in a one-second window, one more at its closed edge, and one
+    # for the scheduling jitter of a busy machine between the worker and the sink.
+    assert busiest <= rate + 2
