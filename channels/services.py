@@ -555,7 +555,7 @@ def _subscriber_message(row: Delivery, version: Any, from_email: str, date: str)
     token = manage_token(subscriber.pk, subscriber.token_key)
     headers = {"X-Delivery-ID": str(row.pk), **list_unsubscribe_headers(token)}
     message_id = f"delivery-{row.pk}@{message_id_domain()}"
-    raw, html, text = prepared.build(
+    raw = prepared.build(
         to=subscriber.email,
         message_id=message_id,
         date=date,
@@ -565,12 +565,11 @@ def _subscriber_message(row: Delivery, version: Any, from_email: str, date: str)
         headers=headers,
         with_html=subscriber.email_format == Subscriber.EmailFormat.HTML,
     )
+    # Email backends send ``raw``; the body is not repeated as text and html strings.
     return Message(
         delivery_id=row.pk,
         to=subscriber.email,
         subject=prepared.template.subject,
-        text=text,
-        html=html if subscriber.email_format == Subscriber.EmailFormat.HTML else None,
         headers={"Message-ID": f"<{message_id}>", **headers},
         raw=raw,
     )

@@ -107,6 +107,7 @@ def test_a_rate_limit_holds_across_workers(
     arrivals.sort()
     assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) / rate - 0.05
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    # One slot per 1/R second: R in a one-second window, one more at its closed edge, and one
-    # for the scheduling jitter of a busy machine between the worker and the sink.
-    assert busiest <= rate + 2
+    # Slots are 1/R apart across all workers, so the average never exceeds R (above). Within
+    # one second, a worker stalled by a busy machine (2 shared cores) can send its late slots
+    # close together: allow that jitter, not a second worker's share (which would be 2 R).
+    assert busiest <= rate * 1.1 + 1

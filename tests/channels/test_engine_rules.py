@@ -50,30 +50,42 @@ def test_a_body_with_overlong_lines_is_sent_quoted_printable() -> None:
     assert max(len(line) for line in long[1].split(b"\r\n")) <= 78
 
 
-def test_prepared_mime_parses_back_with_the_personal_parts() -> None:
+@pytest.mark.parametrize(
+    ("name", "paragraph"),
+    [
+        ("Ana <&>", "short line"),
+        ("Zoë Ünïcode", "long é line " * 200),  # over 998 octets: quoted-printable
+        ("N" * 400, "long line " * 200),  # a value too long for a slot: built in full
+    ],
+)
+def test_prepared_mime_decodes_to_exactly_what_personalize_gives(name: str, paragraph: str) -> None:
     template = EmailTemplate(
         subject="Été 2026",
-        html="<p>Hi [[[name]]] <a href='[[[unsubscribe_url]]]'>x</a></p>",
-        text="Hi [[[name]]]\n" + "y" * 1200 + "\n[[[preferences_url]]]",
+        html=f"<p>Hi [[[name]]] <a href='[[[unsubscribe_url]]]'>x</a></p>\n<p>{paragraph}</p>",
+        text=f"Hi [[[name]]]\n{paragraph}\n[[[preferences_url]]] [[[unsubscribe_url]]]",
     )
     prepared = PreparedEmail.prepare(template, "Équipe <news@example.com>")
+    preferences, unsubscribe = "https://x/p?a=1&b=2", "https://x/u"
 
-    raw, _, _ = prepared.build(
+    raw = prepared.build(
         to="ana@example.com",
         message_id="delivery-1@example.com",
         date="Sat, 28 Nov 2026 10:00:00 +0000",
-        name="Ana <&>",
-        preferences_url="https://x/p",
-        unsubscribe_url="https://x/u",
+        name=name,
+        preferences_url=preferences,
+        unsubscribe_url=unsubscribe,
         headers={"X-Delivery-ID": "1"},
     )
 
+    html, text = template.personalize(
+        name=name, preferences_url=preferences, unsubscribe_url=unsubscribe
+    )
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "Été 2026"
     assert parsed["From"].addresses[0].display_name == "Équipe"
-    assert "Hi Ana <&>" in body(raw, "plain")
-    assert "https://x/p" in body(raw, "plain")
-    assert "Hi Ana &lt;&amp;&gt;" in body(raw, "html")
+    assert body(raw, "plain").replace("\r\n", "\n").rstrip("\n") == text
+    assert body(raw, "html").replace("\r\n", "\n").rstrip("\n") == html
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
 
 class GoneForm(forms.Form):
