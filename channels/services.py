@@ -243,9 +243,8 @@ def enqueue_due_batches(
     most DELIVERY_CHANNEL_CONCURRENCY (each batch continues itself while work remains).
 
     ``dispatch_id`` and ``channel_id`` limit the count to one dispatch or channel;
-    ``stale_before`` to channels whose oldest
-    due delivery has waited since before that time (nobody is working on them). Returns the
-    number of tasks enqueued.
+    ``stale_before`` to channels whose oldest due delivery has waited since before that time
+    (nobody is working on them). Returns the number of tasks enqueued.
     """
     now = timezone.now()
     due = Delivery.objects.due(now).filter(channel__is_enabled=True)
