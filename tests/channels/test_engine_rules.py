@@ -180,3 +180,34 @@ def test_a_channel_whose_smtp_server_is_down_reports_transient_failures() -> Non
     assert delivery.last_error.startswith("SMTP connection failed: ConnectionRefusedError")
     with pytest.raises(services.BackendError):
         services.get_backend(channel).check()
+
+
+@pytest.mark.django_db
+def test_rate_reservations_queue_up_one_after_another() -> None:
+    channel = make_smtp_channel(25)
+
+    first = services.reserve_rate(channel.pk, rate=10, count=10)
+    second = services.reserve_rate(channel.pk, rate=10, count=5)
+    third = services.reserve_rate(channel.pk, rate=10, count=1)
+
+    assert first < 0.05
+    assert 0.9 < second <= 1.0
+    assert 1.4 < third <= 1.5
+
+
+@pytest.mark.django_db
+def test_paced_sending_hands_each_message_over_at_its_slot(tmp_path: Any) -> None:
+    channel = Channel.objects.create(
+        name="Files", kind="email_file", config={"directory": str(tmp_path)}
+    )
+    backend = services.get_backend(channel)
+    messages = [Message(delivery_id=i, to="a@example.com", text="x") for i in range(4)]
+    waits: list[float] = []
+
+    outcomes = services.send_paced(backend, messages, 20.0, channel.pk, sleep=waits.append)
+
+    assert [o.status for o in outcomes] == ["sent"] * 4
+    # The sleep is recorded, not slept: slots 50 ms apart, the first one now.
+    assert len(waits) == 3
+    assert waits == sorted(waits)
+    assert 0.14 < waits[-1] <= 0.15
