@@ -13,6 +13,7 @@ import importlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -478,10 +479,16 @@ def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     return _rendered[key]
 
 
+def _version_id(row: Delivery) -> int | None:
+    """The version a claimed row renders (annotated by ``claim``; None for site mail)."""
+    value: int | None = getattr(row, "version_id", None)
+    return value
+
+
 def load_versions(rows: Sequence[Delivery]) -> dict[int, Any]:
     """The publication versions the rows need, in one query, without their bodies (a body is
     read only when that version is rendered for the first time in this process)."""
-    ids = {row.dispatch.version_id for row in rows if row.dispatch is not None}
+    ids = {_version_id(row) for row in rows} - {None}
     if not ids:
         return {}
     versions = Publication.history.model.objects.filter(history_id__in=ids).defer("body")
@@ -507,6 +514,30 @@ def _broadcast_payload(version: Any, kind: str) -> dict[str, Any]:
     return result
 
 
+#: What sending needs from a claimed row and its subscriber: the claim loads nothing else.
+CLAIMED_FIELDS = (
+    "kind",
+    "dispatch_id",
+    "channel_id",
+    "recipient",
+    "raw_message",
+    "attempts",
+    "status",
+    # Read back when the outcome is recorded: deferring them would cost a query per row.
+    "next_attempt_at",
+    "lease_expires_at",
+    "last_error",
+    "provider_message_id",
+    "sent_at",
+    "subscriber__email",
+    "subscriber__name",
+    "subscriber__status",
+    "subscriber__confirmed_at",
+    "subscriber__token_key",
+    "subscriber__email_format",
+)
+
+
 def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[Delivery], datetime]:
     """Claim up to ``limit`` due deliveries of the channel for this worker.
 
@@ -522,8 +553,9 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[Delivery], 
             Delivery.objects.due(now)
             .filter(channel_id=channel.pk)
             .order_by("priority", "next_attempt_at", "pk")
-            .select_related("subscriber", "dispatch")
-            .annotate(is_suppressed=Exists(suppressed))
+            .select_related("subscriber")
+            .only(*CLAIMED_FIELDS)
+            .annotate(is_suppressed=Exists(suppressed), version_id=F("dispatch__version_id"))
             .select_for_update(skip_locked=True, of=("self",))[:limit]
         )
         if rows:
@@ -540,7 +572,52 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[Delivery], 
     return rows, lease
 
 
-def _subscriber_message(row: Delivery, version: Any, from_email: str, date: str) -> Message | None:
+_TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_\-:.]+")
+
+
+@dataclass(frozen=True)
+class SubscriberLinks:
+    """The preference and unsubscribe links and List-Unsubscribe headers of a batch.
+
+    subscribers.tokens builds them once around a sample token; each recipient's are then the
+    same strings with their own token in its place (three reverse() calls per recipient cost
+    more than the whole MIME message). A token outside the signing alphabet, which reverse()
+    would have to quote, goes through subscribers.tokens directly.
+    """
+
+    sample: str
+    preferences: list[str]
+    unsubscribe: list[str]
+    headers: dict[str, list[str]]
+
+    @classmethod
+    def build(cls) -> SubscriberLinks:
+        sample = manage_token(0, "00000000-0000-0000-0000-000000000000")
+        return cls(
+            sample=sample,
+            preferences=preferences_url(sample).split(sample),
+            unsubscribe=unsubscribe_url(sample).split(sample),
+            headers={k: v.split(sample) for k, v in list_unsubscribe_headers(sample).items()},
+        )
+
+    def for_token(self, token: str) -> tuple[str, str, dict[str, str]]:
+        """(preferences URL, unsubscribe URL, List-Unsubscribe headers) for ``token``."""
+        if (
+            len(self.preferences) < 2
+            or len(self.unsubscribe) < 2
+            or not _TOKEN_ALPHABET.fullmatch(token)
+        ):
+            return preferences_url(token), unsubscribe_url(token), list_unsubscribe_headers(token)
+        return (
+            token.join(self.preferences),
+            token.join(self.unsubscribe),
+            {key: token.join(parts) for key, parts in self.headers.items()},
+        )
+
+
+def _subscriber_message(
+    row: Delivery, version: Any, from_email: str, date: str, links: SubscriberLinks
+) -> Message | None:
     subscriber = row.subscriber
     if (
         subscriber is None
@@ -552,15 +629,16 @@ def _subscriber_message(row: Delivery, version: Any, from_email: str, date: str)
         return None
     prepared = _email_template(version, from_email)
     token = manage_token(subscriber.pk, subscriber.token_key)
-    headers = {"X-Delivery-ID": str(row.pk), **list_unsubscribe_headers(token)}
+    preferences, unsubscribe, list_headers = links.for_token(token)
+    headers = {"X-Delivery-ID": str(row.pk), **list_headers}
     message_id = f"delivery-{row.pk}@{message_id_domain()}"
     raw = prepared.build(
         to=subscriber.email,
         message_id=message_id,
         date=date,
         name=subscriber.name,
-        preferences_url=preferences_url(token),
-        unsubscribe_url=unsubscribe_url(token),
+        preferences_url=preferences,
+        unsubscribe_url=unsubscribe,
         headers=headers,
         with_html=subscriber.email_format == Subscriber.EmailFormat.HTML,
     )
@@ -595,15 +673,16 @@ def build_messages(
             ).values_list("email_hash", flat=True)
         )
     versions = load_versions(rows)
+    links = SubscriberLinks.build()
     messages: list[Message] = []
     cancelled: list[Delivery] = []
     failures: list[Outcome] = []
     for row in rows:
-        version = versions.get(row.dispatch.version_id) if row.dispatch is not None else None
+        version = versions.get(_version_id(row) or 0)
         message: Message | None = None
         try:
             if row.kind == Delivery.Kind.SUBSCRIBER:
-                message = _subscriber_message(row, version, from_email, date)
+                message = _subscriber_message(row, version, from_email, date, links)
             elif row.kind == Delivery.Kind.BROADCAST and version is not None:
                 payload = _broadcast_payload(version, channel.kind)
                 message = Message(delivery_id=row.pk, payload=payload)
@@ -685,11 +764,52 @@ def record_outcomes(
         _apply_outcome(row, outcome, now)
         changed.append(row)
         counts[row.status] = counts.get(row.status, 0) + 1
-    if changed:
+    if not changed:
+        return counts
+    if connection.vendor == "postgresql":
+        _record_postgresql(changed, lease, now)
+    else:
         Delivery.objects.filter(status=Delivery.Status.SENDING, lease_expires_at=lease).bulk_update(
             changed, RECORDED_FIELDS
         )
     return counts
+
+
+def _record_postgresql(rows: Sequence[Delivery], lease: datetime, now: datetime) -> None:
+    # One UPDATE ... FROM (VALUES ...): Django's bulk_update builds a CASE per field and row,
+    # which costs about 2 ms of Python per row; this costs microseconds.
+    table = Delivery._meta.db_table
+    values = ", ".join(
+        [
+            "(%s::bigint, %s::varchar, %s::integer, %s::timestamptz, %s::varchar, %s::varchar, "
+            "%s::timestamptz)"
+        ]
+        * len(rows)
+    )
+    params: list[Any] = []
+    for row in rows:
+        params.extend(
+            [
+                row.pk,
+                row.status,
+                row.attempts,
+                row.next_attempt_at,
+                row.last_error,
+                row.provider_message_id,
+                row.sent_at,
+            ]
+        )
+    sql = f"""
+        UPDATE {table} AS d
+        SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+            last_error = v.last_error, provider_message_id = v.provider_message_id,
+            sent_at = v.sent_at, lease_expires_at = NULL, updated_at = %s
+        FROM (VALUES {values})
+            AS v(id, status, attempts, next_attempt_at, last_error, provider_message_id, sent_at)
+        WHERE d.id = v.id AND d.status = %s AND d.lease_expires_at = %s
+    """  # noqa: S608 (table name from model metadata, values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *params, Delivery.Status.SENDING, lease])
 
 
 def _complete(messages: Sequence[Message], outcomes: Sequence[Outcome]) -> list[Outcome]:
