@@ -211,3 +211,23 @@ def test_paced_sending_hands_each_message_over_at_its_slot(tmp_path: Any) -> Non
     assert len(waits) == 3
     assert waits == sorted(waits)
     assert 0.14 < waits[-1] <= 0.15
+
+
+def test_batch_links_equal_what_subscribers_tokens_builds() -> None:
+    from subscribers.tokens import (
+        list_unsubscribe_headers,
+        manage_token,
+        preferences_url,
+        unsubscribe_url,
+    )
+
+    links = services.SubscriberLinks.build()
+    token = manage_token(42, "5b0c7c9e-2f6e-4a59-9d9a-3c1f0b7e8a11")
+    odd = "needs quoting?"
+
+    for value in (token, odd):
+        assert links.for_token(value) == (
+            preferences_url(value),
+            unsubscribe_url(value),
+            list_unsubscribe_headers(value),
+        )
