@@ -1,4 +1,9 @@
-"""Django email backends of this project."""
+"""Django email backends of this project.
+
+``LedgerEmailBackend`` is the site's EMAIL_BACKEND: mail sent through Django's API (a
+confirmation, a test send) becomes a delivery of the default email channel, so suppression,
+rate limits, retries and the circuit breaker apply to it, and no app needs to import the engine.
+"""
 
 from __future__ import annotations
 
@@ -25,3 +30,17 @@ class OutboxEmailBackend(BaseEmailBackend):
             path.write_bytes(message.message().as_bytes())
             sent += 1
         return sent
+
+
+class LedgerEmailBackend(BaseEmailBackend):
+    """Record each message in the delivery ledger; the engine sends it (decision 0034)."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        from channels.services import queue_site_mail
+
+        try:
+            return queue_site_mail(email_messages)
+        except Exception:
+            if not self.fail_silently:
+                raise
+            return 0

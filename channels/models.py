@@ -19,6 +19,11 @@ class Channel(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=50, help_text="The backend type, from the registry.")
     is_enabled = models.BooleanField(default=True)
+    # Subscribers' email and the site's own mail go through this channel (decision 0031).
+    is_default_email = models.BooleanField(
+        default=False,
+        help_text="Subscribers receive email through this channel; at most one is the default.",
+    )
     # Non-secret settings, validated by the backend's schema on save.
     config = models.JSONField(default=dict, blank=True)
     # Secret settings, Fernet-encrypted JSON (channels.crypto); never shown back in full.
@@ -45,9 +50,36 @@ class Channel(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default_email"],
+                condition=Q(is_default_email=True),
+                name="one_default_email_channel",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_email(self) -> bool:
+        return self.kind.startswith("email")
+
+
+class RateBucket(models.Model):
+    """The shared rate limiter of one channel (GCRA: the theoretical arrival time of the next slot).
+
+    ``tat`` is in seconds since the epoch of the database clock, so every worker on every host
+    reads the same time. See channels.services.acquire_rate.
+    """
+
+    channel = models.OneToOneField(
+        Channel, primary_key=True, on_delete=models.CASCADE, related_name="rate_bucket"
+    )
+    tat = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"Rate bucket of channel {self.channel_id}"
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
@@ -60,9 +92,10 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return self.filter(status=Delivery.Status.SENDING, lease_expires_at__lt=now)
 
     def settled(self) -> DeliveryQuerySet:
-        return self.filter(
-            status__in=[Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.DEAD]
-        )
+        return self.filter(status__in=Delivery.SETTLED)
+
+    def unsettled(self) -> DeliveryQuerySet:
+        return self.exclude(status__in=Delivery.SETTLED)
 
 
 class Delivery(models.Model):
@@ -74,12 +107,30 @@ class Delivery(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         DEAD = "dead", "Dead"
+        CANCELLED = "cancelled", "Cancelled (recipient left before sending)"
 
+    class Kind(models.TextChoices):
+        SUBSCRIBER = "subscriber", "To a subscriber"
+        BROADCAST = "broadcast", "To a broadcast channel"
+        TRANSACTIONAL = "transactional", "Site mail (confirmation, test send)"
+
+    #: Statuses the engine never changes again on its own.
+    SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED)
+    #: Claim order: lower first, so site mail never waits behind a large dispatch.
+    PRIORITY_TRANSACTIONAL = 10
+    PRIORITY_BULK = 100
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SUBSCRIBER)
+    # Empty for transactional mail, which belongs to no publication.
     dispatch = models.ForeignKey(
-        "publishing.Dispatch", on_delete=models.CASCADE, related_name="deliveries"
+        "publishing.Dispatch",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
     )
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
-    # Empty for broadcast channels (one message per channel, not per subscriber).
+    # Empty for broadcast and transactional deliveries, and once a subscriber is erased.
     subscriber = models.ForeignKey(
         "subscribers.Subscriber",
         null=True,
@@ -87,6 +138,10 @@ class Delivery(models.Model):
         on_delete=models.SET_NULL,
         related_name="deliveries",
     )
+    # Transactional mail only: the address and the complete message as Django built it.
+    recipient = models.CharField(max_length=254, blank=True)
+    raw_message = models.BinaryField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(default=PRIORITY_BULK)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -104,19 +159,19 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["dispatch", "channel", "subscriber"],
-                condition=Q(subscriber__isnull=False),
+                condition=Q(kind="subscriber"),
                 name="one_delivery_per_recipient",
             ),
             models.UniqueConstraint(
                 fields=["dispatch", "channel"],
-                condition=Q(subscriber__isnull=True),
+                condition=Q(kind="broadcast"),
                 name="one_broadcast_per_channel",
             ),
         ]
         indexes = [
-            # The claim: queued rows of a channel whose time has come, oldest first.
+            # The claim: queued rows of a channel whose time has come, by priority, oldest first.
             models.Index(
-                fields=["channel", "next_attempt_at"],
+                fields=["channel", "priority", "next_attempt_at"],
                 condition=Q(status="queued"),
                 name="delivery_due",
             ),
@@ -142,3 +197,7 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%H:%M:%S}"
+
+
+# Registers the engine's system checks with the app (models load at start-up).
+from channels import checks as _checks  # noqa: E402, F401

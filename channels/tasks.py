@@ -1,12 +1,21 @@
-"""django-q2 entry points of the delivery engine (filled in by the delivery engine issue)."""
+"""django-q2 entry points of the delivery engine: ids in, one service call each.
+
+Tasks are hints, not the truth: each may run twice or never (see docs/delivery.md). The ledger
+makes a second run harmless and the sweeper replaces a task that never ran.
+"""
 
 from __future__ import annotations
 
-import logging
-
-logger = logging.getLogger(__name__)
+from channels import services
 
 
-def plan_dispatch(dispatch_id: int) -> None:
-    """Fan a dispatch out into deliveries. Not built yet: logs and leaves the dispatch queued."""
-    logger.warning("plan_dispatch(%s): the delivery engine is not built yet", dispatch_id)
+def plan_dispatch(dispatch_id: int) -> int:
+    return services.plan_dispatch(dispatch_id)
+
+
+def send_batch(channel_id: int) -> int:
+    return services.send_batch(channel_id).claimed
+
+
+def sweep() -> None:
+    services.sweep()

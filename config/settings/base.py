@@ -156,7 +156,7 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Publishing <news@example.com>")
 SERVER_EMAIL: str = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-EMAIL_BACKEND: str = env.str("EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend")
+EMAIL_BACKEND: str = env.str("EMAIL_BACKEND", default="channels.mail.LedgerEmailBackend")
 EMAIL_OUTBOX_DIR = Path(env.str("EMAIL_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
 EMAIL_HOST: str = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT: int = env.int("EMAIL_PORT", default=25)
@@ -287,3 +287,31 @@ SUBSCRIBERS_IMPORT_WORKERS: int = env.int("SUBSCRIBERS_IMPORT_WORKERS", default=
 # --- Channels and delivery ------------------------------------------------------------------
 #: Fernet keys (comma-separated, newest first) encrypting channel secrets at rest.
 FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+#: Times a delivery is tried before it is dead (rate-limited answers do not count).
+DELIVERY_MAX_ATTEMPTS: int = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
+#: Exponential backoff with full jitter: a random wait up to min(CAP, BASE * 2^(attempt-1)).
+DELIVERY_BACKOFF_BASE_SECONDS: float = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=30.0)
+DELIVERY_BACKOFF_CAP_SECONDS: float = env.float("DELIVERY_BACKOFF_CAP_SECONDS", default=3600.0)
+#: How long a claimed batch is reserved for its worker; must exceed Q_TIMEOUT (decision 0033).
+DELIVERY_LEASE_SECONDS: int = env.int("DELIVERY_LEASE_SECONDS", default=Q_CLUSTER["timeout"] + 30)
+#: Batches of one channel running at once, each continuing itself while work remains.
+DELIVERY_CHANNEL_CONCURRENCY: int = env.int("DELIVERY_CHANNEL_CONCURRENCY", default=4)
+#: A rate-limited channel claims at most this many seconds of sending per batch.
+DELIVERY_RATE_BATCH_SECONDS: float = env.float("DELIVERY_RATE_BATCH_SECONDS", default=10.0)
+#: A rate-limited batch is handed to the backend in slices of this many seconds of sending
+#: (0: one message at a time, the strictest pacing; a slice is the largest burst).
+DELIVERY_RATE_SLICE_SECONDS: float = env.float("DELIVERY_RATE_SLICE_SECONDS", default=0.0)
+#: Consecutive transient failures that open a channel's circuit, and how long it stays open.
+DELIVERY_CIRCUIT_THRESHOLD: int = env.int("DELIVERY_CIRCUIT_THRESHOLD", default=5)
+DELIVERY_CIRCUIT_COOLDOWN_SECONDS: int = env.int("DELIVERY_CIRCUIT_COOLDOWN_SECONDS", default=60)
+#: Size of the trial batch sent when the cooldown is over (half-open).
+DELIVERY_CIRCUIT_TRIAL_SIZE: int = env.int("DELIVERY_CIRCUIT_TRIAL_SIZE", default=10)
+#: The sweeper enqueues batches for due deliveries nobody has claimed for this long, and
+#: re-plans dispatches still planning after it.
+DELIVERY_SWEEP_STALE_SECONDS: int = env.int("DELIVERY_SWEEP_STALE_SECONDS", default=30)
+#: Domain of the Message-ID of every bulk email (default: SITE_URL's host).
+DELIVERY_MESSAGE_ID_DOMAIN: str = env.str("DELIVERY_MESSAGE_ID_DOMAIN", default="")
+#: What channels.mail.LedgerEmailBackend uses while no email channel is enabled.
+LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
+    "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"
+)

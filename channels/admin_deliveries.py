@@ -1,0 +1,67 @@
+"""The Delivery admin: the ledger, read-only, with a re-queue action for failed and dead rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from channels import services
+from channels.models import Delivery
+
+if TYPE_CHECKING:
+    DeliveryAdminBase = admin.ModelAdmin[Delivery]
+else:  # ModelAdmin is not subscriptable at run time
+    DeliveryAdminBase = admin.ModelAdmin
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(DeliveryAdminBase):
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "channel",
+        "dispatch",
+        "subscriber_id",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["status", "kind", "channel"]
+    list_select_related = ["channel", "dispatch"]
+    search_fields = ["=id", "=dispatch__id", "=subscriber__id", "provider_message_id"]
+    date_hierarchy = "created_at"
+    actions = ["requeue"]
+    exclude = ["raw_message"]
+    readonly_fields = [
+        "kind",
+        "dispatch",
+        "channel",
+        "subscriber",
+        "recipient",
+        "priority",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "last_error",
+        "provider_message_id",
+        "created_at",
+        "updated_at",
+        "sent_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        return False
+
+    @admin.action(description="Re-queue the selected failed or dead deliveries")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = services.requeue_deliveries(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} deliveries re-queued.", messages.SUCCESS)

@@ -1,0 +1,133 @@
+"""Email through any SMTP server, with Django's SMTP backend managing the connection.
+
+One connection serves a whole batch (opened on the first send, closed by ``close``). A 4xx
+answer is transient, a 5xx answer permanent; a dropped connection is transient for the
+message in flight and the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.core.mail.backends.smtp import EmailBackend
+
+from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.email_common import envelope_sender, message_bytes
+
+
+class SmtpConfigForm(forms.Form):
+    host = forms.CharField(max_length=255)
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=587)
+    username = forms.CharField(max_length=255, required=False)
+    password = forms.CharField(max_length=255, required=False, widget=forms.PasswordInput)
+    use_tls = forms.BooleanField(required=False, help_text="STARTTLS after connecting.")
+    use_ssl = forms.BooleanField(required=False, help_text="TLS from the first byte (port 465).")
+    timeout = forms.FloatField(min_value=1, max_value=120, initial=30)
+    from_email = forms.CharField(max_length=254, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("use_tls") and data.get("use_ssl"):
+            raise forms.ValidationError("Choose STARTTLS or SSL, not both.", code="tls_and_ssl")
+        return data
+
+
+def _classify(code: int, text: bytes | str, delivery_id: int) -> Outcome:
+    detail = text.decode(errors="replace") if isinstance(text, bytes) else text
+    status = OutcomeStatus.PERMANENT if 500 <= code < 600 else OutcomeStatus.TRANSIENT
+    return Outcome(delivery_id, status, error=f"SMTP {code}: {detail}"[:1000])
+
+
+@register
+class SmtpBackend(Backend):
+    kind = "email_smtp"
+    label = "Email (SMTP)"
+    config_form = SmtpConfigForm
+    secret_fields = frozenset({"password"})
+
+    def __init__(self, config: Any, secrets: Any) -> None:
+        super().__init__(config, secrets)
+        self._django: EmailBackend | None = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._django is None or self._django.connection is None:
+            self._django = EmailBackend(
+                host=self.config.get("host"),
+                port=int(self.config.get("port") or 25),
+                username=self.config.get("username") or "",
+                password=self.secrets.get("password", ""),
+                use_tls=bool(self.config.get("use_tls")),
+                use_ssl=bool(self.config.get("use_ssl")),
+                timeout=float(self.config.get("timeout") or 30),
+                fail_silently=False,
+            )
+            self._django.open()
+            assert self._django.connection is not None  # noqa: S101 (open() raised otherwise)
+            # Django's open() leaves the greeting to sendmail(); we talk MAIL/RCPT/DATA.
+            self._django.connection.ehlo_or_helo_if_needed()
+        connection = self._django.connection
+        assert connection is not None  # noqa: S101
+        return connection
+
+    def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        sender = envelope_sender(self.config)
+        try:
+            smtp = self._connection()
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
+            return [self._broken(m.delivery_id, error) for m in batch]
+        for index, message in enumerate(batch):
+            try:
+                outcomes.append(self._send_one(smtp, sender, message))
+            except (OSError, smtplib.SMTPServerDisconnected) as error:
+                # The connection is gone: this message and the rest are retried later.
+                self.close()
+                outcomes.extend(self._broken(m.delivery_id, error) for m in batch[index:])
+                break
+        return outcomes
+
+    @staticmethod
+    def _broken(delivery_id: int, error: BaseException) -> Outcome:
+        return Outcome(
+            delivery_id,
+            OutcomeStatus.TRANSIENT,
+            error=f"SMTP connection failed: {type(error).__name__}: {error}"[:1000],
+        )
+
+    def _send_one(self, smtp: smtplib.SMTP, sender: str, message: Message) -> Outcome:
+        data = message_bytes(message, self.config)
+        code, text = smtp.mail(sender)
+        if code != 250:
+            smtp.rset()
+            return _classify(code, text, message.delivery_id)
+        code, text = smtp.rcpt(message.to)
+        if code not in (250, 251):
+            smtp.rset()
+            return _classify(code, text, message.delivery_id)
+        try:
+            code, text = smtp.data(data)
+        except smtplib.SMTPDataError as error:
+            smtp.rset()
+            return _classify(error.smtp_code, error.smtp_error, message.delivery_id)
+        if code != 250:
+            smtp.rset()
+            return _classify(code, text, message.delivery_id)
+        provider_id = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+        return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=provider_id)
+
+    def check(self) -> None:
+        try:
+            self._connection().noop()
+        except (OSError, smtplib.SMTPException) as error:
+            raise BackendError(f"Cannot reach the SMTP server: {error}") from error
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._django is not None:
+            self._django.close()
+            self._django = None

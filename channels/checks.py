@@ -1,0 +1,35 @@
+"""System checks of the delivery engine's settings (run by manage.py check and at start-up)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+
+@register()
+def check_delivery_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A lease must outlive the task holding it, and django-q2 must not hand a task out again
+    while its first run may still be going (decision 0033)."""
+    errors: list[CheckMessage] = []
+    timeout = settings.Q_CLUSTER.get("timeout")
+    retry = settings.Q_CLUSTER.get("retry")
+    if timeout is not None and retry is not None and retry <= timeout:
+        errors.append(
+            Error(
+                f"Q_RETRY ({retry}) must be greater than Q_TIMEOUT ({timeout}).",
+                hint="Otherwise a running task is handed to a second worker.",
+                id="channels.E001",
+            )
+        )
+    if timeout is not None and timeout >= settings.DELIVERY_LEASE_SECONDS:
+        errors.append(
+            Error(
+                f"DELIVERY_LEASE_SECONDS ({settings.DELIVERY_LEASE_SECONDS}) must be greater "
+                f"than Q_TIMEOUT ({timeout}).",
+                hint="Otherwise the sweeper re-queues rows a live worker is still sending.",
+                id="channels.E002",
+            )
+        )
+    return errors

@@ -1,0 +1,158 @@
+"""Fixtures of the delivery engine: a real SMTP sink, channels pointing at it, audiences."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.utils import timezone
+
+from channels.models import Channel
+from publishing.models import Dispatch, Publication, Topic
+from subscribers.models import Subscriber, Subscription, email_hash
+from tests.factories import DispatchFactory, PublicationFactory, TopicFactory
+
+DELIVERY_ID = re.compile(rb"^X-Delivery-ID: (\d+)\r?$", re.MULTILINE)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpSink:
+    """An aiosmtpd handler recording each accepted message as the server received it.
+
+    ``answer`` may return an SMTP reply (e.g. "451 4.3.0 try later") to refuse a message.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.recipients: list[str] = []
+        self.refused = 0
+        self.answer: Callable[[bytes, list[str]], str | None] | None = None
+        self.refuse_rcpt: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content: bytes = envelope.content
+        with self._lock:
+            reply = self.answer(content, envelope.rcpt_tos) if self.answer else None
+            if reply:
+                self.refused += 1
+                return reply
+            self.messages.append(content)
+            self.recipients.extend(envelope.rcpt_tos)
+        return "250 2.0.0 Ok: queued"
+
+    def delivery_ids(self) -> Counter[int]:
+        """How many times the sink received each delivery (by its X-Delivery-ID header)."""
+        counts: Counter[int] = Counter()
+        for message in list(self.messages):
+            match = DELIVERY_ID.search(message)
+            if match:
+                counts[int(match.group(1))] += 1
+        return counts
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def sink(smtp_sink: tuple[SmtpSink, int]) -> SmtpSink:
+    return smtp_sink[0]
+
+
+def make_smtp_channel(port: int, **fields: Any) -> Channel:
+    defaults: dict[str, Any] = {
+        "name": f"SMTP {port}",
+        "kind": "email_smtp",
+        "config": {"host": "127.0.0.1", "port": port, "timeout": 5},
+        "is_default_email": True,
+        "batch_size": 50,
+    }
+    defaults.update(fields)
+    return Channel.objects.create(**defaults)
+
+
+@pytest.fixture
+def smtp_channel(smtp_sink: tuple[SmtpSink, int]) -> Channel:
+    return make_smtp_channel(smtp_sink[1])
+
+
+@pytest.fixture
+def topic() -> Topic:
+    return cast(Topic, TopicFactory(slug="engine-news", name="Engine news"))
+
+
+def add_subscribers(
+    topic: Topic,
+    count: int,
+    *,
+    prefix: str = "reader",
+    frequency: str = Subscription.Frequency.IMMEDIATE,
+    status: str = Subscriber.Status.ACTIVE,
+    **fields: Any,
+) -> list[Subscriber]:
+    """Create ``count`` subscribers of ``topic`` in bulk (two INSERTs, whatever the count)."""
+    now = timezone.now()
+    people = [
+        Subscriber(
+            email=f"{prefix}{i}@example.com",
+            email_hash=email_hash(f"{prefix}{i}@example.com"),
+            name=f"Reader {i}",
+            status=status,
+            confirmed_at=now if status == Subscriber.Status.ACTIVE else None,
+            **fields,
+        )
+        for i in range(count)
+    ]
+    created = Subscriber.objects.bulk_create(people)
+    Subscription.objects.bulk_create(
+        Subscription(subscriber=person, topic=topic, frequency=frequency) for person in created
+    )
+    return created
+
+
+def make_dispatch(topic: Topic, **fields: Any) -> Dispatch:
+    publication = cast(Publication, PublicationFactory(topics=[topic], **fields))
+    publication.status = Publication.Status.PUBLISHED
+    publication.published_at = timezone.now()
+    publication.save()
+    return cast(
+        Dispatch, DispatchFactory(publication=publication, version=publication.history.latest())
+    )
+
+
+def body(message: bytes, subtype: str) -> str:
+    """The text of the ``subtype`` ("plain" or "html") part of a raw message."""
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    part = parsed.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from typing import Any
+
+from channels.checks import check_delivery_timeouts
+
+
+def test_the_default_settings_pass_the_engine_checks() -> None:
+    assert check_delivery_timeouts() == []
+
+
+def test_it_refuses_a_retry_or_a_lease_not_above_the_task_timeout(settings: Any) -> None:
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 200, "retry": 180}
+    settings.DELIVERY_LEASE_SECONDS = 150
+
+    assert [e.id for e in check_delivery_timeouts()] == ["channels.E001", "channels.E002"]

@@ -1,0 +1,92 @@
+"""The email_smtp and email_file backends against real peers (aiosmtpd, the file system)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from channels.backends.base import BackendError, Message
+from channels.backends.email_file import FileBackend
+from channels.backends.email_smtp import SmtpBackend, SmtpConfigForm
+from channels.models import Delivery
+from tests.channels.conftest import SmtpSink
+
+
+def test_smtp_config_refuses_starttls_and_ssl_together() -> None:
+    form = SmtpConfigForm(
+        {"host": "mail.example.com", "port": 465, "timeout": 10, "use_tls": True, "use_ssl": True}
+    )
+
+    assert not form.is_valid()
+    assert form.errors["__all__"] == ["Choose STARTTLS or SSL, not both."]
+
+
+def test_smtp_sends_a_batch_over_one_connection_and_classifies_refusals(
+    smtp_sink: tuple[SmtpSink, int],
+) -> None:
+    sink, port = smtp_sink
+    sink.refuse_rcpt = {"nobody@example.com"}
+    sink.answer = lambda content, rcpt: "452 4.2.2 Mailbox full" if b"full" in content else None
+    backend = SmtpBackend({"host": "127.0.0.1", "port": port, "timeout": 5}, {})
+    batch = [
+        Message(delivery_id=1, to="ana@example.com", subject="Hi", text="hello"),
+        Message(delivery_id=2, to="nobody@example.com", subject="Hi", text="hello"),
+        Message(delivery_id=3, to="bo@example.com", subject="Hi", text="full"),
+        Message(delivery_id=4, to="cy@example.com", subject="Hi", text="hi", html="<p>hi</p>"),
+    ]
+
+    outcomes = backend.send(batch)
+    backend.check()
+    backend.close()
+
+    assert [(o.delivery_id, o.status) for o in outcomes] == [
+        (1, "sent"),
+        (2, "permanent"),
+        (3, "transient"),
+        (4, "sent"),
+    ]
+    assert outcomes[1].error.startswith("SMTP 550")
+    assert outcomes[2].error.startswith("SMTP 452")
+    assert "queued" in outcomes[0].provider_message_id
+    assert sink.recipients == ["ana@example.com", "cy@example.com"]
+
+
+def test_the_file_backend_reports_an_unusable_folder_as_transient(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    backend = FileBackend({"directory": str(blocker / "outbox")}, {})
+
+    outcomes = backend.send([Message(delivery_id=1, to="ana@example.com", text="x")])
+
+    assert outcomes[0].status == "transient"
+    assert "Outbox unusable" in outcomes[0].error
+    with pytest.raises(BackendError):
+        backend.check()
+
+
+@pytest.mark.django_db
+def test_with_no_email_channel_site_mail_lands_in_the_outbox_folder(
+    settings: Any, tmp_path: Path
+) -> None:
+    settings.EMAIL_BACKEND = "channels.mail.LedgerEmailBackend"
+    settings.EMAIL_OUTBOX_DIR = tmp_path
+
+    assert mail.send_mail("Hi", "Body", None, ["ana@example.com"]) == 1
+
+    (written,) = tmp_path.iterdir()
+    assert written.suffix == ".eml"
+    assert b"To: ana@example.com" in written.read_bytes()
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_ledger_backend_fails_loudly_unless_told_to_be_silent(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "channels.mail.LedgerEmailBackend"
+    settings.LEDGER_FALLBACK_EMAIL_BACKEND = "channels.missing.Backend"
+
+    with pytest.raises(ImportError):
+        mail.send_mail("Hi", "Body", None, ["ana@example.com"])
+    assert mail.send_mail("Hi", "Body", None, ["ana@example.com"], fail_silently=True) == 0

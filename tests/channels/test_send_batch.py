@@ -1,0 +1,355 @@
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from channels import services
+from channels.models import Channel, Delivery
+from publishing.models import Dispatch, Topic
+from subscribers.models import Subscriber, Suppression
+from tests.channels.conftest import (
+    SmtpSink,
+    add_subscribers,
+    body,
+    make_dispatch,
+    make_smtp_channel,
+)
+from tests.factories import TopicFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def publish(topic: Topic, captured: Any) -> Dispatch:
+    dispatch = make_dispatch(topic)
+    with captured(execute=True):
+        services.plan_dispatch(dispatch.pk)
+    dispatch.refresh_from_db()
+    return dispatch
+
+
+def test_every_matching_subscriber_gets_exactly_one_message(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    readers = add_subscribers(topic, 120)
+
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+
+    rows = Delivery.objects.filter(dispatch=dispatch)
+    assert rows.count() == 120
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
+    assert sorted(sink.recipients) == sorted(r.email for r in readers)
+    assert dispatch.status == Dispatch.Status.DONE
+    assert all(rows.values_list("provider_message_id", flat=True))
+
+
+def test_each_message_is_personal_with_unsubscribe_headers_and_a_stable_message_id(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    (reader,) = add_subscribers(topic, 1)
+    Subscriber.objects.filter(pk=reader.pk).update(name="Zoë Ünïcode")
+
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+
+    delivery = Delivery.objects.get(dispatch=dispatch)
+    parsed = email.message_from_bytes(sink.messages[0], policy=email.policy.default)
+    assert parsed["Message-ID"] == f"<delivery-{delivery.pk}@127.0.0.1>"
+    assert parsed["X-Delivery-ID"] == str(delivery.pk)
+    assert parsed["To"] == reader.email
+    assert parsed["Subject"] == dispatch.publication.title
+    assert parsed["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = body(sink.messages[0], "plain")
+    html = body(sink.messages[0], "html")
+    assert "Hello Zoë Ünïcode." in text
+    assert "Hello Zoë Ünïcode." in html
+    assert "[[[" not in text + html
+
+
+def test_a_text_only_subscriber_gets_no_html_part(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    add_subscribers(topic, 1, email_format=Subscriber.EmailFormat.TEXT)
+
+    publish(topic, django_capture_on_commit_callbacks)
+
+    parsed = email.message_from_bytes(sink.messages[0], policy=email.policy.default)
+    assert parsed.get_content_type() == "text/plain"
+    assert "Hello Reader 0." in parsed.get_content()
+
+
+def test_a_peer_answering_transient_errors_still_gets_everything_once(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    add_subscribers(topic, 30)
+    refusals: dict[bytes, int] = {}
+    replies = ["451 4.3.0 Try again later", "421 4.7.0 Too busy"]
+
+    def answer(content: bytes, rcpt: list[str]) -> str | None:
+        key = content.split(b"X-Delivery-ID: ")[1][:12]
+        seen = refusals.get(key, 0)
+        refusals[key] = seen + 1
+        return replies[seen] if seen < len(replies) else None
+
+    sink.answer = answer
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+    rows = Delivery.objects.filter(dispatch=dispatch)
+    assert set(rows.values_list("status", "attempts")) == {(Delivery.Status.QUEUED, 1)}
+    first_retry = min(rows.values_list("next_attempt_at", flat=True))
+    assert first_retry > timezone.now()
+    assert sink.messages == []
+
+    # Every refusal opens the circuit too: each sweep an hour later sends a trial batch, and
+    # once the peer accepts, the chain drains the rest.
+    for hours in range(1, 11):
+        with time_machine.travel(timezone.now() + dt.timedelta(hours=hours)):
+            services.sweep()
+        if not rows.exclude(status=Delivery.Status.SENT).exists():
+            break
+
+    assert set(rows.values_list("status", "attempts")) == {(Delivery.Status.SENT, 3)}
+    assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
+    assert sink.refused == 60
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.DONE
+
+
+def test_a_permanent_error_ends_failed_without_retries(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    add_subscribers(topic, 3)
+    sink.answer = lambda content, rcpt: (
+        "550 5.1.1 No such user" if rcpt == ["reader1@example.com"] else None
+    )
+
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+    with time_machine.travel(timezone.now() + dt.timedelta(days=1)):
+        report = services.sweep()
+
+    failed = Delivery.objects.get(subscriber__email="reader1@example.com")
+    assert (failed.status, failed.attempts) == (Delivery.Status.FAILED, 1)
+    assert failed.last_error.startswith("SMTP 550")
+    assert sink.refused == 1
+    assert report.enqueued == 0
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 2
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.DONE
+
+
+def test_a_delivery_failing_on_its_last_attempt_is_dead(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.DELIVERY_MAX_ATTEMPTS = 2
+    settings.DELIVERY_CIRCUIT_THRESHOLD = 100
+    add_subscribers(topic, 2)
+    sink.answer = lambda content, rcpt: "451 4.3.0 Try again later"
+
+    publish(topic, django_capture_on_commit_callbacks)
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=3)):
+        services.sweep()
+
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.DEAD, 2)}
+    assert sink.refused == 4
+
+
+def test_an_unsubscribe_between_fan_out_and_send_stops_that_message(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    readers = add_subscribers(topic, 4)
+    dispatch = make_dispatch(topic)
+    services.plan_dispatch(dispatch.pk)  # its batches are not run: on-commit is not executed
+    Subscriber.objects.filter(pk=readers[0].pk).update(status=Subscriber.Status.UNSUBSCRIBED)
+    Suppression.objects.create(email_hash=readers[1].email_hash, reason="bounced")
+
+    report = services.send_batch(smtp_channel.pk)
+
+    assert report.cancelled == 2
+    assert sorted(sink.recipients) == [readers[2].email, readers[3].email]
+    statuses = dict(Delivery.objects.values_list("subscriber_id", "status"))
+    assert statuses[readers[0].pk] == statuses[readers[1].pk] == Delivery.Status.CANCELLED
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.DONE
+
+
+def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_assert_max_num_queries: Any,
+) -> None:
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=200)
+    add_subscribers(topic, 150)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    with CaptureQueriesContext(connection) as big:
+        report = services.send_batch(smtp_channel.pk)
+    other = cast(Topic, TopicFactory(slug="small"))
+    add_subscribers(other, 10, prefix="few")
+    services.plan_dispatch(make_dispatch(other).pk)
+    with CaptureQueriesContext(connection) as small:
+        services.send_batch(smtp_channel.pk)
+
+    assert report.claimed == 150
+    assert report.outcomes == {Delivery.Status.SENT: 150}
+    assert len(sink.messages) == 160
+    # Channel, claim (savepoint, select, update, release: the test runs in a transaction),
+    # versions (+ the body, once per version and process), record, channel health, finish
+    # dispatch: never one per recipient. SQLite splits the bulk UPDATE by its parameter limit.
+    if connection.vendor == "postgresql":
+        assert len(big) == len(small) <= 10
+    else:
+        assert len(big) <= 12
+
+
+@pytest.fixture
+def black_hole() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A TCP server that accepts connections and never answers: the slowest possible peer."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    for sock in accepted:
+        sock.close()
+    server.close()
+
+
+def test_an_open_circuit_keeps_deliveries_waiting_and_does_not_slow_another_channel(
+    topic: Topic,
+    smtp_sink: tuple[SmtpSink, int],
+    black_hole: tuple[int, list[socket.socket]],
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.DELIVERY_CIRCUIT_THRESHOLD = 3
+    _sink, port = smtp_sink
+    slow = make_smtp_channel(black_hole[0], name="Slow", is_default_email=False)
+    Channel.objects.filter(pk=slow.pk).update(config={**slow.config, "timeout": 1})
+    healthy = make_smtp_channel(port, name="Healthy")
+    readers = add_subscribers(topic, 20)
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+    Delivery.objects.bulk_create(
+        Delivery(dispatch=dispatch, channel=slow, subscriber=r, next_attempt_at=timezone.now())
+        for r in readers[:5]
+    )
+
+    started = time.monotonic()
+    services.send_batch(slow.pk)  # times out once: 5 transient failures open the circuit
+    slow.refresh_from_db()
+    assert slow.circuit_state == Channel.CircuitState.OPEN
+    assert time.monotonic() - started < 3
+    with django_capture_on_commit_callbacks(execute=True):
+        second = make_dispatch(topic)
+        services.plan_dispatch(second.pk)
+    Delivery.objects.bulk_create(
+        Delivery(dispatch=second, channel=slow, subscriber=r, next_attempt_at=timezone.now())
+        for r in readers[:5]
+    )
+    connections_before = len(black_hole[1])
+
+    started = time.monotonic()
+    blocked = services.send_batch(slow.pk)
+    healthy_report = services.send_batch(healthy.pk)
+    elapsed = time.monotonic() - started
+
+    assert blocked.blocked and blocked.claimed == 0
+    assert len(black_hole[1]) == connections_before
+    assert healthy_report.claimed == 0  # the healthy channel had already sent everything
+    assert elapsed < 0.5
+    assert Delivery.objects.filter(channel=healthy, status=Delivery.Status.SENT).count() == 40
+    waiting = Delivery.objects.filter(channel=slow, dispatch=second)
+    assert set(waiting.values_list("status", "attempts")) == {(Delivery.Status.QUEUED, 0)}
+
+
+def test_a_cooled_circuit_half_opens_for_one_trial_batch_then_closes(
+    topic: Topic,
+    smtp_sink: tuple[SmtpSink, int],
+    settings: Any,
+) -> None:
+    settings.DELIVERY_CIRCUIT_TRIAL_SIZE = 2
+    _sink, port = smtp_sink
+    channel = make_smtp_channel(port)
+    Channel.objects.filter(pk=channel.pk).update(
+        circuit_state=Channel.CircuitState.OPEN,
+        circuit_opened_at=timezone.now(),
+        consecutive_failures=5,
+    )
+    add_subscribers(topic, 6)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    assert services.send_batch(channel.pk).blocked
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=2)):
+        trial = services.send_batch(channel.pk)
+
+    channel.refresh_from_db()
+    assert trial.claimed == 2
+    assert trial.continued  # the trial succeeded: the chain resumes
+    assert channel.circuit_state == Channel.CircuitState.CLOSED
+    assert channel.consecutive_failures == 0
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 6
+
+
+def test_a_failed_trial_opens_the_circuit_again(
+    topic: Topic, settings: Any, black_hole: tuple[int, list[socket.socket]]
+) -> None:
+    channel = make_smtp_channel(black_hole[0])
+    Channel.objects.filter(pk=channel.pk).update(
+        config={**channel.config, "timeout": 1},
+        circuit_state=Channel.CircuitState.OPEN,
+        circuit_opened_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    add_subscribers(topic, 3)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    trial = services.send_batch(channel.pk)
+
+    channel.refresh_from_db()
+    assert trial.claimed == 3 and not trial.continued
+    assert channel.circuit_state == Channel.CircuitState.OPEN
+    assert channel.last_error.startswith("SMTP connection failed")
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.QUEUED}
