@@ -188,7 +188,7 @@ class SlackBackend(Backend):
             if isinstance(client, WebClient):
                 client.auth_test()
                 return
-            response = client.send_dict({})
+            response = client.send_dict({"text": ""})
         except SlackApiError as exc:
             raise BackendError(
                 safe_error(f"Slack refused the token: {exc.response.data}", self.secrets.values())
