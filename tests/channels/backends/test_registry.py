@@ -45,9 +45,7 @@ def test_a_new_kind_is_one_registered_class(monkeypatch: pytest.MonkeyPatch) -> 
 
         def send(self, batch: Sequence[Message]) -> list[Outcome]:
             return [
-                Outcome(
-                    m.delivery_id, OutcomeStatus.SENT, f"{self.config['tag']}-{m.delivery_id}"
-                )
+                Outcome(m.delivery_id, OutcomeStatus.SENT, f"{self.config['tag']}-{m.delivery_id}")
                 for m in batch
             ]
 
