@@ -11,6 +11,8 @@ from pytest_httpserver import HTTPServer
 
 from channels.backends import BackendError, Message, OutcomeStatus, get_backend_class
 from channels.backends.email_ses import SesBackend
+from channels.configuration import save_channel, send_test_message
+from channels.models import Channel
 from tests.channels.backends.conftest import SENDER, SES_REGION, ses_sent_messages
 from tests.channels.logs import production_logs
 from tests.fixtures import provider_json
@@ -228,3 +230,27 @@ def test_check_refuses_a_pending_or_unknown_sender(ses_endpoint: str) -> None:
 def test_check_fails_when_ses_cannot_be_reached(closed_port_url: str) -> None:
     with pytest.raises(BackendError, match="unreachable"):
         make_backend(closed_port_url).check()
+
+
+@pytest.mark.django_db
+def test_a_test_message_of_an_ses_channel_reaches_the_given_address(ses_endpoint: str) -> None:
+    channel = save_channel(
+        Channel(name="Newsletter", kind="email_ses"),
+        {
+            "from_email": SENDER,
+            "region": SES_REGION,
+            "endpoint_url": ses_endpoint,
+            "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "secret_access_key": SECRET_KEY,
+        },
+    )
+
+    outcome = send_test_message(channel, to="root@example.com")
+
+    assert outcome.status == OutcomeStatus.SENT
+    [sent] = ses_sent_messages()
+    mime = parsed(sent.raw_data)
+    assert mime["To"] == "root@example.com"
+    assert mime["Subject"] == "Test message from Publishing"
+    html = mime.get_body(("html",))
+    assert html is not None and "Newsletter" in html.get_content()
