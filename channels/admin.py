@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
-from channels.backends import BackendError, OutcomeStatus, get_backend_class, registry
+from channels.backends import BackendError, OutcomeStatus, registry
 from channels.configuration import (
     ChannelConfigurationError,
     channel_secrets,
@@ -66,7 +66,9 @@ class ChannelAdminForm(_ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config_data: dict[str, Any] = {}
-        backend_class = get_backend_class(self.kind_name)
+        if self.kind_name not in registry:
+            return
+        backend_class = registry[self.kind_name]
         stored = channel_secrets(self.instance) if self.instance.pk else {}
         for name in config_field_names(self.kind_name):
             field = self.fields[CONFIG_PREFIX + name]
@@ -81,6 +83,9 @@ class ChannelAdminForm(_ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
+        if self.kind_name not in registry:
+            # A kind whose module was removed: the channel can be viewed and deleted only.
+            raise forms.ValidationError(f"No backend of kind {self.kind_name!r} is installed.")
         names = config_field_names(self.kind_name)
         if any(CONFIG_PREFIX + name in self.errors for name in names):
             # A field already refused its value: the schema would only repeat it.
@@ -105,13 +110,16 @@ class ChannelAdminForm(_ModelForm):
 
 
 def config_field_names(kind: str) -> list[str]:
-    return list(get_backend_class(kind).config_form.base_fields)
+    backend_class = registry.get(kind)
+    return list(backend_class.config_form.base_fields) if backend_class else []
 
 
 def channel_form(kind: str) -> type[ChannelAdminForm]:
     """A ChannelAdminForm class with the settings of ``kind`` as ``config_<name>`` fields."""
-    backend_class = get_backend_class(kind)
     attrs: dict[str, Any] = {"kind_name": kind, "__module__": __name__}
+    if kind not in registry:
+        return type(f"ChannelAdminForm_{kind}", (ChannelAdminForm,), attrs)
+    backend_class = registry[kind]
     for name, field in backend_class.config_form.base_fields.items():
         field = copy.deepcopy(field)
         if name in backend_class.secret_fields:

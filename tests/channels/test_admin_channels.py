@@ -299,3 +299,18 @@ def test_someone_without_rights_cannot_see_the_channels(client: Client) -> None:
     client.force_login(mallory)
 
     assert client.get(LIST_URL).status_code == 403
+
+
+def test_a_channel_of_an_uninstalled_kind_can_be_viewed_but_not_saved(
+    admin_client: Client,
+) -> None:
+    channel = Channel.objects.create(name="Old pager", kind="pager", config={"x": 1})
+
+    page = admin_client.get(change_url(channel))
+    response = admin_client.post(change_url(channel), {"name": "Renamed", "batch_size": "10"})
+
+    assert page.status_code == 200
+    assert response.status_code == 200
+    assert "No backend of kind &#x27;pager&#x27; is installed." in response.content.decode()
+    channel.refresh_from_db()
+    assert channel.name == "Old pager"
