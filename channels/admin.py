@@ -24,13 +24,13 @@ from django.utils.text import Truncator
 from channels.backends import BackendError, OutcomeStatus, registry
 from channels.configuration import (
     ChannelConfigurationError,
-    channel_secrets,
     check_channel_config,
     kind_choices,
     mask_secret,
     masked_secrets,
     save_channel,
     send_test_message,
+    stored_secrets_or_none,
 )
 from channels.models import Channel, Delivery
 
@@ -69,7 +69,7 @@ class ChannelAdminForm(_ModelForm):
         if self.kind_name not in registry:
             return
         backend_class = registry[self.kind_name]
-        stored = channel_secrets(self.instance) if self.instance.pk else {}
+        stored = stored_secrets_or_none(self.instance)
         for name in config_field_names(self.kind_name):
             field = self.fields[CONFIG_PREFIX + name]
             if name in backend_class.secret_fields:
@@ -95,7 +95,7 @@ class ChannelAdminForm(_ModelForm):
             check_channel_config(
                 self.kind_name,
                 self.config_data,
-                current_secrets=channel_secrets(self.instance) if self.instance.pk else {},
+                current_secrets=stored_secrets_or_none(self.instance),
                 batch_size=cleaned.get("batch_size"),
                 rate_limit_per_second=cleaned.get("rate_limit_per_second"),
             )

@@ -118,7 +118,7 @@ def save_channel(channel: Channel, data: Mapping[str, Any]) -> Channel:
     Saves ``channel`` (new or existing) with its other fields as they are on the instance.
     Raises ChannelConfigurationError, storing nothing, when anything is invalid.
     """
-    current = channel_secrets(channel) if channel.pk and channel.secrets_encrypted else {}
+    current = stored_secrets_or_none(channel)
     validated = check_channel_config(
         channel.kind,
         data,
@@ -142,6 +142,21 @@ def channel_secrets(channel: Channel) -> dict[str, str]:
             f"The secrets of channel {channel.pk} cannot be decrypted with any key of "
             "FIELD_ENCRYPTION_KEYS."
         ) from None
+
+
+def stored_secrets_or_none(channel: Channel) -> dict[str, str]:
+    """The channel's stored secrets, or {} when there are none or no key decrypts them.
+
+    Saving a channel whose secrets were lost (a key removed too early) must work once the
+    operator enters them again, so the unreadable ones count as absent.
+    """
+    if not channel.pk or not channel.secrets_encrypted:
+        return {}
+    try:
+        return channel_secrets(channel)
+    except BackendError:
+        logger.warning("channel %s: stored secrets cannot be decrypted", channel.pk)
+        return {}
 
 
 def mask_secret(value: str) -> str:

@@ -314,3 +314,20 @@ def test_a_channel_of_an_uninstalled_kind_can_be_viewed_but_not_saved(
     assert "No backend of kind &#x27;pager&#x27; is installed." in response.content.decode()
     channel.refresh_from_db()
     assert channel.name == "Old pager"
+
+
+def test_a_channel_whose_secrets_were_lost_is_repaired_by_entering_them_again(
+    admin_client: Client,
+) -> None:
+    channel = slack_channel()
+    Channel.objects.filter(pk=channel.pk).update(secrets_encrypted="encrypted-with-a-lost-key")
+
+    page = admin_client.get(change_url(channel))
+    without = admin_client.post(change_url(channel), slack_form(config_bot_token=""))
+    repaired = admin_client.post(change_url(channel), slack_form())
+
+    assert page.status_code == 200
+    assert "cannot be decrypted" in page.content.decode()
+    assert form_errors(without) == {"config_bot_token": ["A bot token is required in bot mode."]}
+    assert repaired.status_code == 302
+    assert channel_secrets(Channel.objects.get(pk=channel.pk)) == {"bot_token": TOKEN}
