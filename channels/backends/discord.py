@@ -17,7 +17,7 @@ from discord_webhook import DiscordWebhook
 from django import forms
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, safe_error
+from channels.backends.utils import parse_retry_after, required_secret, safe_error
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class DiscordBackend(Backend):
 
     def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         super().__init__(config, secrets)
-        self.url = secrets["webhook_url"]
+        self.url = required_secret(secrets, "webhook_url", self.kind)
         self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
@@ -102,7 +102,7 @@ class DiscordBackend(Backend):
         self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
     ) -> Outcome:
         error = safe_error(error, self.secrets.values())
-        logger.info("discord delivery %s: %s (%s)", message.delivery_id, status, error)
+        logger.debug("discord delivery %s: %s (%s)", message.delivery_id, status, error)
         return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
 
     def check(self) -> None:

@@ -196,7 +196,7 @@ class SesBackend(Backend):
         self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
     ) -> Outcome:
         error = safe_error(error, self.secrets.values())
-        logger.info("ses delivery %s: %s (%s)", message.delivery_id, status, error)
+        logger.debug("ses delivery %s: %s (%s)", message.delivery_id, status, error)
         return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
 
     def check(self) -> None:

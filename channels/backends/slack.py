@@ -18,7 +18,7 @@ from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, safe_error
+from channels.backends.utils import parse_retry_after, required_secret, safe_error
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class SlackBackend(Backend):
         super().__init__(config, secrets)
         self.mode = str(config.get("mode") or MODE_BOT)
         self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        secret = "webhook_url" if self.mode == MODE_WEBHOOK else "bot_token"
+        self._secret = required_secret(secrets, secret, self.kind)
         self._client: WebClient | WebhookClient | None = None
 
     @property
@@ -120,13 +122,13 @@ class SlackBackend(Backend):
             # slack-sdk annotates timeout as int; urllib takes (and we allow) fractions.
             if self.mode == MODE_WEBHOOK:
                 self._client = WebhookClient(
-                    url=self.secrets["webhook_url"],
+                    url=self._secret,
                     timeout=cast(int, self.timeout),
                     retry_handlers=[],
                 )
             else:
                 self._client = WebClient(
-                    token=self.secrets["bot_token"],
+                    token=self._secret,
                     base_url=str(self.config.get("base_url") or DEFAULT_BASE_URL),
                     timeout=cast(int, self.timeout),
                     retry_handlers=[],
@@ -178,7 +180,7 @@ class SlackBackend(Backend):
         self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
     ) -> Outcome:
         error = safe_error(error, self.secrets.values())
-        logger.info("slack delivery %s: %s (%s)", message.delivery_id, status, error)
+        logger.debug("slack delivery %s: %s (%s)", message.delivery_id, status, error)
         return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
 
     def check(self) -> None:

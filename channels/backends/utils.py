@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from channels.backends.base import BackendError
 from config.redaction import redact
 
 #: Longest error text a backend returns (Delivery.last_error holds 1,000 characters).
@@ -61,3 +62,11 @@ def safe_error(text: object, secrets: Iterable[str] = ()) -> str:
     if len(message) > MAX_ERROR_LENGTH:
         message = message[: MAX_ERROR_LENGTH - 1] + "…"
     return message
+
+
+def required_secret(secrets: Mapping[str, str], name: str, kind: str) -> str:
+    """``secrets[name]``, or BackendError when the channel has none (a configuration gap)."""
+    value = secrets.get(name, "")
+    if not value:
+        raise BackendError(f"The {kind} channel has no {name}: configure it in the admin.")
+    return value

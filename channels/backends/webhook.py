@@ -20,9 +20,10 @@ from typing import Any
 import requests
 from django import forms
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, safe_error
+from channels.backends.utils import parse_retry_after, required_secret, safe_error
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ class WebhookBackend(Backend):
         super().__init__(config, secrets)
         self.url: str = str(config["url"])
         self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
-        self._signer = Webhook(secrets["secret"])
+        try:
+            self._signer = Webhook(required_secret(secrets, "secret", self.kind))
+        except (binascii.Error, ValueError, EmptyWebhookSecretError):
+            raise BackendError("The webhook signing secret is not valid base64.") from None
         self._session: requests.Session | None = None
 
     @property
@@ -152,7 +156,7 @@ class WebhookBackend(Backend):
         disable_channel: bool = False,
     ) -> Outcome:
         error = safe_error(error, self.secrets.values())
-        logger.info("webhook delivery %s: %s (%s)", message.delivery_id, status, error)
+        logger.debug("webhook delivery %s: %s (%s)", message.delivery_id, status, error)
         return Outcome(
             message.delivery_id,
             status,

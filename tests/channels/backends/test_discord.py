@@ -150,7 +150,7 @@ def test_its_own_log_lines_name_the_delivery_not_the_url(
     httpserver.expect_request(WEBHOOK_PATH).respond_with_json(
         provider_json("discord", "unknown_webhook"), status=404
     )
-    caplog.set_level(logging.INFO, logger="channels")
+    caplog.set_level(logging.DEBUG, logger="channels")
 
     make_backend(httpserver.url_for(WEBHOOK_PATH)).send([message(77)])
 

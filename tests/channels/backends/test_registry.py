@@ -81,3 +81,20 @@ def test_safe_error_removes_the_channels_own_secrets_and_known_shapes() -> None:
     assert "xoxb-123" not in cleaned
     assert "jane.doe@example.org" not in cleaned
     assert len(safe_error("x" * 5000)) <= 500
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "secrets", "error"),
+    [
+        ("discord", {}, {}, "has no webhook_url"),
+        ("slack", {"mode": "bot", "channel": "C1"}, {}, "has no bot_token"),
+        ("slack", {"mode": "webhook"}, {}, "has no webhook_url"),
+        ("webhook", {"url": "https://example.com/"}, {}, "has no secret"),
+        ("webhook", {"url": "https://example.com/"}, {"secret": "whsec_!!!"}, "not valid base64"),
+    ],
+)
+def test_a_backend_missing_its_secret_refuses_to_start_with_a_backend_error(
+    kind: str, config: dict[str, str], secrets: dict[str, str], error: str
+) -> None:
+    with pytest.raises(BackendError, match=error):
+        get_backend_class(kind)(config, secrets)
