@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 
 from channels.backends import BackendError, OutcomeStatus, registry
 from channels.configuration import (
@@ -122,6 +122,8 @@ def channel_form(kind: str) -> type[ChannelAdminForm]:
     backend_class = registry[kind]
     for name, field in backend_class.config_form.base_fields.items():
         field = copy.deepcopy(field)
+        # Labelled as in the backend's form, not after the prefixed name.
+        field.label = field.label or capfirst(name.replace("_", " "))
         if name in backend_class.secret_fields:
             # Write-only: never rendered back, not even after a failed submit.
             field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
