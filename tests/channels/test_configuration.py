@@ -358,3 +358,38 @@ def test_the_debug_log_of_a_failed_send_holds_no_secret(
     assert outcome.status == OutcomeStatus.PERMANENT
     assert "invalid_auth" in logs.getvalue()
     assert TOKEN not in logs.getvalue()
+
+
+def test_a_kind_rendering_does_not_know_gets_a_plain_test_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections.abc import Sequence
+
+    from django import forms
+
+    from channels.backends import Backend, Message, Outcome, base
+
+    received: list[Message] = []
+
+    class PagerForm(forms.Form):
+        number = forms.CharField()
+
+    class PagerBackend(Backend):
+        kind = "pager"
+        label = "Pager"
+        is_broadcast = True
+        config_form = PagerForm
+
+        def send(self, batch: Sequence[Message]) -> list[Outcome]:
+            received.extend(batch)
+            return [Outcome(m.delivery_id, OutcomeStatus.SENT) for m in batch]
+
+    monkeypatch.setitem(base.registry, "pager", PagerBackend)
+    channel = save_channel(new_channel("pager"), {"number": "555"})
+
+    outcome = send_test_message(channel)
+
+    assert outcome.status == OutcomeStatus.SENT
+    [message] = received
+    assert message.delivery_id == 0
+    assert message.payload["text"] == "Test message from Publishing"
