@@ -1,7 +1,9 @@
 """Encryption at rest of channel secrets (Fernet; several keys for rotation: MultiFernet).
 
 FIELD_ENCRYPTION_KEYS lists Fernet keys, newest first: new values are encrypted with the first,
-any listed key decrypts. See docs/operations.md for rotation.
+any listed key decrypts. Rotation (docs/adding-a-channel.md, "Secrets and key rotation"): put a
+new key in front, deploy, run ``manage.py rotate_channel_secrets`` (re-encrypts every channel
+with the new key), then drop the old key.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 
 @lru_cache(maxsize=1)
@@ -25,14 +31,30 @@ def _fernet() -> MultiFernet:
         # Development only: a key derived from SECRET_KEY.
         digest = hashlib.sha256(f"channels:{settings.SECRET_KEY}".encode()).digest()
         keys = [base64.urlsafe_b64encode(digest).decode()]
-    return MultiFernet([Fernet(key) for key in keys])
+    fernets = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernets.append(Fernet(key.strip()))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key number {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)."
+            ) from None
+    return MultiFernet(fernets)
 
 
-def encrypt_secrets(secrets: dict[str, str]) -> str:
+@receiver(setting_changed)
+def _forget_keys(*, setting: str, **kwargs: Any) -> None:
+    # Tests (and override_settings) change the keys: build the MultiFernet again.
+    if setting in {"FIELD_ENCRYPTION_KEYS", "SECRET_KEY", "DEBUG"}:
+        _fernet.cache_clear()
+
+
+def encrypt_secrets(secrets: Mapping[str, str]) -> str:
     """Encrypt a mapping of secret values; an empty mapping is stored as ""."""
     if not secrets:
         return ""
-    return _fernet().encrypt(json.dumps(secrets, sort_keys=True).encode()).decode()
+    return _fernet().encrypt(json.dumps(dict(secrets), sort_keys=True).encode()).decode()
 
 
 def decrypt_secrets(token: str) -> dict[str, str]:
@@ -44,7 +66,10 @@ def decrypt_secrets(token: str) -> dict[str, str]:
 
 
 def rotate_secrets(token: str) -> str:
-    """Re-encrypt with the newest key (after adding one at the front of the list)."""
+    """Re-encrypt with the newest key (after adding one at the front of the list).
+
+    Raises InvalidToken when no configured key decrypts ``token``.
+    """
     return _fernet().rotate(token.encode()).decode() if token else ""
 
 

@@ -1,0 +1,226 @@
+"""Amazon SES (API v2) through boto3: one raw MIME message per recipient.
+
+The MIME bytes are ``Message.raw`` when the engine pre-built them, else an HTML + text
+message built here from the fields, with the given headers (List-Unsubscribe and
+List-Unsubscribe-Post from subscribers.tokens) and a Message-ID. Each send is tagged with the
+delivery id (``EmailTags``), so SES events can be matched to the ledger row. botocore's own
+retries are off: throttling comes back as RATE_LIMITED for the engine to schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from email.utils import make_msgid, parseaddr
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
+
+from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.utils import parse_retry_after, safe_error
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_TIMEOUT = 10.0
+#: Error codes meaning "slow down": the message is retried later, not failed.
+THROTTLING_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottlingException",
+        "MaxSendingRateExceeded",
+        "LimitExceededException",
+    }
+)
+#: Account-wide stops (a review, a suspension): every message would fail the same way, so
+#: they are transient and let the channel's circuit breaker hold the deliveries back.
+ACCOUNT_PAUSED_CODES = frozenset({"SendingPausedException", "AccountSuspendedException"})
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class SesConfigForm(forms.Form):
+    from_email = forms.CharField(
+        label="From",
+        max_length=254,
+        help_text='A verified SES identity, e.g. "News <news@example.com>".',
+    )
+    region = forms.CharField(max_length=30, initial=DEFAULT_REGION, help_text="e.g. eu-west-1")
+    configuration_set = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="SES configuration set (event publishing, dedicated IPs); optional.",
+    )
+    endpoint_url = forms.URLField(
+        label="Endpoint URL",
+        required=False,
+        max_length=200,
+        assume_scheme="https",
+        help_text="Leave empty for the region's SES endpoint.",
+    )
+    access_key_id = forms.CharField(
+        label="Access key id",
+        required=False,
+        max_length=128,
+        help_text="Empty: the server's AWS credentials (environment, instance role).",
+    )
+    secret_access_key = forms.CharField(label="Secret access key", required=False, max_length=128)
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", required=False, min_value=0.1, max_value=120
+    )
+
+    def clean_from_email(self) -> str:
+        value: str = self.cleaned_data["from_email"].strip()
+        _name, address = parseaddr(value)
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise forms.ValidationError(
+                "Enter an address like news@example.com or News <news@example.com>."
+            ) from None
+        return value
+
+    def clean_region(self) -> str:
+        region: str = self.cleaned_data["region"].strip()
+        if not _REGION.match(region):
+            raise forms.ValidationError("Enter an AWS region such as eu-west-1.")
+        return region
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        if bool(data.get("access_key_id")) != bool(data.get("secret_access_key")):
+            missing = "secret_access_key" if data.get("access_key_id") else "access_key_id"
+            self.add_error(missing, "Give both the access key id and the secret, or neither.")
+        return data
+
+
+@register
+class SesBackend(Backend):
+    kind = "email_ses"
+    label = "Email through Amazon SES"
+    config_form = SesConfigForm
+    secret_fields = frozenset({"access_key_id", "secret_access_key"})
+
+    def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+        super().__init__(config, secrets)
+        self.from_email = str(config["from_email"])
+        self.configuration_set = str(config.get("configuration_set") or "")
+        self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The sesv2 client, made once and reused for every batch this backend sends."""
+        if self._client is None:
+            self._client = boto3.session.Session().client(
+                "sesv2",
+                region_name=str(self.config.get("region") or DEFAULT_REGION),
+                endpoint_url=self.config.get("endpoint_url") or None,
+                aws_access_key_id=self.secrets.get("access_key_id") or None,
+                aws_secret_access_key=self.secrets.get("secret_access_key") or None,
+                config=Config(
+                    connect_timeout=self.timeout,
+                    read_timeout=self.timeout,
+                    retries={"total_max_attempts": 1},
+                ),
+            )
+        return self._client
+
+    def build_mime(self, message: Message) -> bytes:
+        """The message as MIME bytes: ``raw`` as given, else built from the fields."""
+        if message.raw is not None:
+            return message.raw
+        headers = dict(message.headers)
+        if not any(name.lower() == "message-id" for name in headers):
+            domain = parseaddr(self.from_email)[1].rpartition("@")[2]
+            headers["Message-ID"] = make_msgid(idstring=f"d{message.delivery_id}", domain=domain)
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.text,
+            from_email=self.from_email,
+            to=[message.to],
+            headers=headers,
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        # Django's SafeMIME classes take linesep (as its SMTP backend uses them); typeshed
+        # knows only email.message.Message's signature.
+        return email.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
+
+    def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        return [self._send_one(message) for message in batch]
+
+    def _send_one(self, message: Message) -> Outcome:
+        request: dict[str, Any] = {
+            "FromEmailAddress": self.from_email,
+            "Destination": {"ToAddresses": [message.to]},
+            "Content": {"Raw": {"Data": self.build_mime(message)}},
+            "EmailTags": [{"Name": "delivery_id", "Value": str(message.delivery_id)}],
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            response = self.client.send_email(**request)
+        except ClientError as exc:
+            return self._client_error_outcome(message, exc)
+        except ParamValidationError as exc:
+            return self._outcome(message, OutcomeStatus.PERMANENT, f"invalid request: {exc}")
+        except BotoCoreError as exc:
+            # Connection refused or reset, timeouts, missing credentials.
+            return self._outcome(message, OutcomeStatus.TRANSIENT, str(exc))
+        return Outcome(
+            message.delivery_id, OutcomeStatus.SENT, provider_message_id=response["MessageId"]
+        )
+
+    def _client_error_outcome(self, message: Message, exc: ClientError) -> Outcome:
+        error = exc.response.get("Error", {})
+        metadata = exc.response.get("ResponseMetadata", {})
+        code = str(error.get("Code", ""))
+        http_status = int(metadata.get("HTTPStatusCode") or 0)
+        detail = f"{code} (HTTP {http_status}): {error.get('Message', '')}"
+        retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
+        if code in THROTTLING_CODES or http_status == 429:
+            return self._outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
+        if http_status >= 500 or code in ACCOUNT_PAUSED_CODES:
+            return self._outcome(message, OutcomeStatus.TRANSIENT, detail, retry_after)
+        return self._outcome(message, OutcomeStatus.PERMANENT, detail)
+
+    def _outcome(
+        self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
+    ) -> Outcome:
+        error = safe_error(error, self.secrets.values())
+        logger.debug("ses delivery %s: %s (%s)", message.delivery_id, status, error)
+        return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
+
+    def check(self) -> None:
+        """The sender (its address, or else its domain) is a verified identity of the account."""
+        address = parseaddr(self.from_email)[1]
+        for identity in (address, address.rpartition("@")[2]):
+            try:
+                answer = self.client.get_email_identity(EmailIdentity=identity)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NotFoundException":
+                    continue
+                raise BackendError(
+                    safe_error(f"SES refused: {exc}", self.secrets.values())
+                ) from None
+            except BotoCoreError as exc:
+                raise BackendError(
+                    safe_error(f"SES unreachable: {exc}", self.secrets.values())
+                ) from None
+            if not answer.get("VerifiedForSendingStatus", False):
+                raise BackendError(f"SES identity {identity} is not verified for sending.")
+            return
+        raise BackendError(f"No SES identity for {address} or its domain.")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,218 @@
+"""Slack: a bot token posting to a channel (chat.postMessage, Block Kit) or an incoming webhook.
+
+The message's ``payload`` is what publishing.rendering.render_slack builds: ``text`` (the
+notification fallback) and ``blocks``. slack-sdk's own retry handlers are switched off: the
+delivery engine owns retries, so a 429 comes back as RATE_LIMITED with Slack's Retry-After.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from django import forms
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.utils import parse_retry_after, required_secret, safe_error
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = WebClient.BASE_URL
+DEFAULT_TIMEOUT = 10.0
+MODE_BOT = "bot"
+MODE_WEBHOOK = "webhook"
+
+#: Slack error codes that retrying will not fix.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+        "no_permission", "missing_scope", "channel_not_found", "not_in_channel", "is_archived",
+        "channel_is_archived", "msg_too_long", "no_text", "invalid_blocks", "invalid_arguments",
+        "invalid_payload", "restricted_action", "team_access_not_granted", "no_service",
+        "action_prohibited", "invalid_token", "posting_to_general_channel_denied",
+        "too_many_attachments", "ekm_access_denied",
+    }
+)  # fmt: skip
+#: Slack error codes of a passing trouble on Slack's side.
+TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_NETWORK_ERRORS = (OSError, http.client.HTTPException, SlackClientError)
+
+
+class SlackConfigForm(forms.Form):
+    mode = forms.ChoiceField(
+        choices=[(MODE_BOT, "Bot token and channel"), (MODE_WEBHOOK, "Incoming webhook")],
+        initial=MODE_BOT,
+    )
+    channel = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="Bot mode: the channel id (C0123456789) or name (#news).",
+    )
+    bot_token = forms.CharField(
+        required=False, max_length=300, help_text="Bot mode: the bot user token, xoxb-…"
+    )
+    webhook_url = forms.URLField(
+        label="Webhook URL",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Webhook mode: https://hooks.slack.com/services/…",
+    )
+    base_url = forms.URLField(
+        label="API base URL",
+        required=False,
+        max_length=200,
+        assume_scheme="https",
+        help_text=f"Bot mode; leave empty for {DEFAULT_BASE_URL}",
+    )
+    timeout = forms.FloatField(
+        label="Timeout (seconds)", required=False, min_value=0.1, max_value=60
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        mode = data.get("mode")
+        if mode == MODE_BOT:
+            token = (data.get("bot_token") or "").strip()
+            if not token:
+                self.add_error("bot_token", "A bot token is required in bot mode.")
+            elif not token.startswith("xoxb-"):
+                self.add_error("bot_token", "A bot token starts with xoxb-.")
+            if not (data.get("channel") or "").strip():
+                self.add_error("channel", "A channel is required in bot mode.")
+            # Only the chosen mode's secret is kept.
+            data["webhook_url"] = ""
+        elif mode == MODE_WEBHOOK:
+            if not data.get("webhook_url"):
+                self.add_error("webhook_url", "A webhook URL is required in webhook mode.")
+            data["bot_token"] = ""
+            data["channel"] = ""
+        base_url = data.get("base_url") or ""
+        if base_url and not base_url.endswith("/"):
+            data["base_url"] = base_url + "/"
+        return data
+
+
+@register
+class SlackBackend(Backend):
+    kind = "slack"
+    label = "Slack"
+    is_broadcast = True
+    config_form = SlackConfigForm
+    secret_fields = frozenset({"bot_token", "webhook_url"})
+
+    def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+        super().__init__(config, secrets)
+        self.mode = str(config.get("mode") or MODE_BOT)
+        self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        secret = "webhook_url" if self.mode == MODE_WEBHOOK else "bot_token"
+        self._secret = required_secret(secrets, secret, self.kind)
+        self._client: WebClient | WebhookClient | None = None
+
+    @property
+    def client(self) -> WebClient | WebhookClient:
+        if self._client is None:
+            # slack-sdk annotates timeout as int; urllib takes (and we allow) fractions.
+            if self.mode == MODE_WEBHOOK:
+                self._client = WebhookClient(
+                    url=self._secret,
+                    timeout=cast(int, self.timeout),
+                    retry_handlers=[],
+                )
+            else:
+                self._client = WebClient(
+                    token=self._secret,
+                    base_url=str(self.config.get("base_url") or DEFAULT_BASE_URL),
+                    timeout=cast(int, self.timeout),
+                    retry_handlers=[],
+                )
+        return self._client
+
+    def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        return [self._send_one(message) for message in batch]
+
+    def _send_one(self, message: Message) -> Outcome:
+        payload = dict(message.payload)
+        text = str(payload.get("text") or message.subject or message.text or " ")
+        blocks = payload.get("blocks")
+        client = self.client
+        try:
+            if isinstance(client, WebhookClient):
+                return self._webhook_outcome(message, client.send(text=text, blocks=blocks))
+            response = client.chat_postMessage(
+                channel=str(self.config["channel"]), text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            return self._api_error_outcome(message, exc)
+        except TimeoutError:
+            return self._outcome(message, OutcomeStatus.TRANSIENT, "timed out")
+        except _NETWORK_ERRORS as exc:
+            return self._outcome(message, OutcomeStatus.TRANSIENT, f"connection error: {exc}")
+        return Outcome(
+            message.delivery_id, OutcomeStatus.SENT, provider_message_id=str(response["ts"])
+        )
+
+    def _api_error_outcome(self, message: Message, exc: SlackApiError) -> Outcome:
+        response = exc.response
+        data = response.data if isinstance(response.data, dict) else {}
+        code = str(data.get("error") or "")
+        status = classify(response.status_code, code)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self._outcome(message, status, f"HTTP {response.status_code}: {code}", retry_after)
+
+    def _webhook_outcome(self, message: Message, response: Any) -> Outcome:
+        status_code: int = response.status_code
+        body = str(response.body or "").strip()
+        if status_code == 200 and body == "ok":
+            return Outcome(message.delivery_id, OutcomeStatus.SENT)
+        status = classify(status_code, body)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self._outcome(message, status, f"HTTP {status_code}: {body[:200]}", retry_after)
+
+    def _outcome(
+        self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
+    ) -> Outcome:
+        error = safe_error(error, self.secrets.values())
+        logger.debug("slack delivery %s: %s (%s)", message.delivery_id, status, error)
+        return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
+
+    def check(self) -> None:
+        """Bot mode: auth.test. Webhook mode: an empty post, which Slack refuses without posting."""
+        client = self.client
+        try:
+            if isinstance(client, WebClient):
+                client.auth_test()
+                return
+            response = client.send_dict({"text": ""})
+        except SlackApiError as exc:
+            raise BackendError(
+                safe_error(f"Slack refused the token: {exc.response.data}", self.secrets.values())
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise BackendError(
+                safe_error(f"Slack unreachable: {exc}", self.secrets.values())
+            ) from None
+        # An empty payload is answered 400 no_text / invalid_payload by a live webhook.
+        if response.status_code not in (200, 400):
+            raise BackendError(
+                safe_error(
+                    f"webhook answered HTTP {response.status_code}: {response.body}",
+                    self.secrets.values(),
+                )
+            )
+
+
+def classify(status_code: int, code: str) -> OutcomeStatus:
+    """Map an HTTP status and a Slack error code to an outcome."""
+    if status_code == 429 or code == "ratelimited":
+        return OutcomeStatus.RATE_LIMITED
+    if status_code >= 500 or code in TRANSIENT_ERRORS:
+        return OutcomeStatus.TRANSIENT
+    return OutcomeStatus.PERMANENT
