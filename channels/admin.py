@@ -266,5 +266,6 @@ class ChannelAdmin(_ModelAdmin):
                 detail = f"{channel}: test message {outcome.status}: {outcome.error}"
                 self.message_user(request, detail, messages.WARNING)
 
+
 # The Delivery admin lives in its own module; importing it registers it.
 from channels import admin_deliveries  # noqa: E402, F401

@@ -6,3 +6,10 @@ from django.apps import AppConfig
 class ChannelsConfig(AppConfig):
     name = "channels"
     verbose_name = "Channels and delivery"
+
+    def ready(self) -> None:
+        from channels import checks  # noqa: F401 - registers the queue-timeout checks
+        from channels.services import forget_recipient
+        from subscribers.signals import subscriber_erased
+
+        subscriber_erased.connect(forget_recipient, dispatch_uid="channels.forget_recipient")

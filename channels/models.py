@@ -197,7 +197,3 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%H:%M:%S}"
-
-
-# Registers the engine's system checks with the app (models load at start-up).
-from channels import checks as _checks  # noqa: E402, F401

@@ -9,7 +9,6 @@ worker left behind. See docs/delivery.md.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import random
@@ -38,10 +37,9 @@ from channels.backends.base import (
     Outcome,
     OutcomeStatus,
     get_backend_class,
-    registry,
 )
 from channels.backends.email_common import crlf_bytes
-from channels.crypto import decrypt_secrets
+from channels.configuration import build_backend
 from channels.mime import PreparedEmail
 from channels.models import Channel, Delivery, RateBucket
 from publishing.models import Dispatch, Publication
@@ -66,27 +64,14 @@ MAX_ERROR_LENGTH = 1000
 # --- Backends -----------------------------------------------------------------------------------
 
 
-def backend_class(kind: str) -> type[Backend]:
-    """The backend registered under ``kind``, importing channels.backends.<kind> on first use.
-
-    Raises BackendError for an unknown kind.
-    """
-    if kind not in registry:
-        try:
-            importlib.import_module(f"channels.backends.{kind}")
-        except ImportError:
-            logger.warning("No backend module for channel kind %s", kind)
-    return get_backend_class(kind)
-
-
 def get_backend(channel: Channel) -> Backend:
-    """An instance of the channel's backend with its decrypted secrets."""
-    return backend_class(channel.kind)(channel.config, decrypt_secrets(channel.secrets_encrypted))
+    """An instance of the channel's backend with its decrypted secrets (see configuration)."""
+    return build_backend(channel)
 
 
 def is_broadcast_kind(kind: str) -> bool:
     try:
-        return backend_class(kind).is_broadcast
+        return get_backend_class(kind).is_broadcast
     except BackendError:
         return not kind.startswith("email")
 
@@ -1013,3 +998,16 @@ def requeue_deliveries(delivery_ids: Iterable[int]) -> int:
         for channel_id in channel_ids:
             enqueue(SEND_BATCH_TASK, channel_id)
     return count
+
+
+def forget_recipient(sender: object, *, email: str, **kwargs: object) -> int:
+    """Receiver of subscribers' ``subscriber_erased``: scrub the site mail kept for ``email``.
+
+    Transactional deliveries keep the address and the whole message; on erasure both go. Rows not
+    yet sent are cancelled first. Returns the number of rows scrubbed.
+    """
+    rows = Delivery.objects.filter(kind=Delivery.Kind.TRANSACTIONAL, recipient__iexact=email)
+    rows.exclude(status__in=Delivery.SETTLED).update(
+        status=Delivery.Status.CANCELLED, last_error="recipient erased", lease_expires_at=None
+    )
+    return rows.update(recipient="", raw_message=None)

@@ -449,11 +449,15 @@ def _source(version: Renderable, *, with_topics: bool = True) -> _Source:
         publication_id: int | None = version.pk
         version_id = None
         topics = version.topics.all() if version.pk else Topic.objects.none()
-    else:
+    elif hasattr(version, "history_id"):
         publication_id = getattr(version, "id", None)
-        version_id = getattr(version, "history_id", None)
+        version_id = version.history_id
         topic_ids = version.topics.values("topic_id")  # type: ignore[attr-defined]
         topics = Topic.objects.filter(pk__in=topic_ids)
+    else:
+        # A plain object with the Renderable fields (a channel's test message): no topics.
+        publication_id = version_id = None
+        topics = Topic.objects.none()
     return _Source(
         publication_id=publication_id,
         version_id=version_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.env import DEVELOPMENT_SECRET_KEYS, env
 from config.settings.base import *  # noqa: F403
-from config.settings.base import Q_CLUSTER, VAR_DIR
+from config.settings.base import DATABASES, Q_CLUSTER, VAR_DIR
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default=sorted(DEVELOPMENT_SECRET_KEYS)[1])
@@ -21,3 +21,7 @@ LOGGING_CONFIG = (
     None if env.bool("TEST_QUIET_LOGGING", default=False) else "logging.config.dictConfig"
 )
 TESTING = True
+# The live server's thread would otherwise keep its connection to the test database open, and
+# PostgreSQL refuses to drop a database somebody is connected to.
+for _database in DATABASES.values():
+    _database["CONN_MAX_AGE"] = 0

@@ -79,8 +79,8 @@ def test_each_message_is_personal_with_unsubscribe_headers_and_a_stable_message_
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = body(sink.messages[0], "plain")
     html = body(sink.messages[0], "html")
-    assert "Hello Zoë Ünïcode." in text
-    assert "Hello Zoë Ünïcode." in html
+    assert "Hello Zoë Ünïcode," in text
+    assert "Hello Zoë Ünïcode," in html
     assert "[[[" not in text + html
 
 
@@ -96,7 +96,7 @@ def test_a_text_only_subscriber_gets_no_html_part(
 
     parsed = email.message_from_bytes(sink.messages[0], policy=email.policy.default)
     assert parsed.get_content_type() == "text/plain"
-    assert "Hello Reader 0." in parsed.get_content()
+    assert "Hello Reader 0," in parsed.get_content()
 
 
 def test_a_peer_answering_transient_errors_still_gets_everything_once(
@@ -224,10 +224,10 @@ def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
     assert report.outcomes == {Delivery.Status.SENT: 150}
     assert len(sink.messages) == 160
     # Channel, claim (savepoint, select, update, release: the test runs in a transaction),
-    # versions (+ the body, once per version and process), record, channel health, finish
+    # versions (+ body and topics, once per version and process), record, channel health, finish
     # dispatch: never one per recipient. SQLite splits the bulk UPDATE by its parameter limit.
     if connection.vendor == "postgresql":
-        assert len(big) == len(small) <= 10
+        assert len(big) == len(small) <= 11
     else:
         assert len(big) <= 12
 

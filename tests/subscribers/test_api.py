@@ -82,8 +82,10 @@ def test_it_names_the_field_and_the_limit_of_bad_input(
     response = client.post(URL, payload, content_type="application/json")
 
     assert response.status_code == 400
-    assert field in response.json()
-    assert message in str(response.json()[field])
+    assert response["Content-Type"] == "application/problem+json"
+    errors = [error for error in response.json()["errors"] if error["field"] == field]
+    assert errors, response.json()
+    assert message in errors[0]["message"]
     assert not Subscriber.objects.exists()
 
 
