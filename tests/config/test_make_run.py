@@ -26,9 +26,9 @@ from tests.conftest import REPO_ROOT
 
 @pytest.mark.django_db
 def test_load_demo_creates_the_demo_and_an_admin_whose_password_is_printed_once(
-    settings: object, tmp_path: Path, django_capture_on_commit_callbacks: Any
+    settings: Any, tmp_path: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
-    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"  # type: ignore[attr-defined]
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
     out = StringIO()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("load_demo", stdout=out)
