@@ -488,7 +488,8 @@ def _cache_key(version: Renderable, family: str) -> tuple[Any, ...] | None:
     history_id = getattr(version, "history_id", None)
     if history_id is None:
         return None
-    return (family, "version", history_id, *site)
+    # With its date: SQLite reuses a deleted row's id, and a cache must never mix two versions.
+    return (family, "version", history_id, getattr(version, "history_date", None), *site)
 
 
 def _cached(

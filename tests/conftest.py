@@ -22,6 +22,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL"))
 
 
+@pytest.fixture(autouse=True)
+def fresh_render_caches() -> Iterator[None]:
+    """Rendering caches live per process; each test starts without what another rendered."""
+    from channels import services
+    from publishing import rendering
+
+    rendering.clear_cache()
+    services._rendered.clear()
+    yield
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
