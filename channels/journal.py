@@ -75,6 +75,8 @@ def _build(url: str, ttl: int) -> BaseCache | None:
     scheme = urlsplit(url).scheme
     params: dict[str, Any] = {"TIMEOUT": ttl, "KEY_PREFIX": KEY_PREFIX}
     if scheme in ("redis", "rediss", "unix"):
+        # A store that hangs must cost a batch one short wait, not the task's timeout.
+        params["OPTIONS"] = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
         return RedisCache(url, params)
     if scheme == "file":
         params["OPTIONS"] = {"MAX_ENTRIES": FILE_MAX_ENTRIES}

@@ -969,11 +969,15 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
             for m in messages
         ]
     given: list[Outcome] = []
+    journal_works = [True]
 
     def journaled(outcome: Outcome) -> None:
         given.append(outcome)
-        if outcome.status == OutcomeStatus.SENT:
-            journal.record(outcome.delivery_id, outcome.provider_message_id, lease)
+        if outcome.status == OutcomeStatus.SENT and journal_works[0]:
+            # A store that fails once is left alone for the rest of the batch.
+            journal_works[0] = journal.record(
+                outcome.delivery_id, outcome.provider_message_id, lease
+            )
 
     try:
         outcomes = send_paced(

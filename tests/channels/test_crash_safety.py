@@ -130,6 +130,68 @@ def sweep_until_settled(dispatches: list[Dispatch], timeout: float) -> None:
     wait_for(settled, timeout=timeout, every=1.0)
 
 
+def kill_mid_batch_and_recover(
+    topic: Topic,
+    sink: HoldingSink,
+    cluster: Cluster,
+    kill_after: int,
+    log: Path,
+    env: dict[str, str],
+    started: float,
+) -> Cluster:
+    """Send a 2,000-recipient dispatch, SIGKILL ``cluster`` once the sink has received
+    ``kill_after`` of its messages and a batch is part-sent, recover with a new cluster
+    (returned, still running), and check every message arrived exactly once."""
+    dispatch = make_dispatch(topic)
+    sink.mid_batch.clear()
+    sink.kill_after = len(sink.messages) + kill_after
+    async_task(services.PLAN_DISPATCH_TASK, dispatch.pk)
+    try:
+        assert sink.mid_batch.wait(timeout=40), "the dispatch never reached the kill point"
+        # Hold every worker at its next RCPT, so none is between the sink's "250" and its
+        # journal write, then kill them all while their batches are part-sent.
+        sink.holding = True
+        time.sleep(0.3)
+    finally:
+        cluster.kill()
+        sink.kill_after = None
+        sink.holding = False
+    in_flight = set(
+        Delivery.objects.filter(dispatch=dispatch, status="sending").values_list("pk", flat=True)
+    )
+    accepted_unrecorded = in_flight & set(sink.delivery_ids())
+    sent_before = Delivery.objects.filter(dispatch=dispatch, status="sent").count()
+    assert 0 < sent_before < RECIPIENTS, "the kill must land in the middle of the dispatch"
+    assert accepted_unrecorded, "the kill must land after the sink accepted part of a batch"
+    assert in_flight - accepted_unrecorded, "... and before the batch was all sent"
+
+    recovering = Cluster(log, **env)
+    recovering.start()
+    try:
+        sweep_until_settled([dispatch], timeout=45)
+
+        rows = Delivery.objects.filter(dispatch=dispatch)
+        assert rows.count() == RECIPIENTS
+        assert set(rows.values_list("status", flat=True)) == {"sent"}
+        ids = set(rows.values_list("pk", flat=True))
+        # Exactly once, by X-Delivery-ID and by Message-ID; the provider ids of the messages
+        # accepted but unrecorded at the kill came back from the journal into the ledger.
+        received = sink.delivery_ids()
+        assert {pk: received[pk] for pk in ids} == dict.fromkeys(ids, 1)
+        message_ids = sink.message_ids()
+        assert {pk: message_ids[pk] for pk in ids} == dict.fromkeys(ids, 1)
+        assert not rows.filter(pk__in=accepted_unrecorded, provider_message_id="").exists()
+        print(  # noqa: T201 (reported in the test output on purpose)
+            f"\ncrash test: killed after {sent_before} recorded, {len(in_flight)} in flight of "
+            f"which {len(accepted_unrecorded)} accepted, all {RECIPIENTS} received once, "
+            f"{time.monotonic() - started:.1f} s"
+        )
+    except BaseException:
+        recovering.stop()
+        raise
+    return recovering
+
+
 def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     transactional_db: None,
     topic: Topic,
@@ -144,55 +206,17 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     log = output_dir / "qcluster.log"
     log.unlink(missing_ok=True)
     started = time.monotonic()
-    # Three dispatches, each killed at another point of its sending.
-    for kill_after in (250, 900, 1500):
-        dispatch = make_dispatch(topic)
-        received_before = len(sink.messages)
-        sink.mid_batch.clear()
-        sink.kill_after = received_before + kill_after
-        async_task(services.PLAN_DISPATCH_TASK, dispatch.pk)
-
-        first = Cluster(log, **redis_journal)
-        first.start()
-        try:
-            assert sink.mid_batch.wait(timeout=40), "the dispatch never reached the kill point"
-            # Hold every worker at its next RCPT, so none is between the sink's "250" and
-            # its journal write, then kill them all while their batches are part-sent.
-            sink.holding = True
-            time.sleep(0.5)
-        finally:
-            first.kill()
-            sink.kill_after = None
-            sink.holding = False
-        in_flight = set(
-            Delivery.objects.filter(dispatch=dispatch, status="sending").values_list(
-                "pk", flat=True
+    cluster = Cluster(log, **redis_journal)
+    cluster.start()
+    try:
+        # Three dispatches, each killed at another point of its sending; the cluster started
+        # to recover one dispatch is the one killed in the next.
+        for kill_after in (250, 900, 1500):
+            cluster = kill_mid_batch_and_recover(
+                topic, sink, cluster, kill_after, log, redis_journal, started
             )
-        )
-        accepted_unrecorded = in_flight & set(sink.delivery_ids())
-        sent_before = Delivery.objects.filter(dispatch=dispatch, status="sent").count()
-        assert 0 < sent_before < RECIPIENTS, "the kill must land in the middle of the dispatch"
-        assert accepted_unrecorded, "the kill must land after the sink accepted part of a batch"
-        assert in_flight - accepted_unrecorded, "... and before the batch was all sent"
-
-        with running_cluster(log, **redis_journal):
-            sweep_until_settled([dispatch], timeout=45)
-
-        rows = Delivery.objects.filter(dispatch=dispatch)
-        assert rows.count() == RECIPIENTS
-        assert set(rows.values_list("status", flat=True)) == {"sent"}
-        received = sink.delivery_ids()
-        ids = set(rows.values_list("pk", flat=True))
-        # Exactly once, by X-Delivery-ID, and the provider's id of an accepted-but-unrecorded
-        # message came back from the journal into the ledger.
-        assert {pk: received[pk] for pk in ids} == dict.fromkeys(ids, 1)
-        assert {pk: sink.message_ids()[pk] for pk in ids} == dict.fromkeys(ids, 1)
-        assert not rows.filter(pk__in=accepted_unrecorded, provider_message_id="").exists()
-        print(  # noqa: T201 (reported in the test output on purpose)
-            f"\ncrash test: killed after {sent_before} recorded, {len(in_flight)} in flight of "
-            f"which {len(accepted_unrecorded)} accepted, all {RECIPIENTS} received once, "
-            f"{time.monotonic() - started:.1f} s"
-        )
+    finally:
+        cluster.stop()
     assert time.monotonic() - started < 90
 
 

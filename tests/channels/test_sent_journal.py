@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -135,16 +136,26 @@ def test_a_first_attempt_costs_no_journal_read_and_an_entry_older_than_its_row_i
 
 
 def test_sending_goes_on_when_the_journal_store_is_down(
-    topic: Topic, smtp_channel: Channel, sink: SmtpSink, settings: Any
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:1/0"
     add_subscribers(topic, 3)
     services.plan_dispatch(make_dispatch(topic).pk)
 
-    report = services.send_batch(smtp_channel.pk)
+    with caplog.at_level(logging.WARNING, logger="channels.journal"):
+        report = services.send_batch(smtp_channel.pk)
 
     assert report.outcomes == {Delivery.Status.SENT: 3}
     assert len(sink.messages) == 3
+    # One failed write, then the batch leaves the store alone.
+    assert [r.getMessage() for r in caplog.records].count(
+        f"Sent journal: cannot record delivery {min(sink.delivery_ids())}"
+    ) == 1
+    assert len([r for r in caplog.records if "cannot record" in r.getMessage()]) == 1
     assert journal.accepted([(1, None)]) == {}
     with time_machine.travel(timezone.now() + LATER):
         assert services.sweep().recovered == 0
