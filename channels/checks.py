@@ -32,4 +32,14 @@ def check_delivery_timeouts(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 id="channels.E002",
             )
         )
+    if settings.DELIVERY_JOURNAL_TTL_SECONDS <= settings.DELIVERY_LEASE_SECONDS:
+        errors.append(
+            Error(
+                f"DELIVERY_JOURNAL_TTL_SECONDS ({settings.DELIVERY_JOURNAL_TTL_SECONDS}) must be "
+                f"greater than DELIVERY_LEASE_SECONDS ({settings.DELIVERY_LEASE_SECONDS}).",
+                hint="Otherwise the sent journal forgets a message before the sweeper looks it up "
+                "(decision 0039).",
+                id="channels.E003",
+            )
+        )
     return errors

@@ -14,7 +14,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -30,6 +30,7 @@ from django.db.models import Case, Count, Exists, F, Min, OuterRef, Q, Value, Wh
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from channels import journal
 from channels.backends.base import (
     Backend,
     BackendError,
@@ -338,16 +339,34 @@ def reserve_rate(channel_id: int, rate: float, count: int) -> float:
     return max(0.0, start - wall)
 
 
+def _send_each(
+    backend: Backend,
+    messages: Sequence[Message],
+    on_outcome: Callable[[Outcome], None] | None,
+) -> list[Outcome]:
+    """Hand the messages to the backend; with ``on_outcome``, one at a time, calling it with
+    each outcome before the next message goes (the sent journal's write, decision 0039)."""
+    if on_outcome is None:
+        return list(backend.send(messages))
+    outcomes: list[Outcome] = []
+    for message in messages:
+        for outcome in backend.send([message]):
+            on_outcome(outcome)
+            outcomes.append(outcome)
+    return outcomes
+
+
 def send_paced(
     backend: Backend,
     messages: Sequence[Message],
     rate: float | None,
     channel_id: int,
     sleep: Callable[[float], None] = time.sleep,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Hand the messages to the backend, never faster than ``rate`` per second (if set)."""
     if not rate:
-        return list(backend.send(messages))
+        return _send_each(backend, messages, on_outcome)
     wait = reserve_rate(channel_id, rate, len(messages))
     slice_size = max(1, int(rate * settings.DELIVERY_RATE_SLICE_SECONDS))
     started = time.monotonic() + wait
@@ -356,7 +375,7 @@ def send_paced(
         delay = started + offset / rate - time.monotonic()
         if delay > 0:
             sleep(delay)
-        outcomes.extend(backend.send(messages[offset : offset + slice_size]))
+        outcomes.extend(_send_each(backend, messages[offset : offset + slice_size], on_outcome))
     return outcomes
 
 
@@ -430,6 +449,8 @@ class BatchReport:
     claimed: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     cancelled: int = 0
+    #: Retried rows the sent journal showed were already accepted: recorded, not sent again.
+    recovered: int = 0
     blocked: bool = False
     continued: bool = False
 
@@ -514,6 +535,8 @@ CLAIMED_FIELDS = (
     "last_error",
     "provider_message_id",
     "sent_at",
+    # The sent journal ignores an entry older than its row (decision 0039).
+    "created_at",
     "subscriber__email",
     "subscriber__name",
     "subscriber__status",
@@ -732,35 +755,56 @@ RECORDED_FIELDS = [
 
 
 def record_outcomes(
-    rows: Sequence[Delivery], outcomes: Sequence[Outcome], lease: datetime, now: datetime
+    rows: Sequence[Delivery],
+    outcomes: Sequence[Outcome],
+    lease: datetime,
+    now: datetime,
+    *,
+    sent_at: Mapping[int, datetime] | None = None,
 ) -> dict[str, int]:
-    """Write every outcome of a batch in one UPDATE. Returns counts by final status.
+    """Write every outcome of a batch in one UPDATE. Returns counts, by final status, of the
+    rows written.
 
     Only rows still held under this claim's lease are written, so a worker that somehow
-    outlived its lease cannot overwrite what another worker recorded.
+    outlived its lease can neither overwrite what the sweeper or another worker recorded nor
+    count it twice. ``sent_at`` gives the acceptance time of rows recovered from the sent
+    journal, whose entries are deleted once their row is written as sent (decision 0039).
     """
     by_id = {row.pk: row for row in rows}
-    counts: dict[str, int] = {}
     changed = []
     for outcome in outcomes:
         row = by_id.get(outcome.delivery_id)
         if row is None:
             continue
         _apply_outcome(row, outcome, now)
+        if sent_at and row.status == Delivery.Status.SENT and row.pk in sent_at:
+            row.sent_at = sent_at[row.pk]
         changed.append(row)
-        counts[row.status] = counts.get(row.status, 0) + 1
     if not changed:
-        return counts
+        return {}
     if connection.vendor == "postgresql":
-        _record_postgresql(changed, lease, now)
+        written = _record_postgresql(changed, lease, now)
     else:
-        Delivery.objects.filter(status=Delivery.Status.SENDING, lease_expires_at=lease).bulk_update(
-            changed, RECORDED_FIELDS
-        )
+        count = Delivery.objects.filter(
+            status=Delivery.Status.SENDING, lease_expires_at=lease
+        ).bulk_update(changed, RECORDED_FIELDS)
+        written = {row.pk for row in changed}
+        if count < len(changed):
+            # Rare (a lease lost): the rows this call wrote are those stamped with its ``now``.
+            written = set(
+                Delivery.objects.filter(pk__in=written, updated_at=now).values_list("pk", flat=True)
+            )
+    counts: dict[str, int] = {}
+    for row in changed:
+        if row.pk in written:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    journal.forget(
+        row.pk for row in changed if row.pk in written and row.status == Delivery.Status.SENT
+    )
     return counts
 
 
-def _record_postgresql(rows: Sequence[Delivery], lease: datetime, now: datetime) -> None:
+def _record_postgresql(rows: Sequence[Delivery], lease: datetime, now: datetime) -> set[int]:
     # One UPDATE ... FROM (VALUES ...): Django's bulk_update builds a CASE per field and row,
     # which costs about 2 ms of Python per row; this costs microseconds.
     table = Delivery._meta.db_table
@@ -792,9 +836,11 @@ def _record_postgresql(rows: Sequence[Delivery], lease: datetime, now: datetime)
         FROM (VALUES {values})
             AS v(id, status, attempts, next_attempt_at, last_error, provider_message_id, sent_at)
         WHERE d.id = v.id AND d.status = %s AND d.lease_expires_at = %s
+        RETURNING d.id
     """  # noqa: S608 (table name from model metadata, values are parameters)
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, *params, Delivery.Status.SENDING, lease])
+        return {int(pk) for (pk,) in cursor.fetchall()}
 
 
 def _complete(messages: Sequence[Message], outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -840,7 +886,11 @@ def send_batch(channel_id: int) -> BatchReport:
                 circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None
             )
         return report
-    messages, cancelled, failures = build_messages(channel, rows, now)
+    accepted = _accepted_before(rows)
+    report.recovered = len(accepted)
+    messages, cancelled, failures = build_messages(
+        channel, [row for row in rows if row.pk not in accepted], now
+    )
     if cancelled:
         report.cancelled = Delivery.objects.filter(
             pk__in=[row.pk for row in cancelled], lease_expires_at=lease
@@ -850,10 +900,16 @@ def send_batch(channel_id: int) -> BatchReport:
             last_error="The recipient became unreachable before sending.",
             updated_at=now,
         )
-    outcomes: list[Outcome] = _send(channel, messages) if messages else []
-    if outcomes or failures:
+    outcomes: list[Outcome] = _send(channel, messages, lease) if messages else []
+    if outcomes or failures or accepted:
         done = timezone.now()
-        report.outcomes = record_outcomes(rows, [*outcomes, *failures], lease, done)
+        report.outcomes = record_outcomes(
+            rows,
+            [*outcomes, *failures, *_journal_outcomes(accepted)],
+            lease,
+            done,
+            sent_at={pk: entry.accepted_at for pk, entry in accepted.items()},
+        )
         if outcomes:
             _record_channel_health(channel.pk, outcomes, trial=trial, now=done)
         if any(outcome.disable_channel for outcome in outcomes):
@@ -863,10 +919,11 @@ def send_batch(channel_id: int) -> BatchReport:
     if dispatch_ids:
         finish_dispatches(dispatch_ids)
     logger.info(
-        "Batch of channel %s: %s claimed, %s cancelled, outcomes %s",
+        "Batch of channel %s: %s claimed, %s cancelled, %s found sent in the journal, outcomes %s",
         channel.pk,
         len(rows),
         report.cancelled,
+        report.recovered,
         report.outcomes,
     )
     if trial and any(o.status == OutcomeStatus.SENT for o in outcomes):
@@ -878,8 +935,31 @@ def send_batch(channel_id: int) -> BatchReport:
     return report
 
 
-def _send(channel: Channel, messages: Sequence[Message]) -> list[Outcome]:
-    """Call the backend; a crash or a broken configuration is a transient outcome for all."""
+def _accepted_before(rows: Sequence[Delivery]) -> dict[int, journal.Acceptance]:
+    """Sent-journal entries of the claimed rows tried before (decision 0039), in one read.
+
+    A row on its second attempt or later may have been accepted by a worker that died, or
+    outlived its lease, before recording it: such a row is recorded as sent, not sent again.
+    First attempts cost no read.
+    """
+    retried = [(row.pk, row.created_at) for row in rows if row.attempts > 1]
+    return journal.accepted(retried) if retried else {}
+
+
+def _journal_outcomes(accepted: Mapping[int, journal.Acceptance]) -> list[Outcome]:
+    return [
+        Outcome(pk, OutcomeStatus.SENT, provider_message_id=entry.provider_message_id)
+        for pk, entry in accepted.items()
+    ]
+
+
+def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> list[Outcome]:
+    """Call the backend; a crash or a broken configuration is a transient outcome for all.
+
+    With the sent journal on, each message the provider accepts is journaled under ``lease``
+    before the next one is handed over (decision 0039), and a backend crash keeps the
+    outcomes given before it.
+    """
     try:
         backend = get_backend(channel)
     except Exception as error:
@@ -888,17 +968,39 @@ def _send(channel: Channel, messages: Sequence[Message]) -> list[Outcome]:
             Outcome(m.delivery_id, OutcomeStatus.TRANSIENT, error=f"Backend unavailable: {error}")
             for m in messages
         ]
+    given: list[Outcome] = []
+    journal_works = [True]
+
+    def journaled(outcome: Outcome) -> None:
+        given.append(outcome)
+        if outcome.status == OutcomeStatus.SENT and journal_works[0]:
+            # A store that fails once is left alone for the rest of the batch.
+            journal_works[0] = journal.record(
+                outcome.delivery_id, outcome.provider_message_id, lease
+            )
+
     try:
-        outcomes = send_paced(backend, messages, channel.rate_limit_per_second, channel.pk)
+        outcomes = send_paced(
+            backend,
+            messages,
+            channel.rate_limit_per_second,
+            channel.pk,
+            on_outcome=journaled if journal.is_enabled() else None,
+        )
     except Exception as error:  # a worker boundary: the batch must still be recorded
         logger.exception("Backend of channel %s raised", channel.pk)
+        answered = {outcome.delivery_id for outcome in given}
         outcomes = [
-            Outcome(
-                m.delivery_id,
-                OutcomeStatus.TRANSIENT,
-                error=f"Backend error: {type(error).__name__}",
-            )
-            for m in messages
+            *given,
+            *(
+                Outcome(
+                    m.delivery_id,
+                    OutcomeStatus.TRANSIENT,
+                    error=f"Backend error: {type(error).__name__}",
+                )
+                for m in messages
+                if m.delivery_id not in answered
+            ),
         ]
     finally:
         backend.close()
@@ -910,6 +1012,8 @@ def _send(channel: Channel, messages: Sequence[Message]) -> list[Outcome]:
 
 @dataclass
 class SweepReport:
+    #: Expired rows the sent journal showed were accepted: recorded as sent, not re-queued.
+    recovered: int = 0
     requeued: int = 0
     dead: int = 0
     finished: int = 0
@@ -920,8 +1024,8 @@ class SweepReport:
 def sweep() -> SweepReport:
     """Repair what crashes and lost tasks left behind; run by a django-q2 schedule.
 
-    - deliveries whose lease expired (their worker died) go back to queued, or dead when they
-      used their last attempt;
+    - deliveries whose lease expired (their worker died) are sent when the sent journal shows
+      the provider accepted them, else go back to queued, or dead on their last attempt;
     - a half-open circuit whose trial batch never reported goes back to open;
     - dispatches still planning long after creation are planned again (their task was lost);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
@@ -929,6 +1033,7 @@ def sweep() -> SweepReport:
     """
     now = timezone.now()
     report = SweepReport()
+    report.recovered = recover_expired_leases(now)
     expired = Delivery.objects.lease_expired(now)
     report.dead = expired.filter(attempts__gte=settings.DELIVERY_MAX_ATTEMPTS).update(
         status=Delivery.Status.DEAD,
@@ -968,6 +1073,45 @@ def sweep() -> SweepReport:
         report.enqueued += 1
     report.finished = finish_dispatches()
     return report
+
+
+#: Expired rows the sweeper looks up in the sent journal per run; any beyond it are looked up
+#: when they are claimed again (their second attempt).
+SWEEP_JOURNAL_LIMIT = 10_000
+
+
+def recover_expired_leases(now: datetime) -> int:
+    """Record as sent the expired rows whose acceptance the sent journal holds (decision 0039).
+
+    One read of the rows, one bulk read of the journal, then one conditional UPDATE per claim
+    (lease) found: a row is written only while it is still ``sending`` under the lease read,
+    so a worker that outlived its lease and records later changes nothing. Returns how many.
+    """
+    if not journal.is_enabled():
+        return 0
+    rows = list(
+        Delivery.objects.lease_expired(now)
+        .only(*RECORDED_FIELDS, "created_at")
+        .order_by("pk")[:SWEEP_JOURNAL_LIMIT]
+    )
+    accepted = journal.accepted((row.pk, row.created_at) for row in rows)
+    claims: dict[datetime, list[Delivery]] = {}
+    for row in rows:
+        if row.pk in accepted and row.lease_expires_at is not None:
+            claims.setdefault(row.lease_expires_at, []).append(row)
+    recovered = 0
+    for lease, held in claims.items():
+        counts = record_outcomes(
+            held,
+            _journal_outcomes({row.pk: accepted[row.pk] for row in held}),
+            lease,
+            now,
+            sent_at={row.pk: accepted[row.pk].accepted_at for row in held},
+        )
+        recovered += counts.get(Delivery.Status.SENT, 0)
+    if recovered:
+        logger.warning("Sweeper: %s expired leases found sent in the journal", recovered)
+    return recovered
 
 
 def requeue_deliveries(delivery_ids: Iterable[int]) -> int:

@@ -2,7 +2,9 @@
 
 One connection serves a whole batch (opened on the first send, closed by ``close``). A 4xx
 answer is transient, a 5xx answer permanent; a dropped connection is transient for the
-message in flight and the rest of the batch.
+message in flight and the rest of the batch, also when the engine hands the batch over one
+message per ``send`` call (the sent journal, decision 0039): a connection that failed is not
+tried again before ``close``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class SmtpBackend(Backend):
     def __init__(self, config: Any, secrets: Any) -> None:
         super().__init__(config, secrets)
         self._django: EmailBackend | None = None
+        self._failure: BaseException | None = None
 
     def _connection(self) -> smtplib.SMTP:
         if self._django is None or self._django.connection is None:
@@ -76,9 +79,12 @@ class SmtpBackend(Backend):
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         sender = envelope_sender(self.config)
+        if self._failure is not None:
+            return [self._broken(m.delivery_id, self._failure) for m in batch]
         try:
             smtp = self._connection()
         except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
+            self._failure = error
             return [self._broken(m.delivery_id, error) for m in batch]
         for index, message in enumerate(batch):
             try:
@@ -86,6 +92,7 @@ class SmtpBackend(Backend):
             except (OSError, smtplib.SMTPServerDisconnected) as error:
                 # The connection is gone: this message and the rest are retried later.
                 self.close()
+                self._failure = error
                 outcomes.extend(self._broken(m.delivery_id, error) for m in batch[index:])
                 break
         return outcomes
@@ -128,6 +135,7 @@ class SmtpBackend(Backend):
             self.close()
 
     def close(self) -> None:
+        self._failure = None
         if self._django is not None:
             self._django.close()
             self._django = None

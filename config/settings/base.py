@@ -311,6 +311,15 @@ DELIVERY_CIRCUIT_TRIAL_SIZE: int = env.int("DELIVERY_CIRCUIT_TRIAL_SIZE", defaul
 DELIVERY_SWEEP_STALE_SECONDS: int = env.int("DELIVERY_SWEEP_STALE_SECONDS", default=30)
 #: Domain of the Message-ID of every bulk email (default: SITE_URL's host).
 DELIVERY_MESSAGE_ID_DOMAIN: str = env.str("DELIVERY_MESSAGE_ID_DOMAIN", default="")
+#: Where the sent journal lives (decision 0039): redis:// (shared by every host), file:///dir
+#: (shared by one host's processes), locmem:// (one process) or off. Default: REDIS_URL when
+#: set, else a folder under VAR_DIR.
+DELIVERY_JOURNAL_URL: str = env.str(
+    "DELIVERY_JOURNAL_URL", default=REDIS_URL or f"file://{VAR_DIR / 'delivery-journal'}"
+)
+#: How long a journal entry outlives a worker that never recorded its batch; must exceed
+#: DELIVERY_LEASE_SECONDS (entries are deleted as soon as their batch is recorded).
+DELIVERY_JOURNAL_TTL_SECONDS: int = env.int("DELIVERY_JOURNAL_TTL_SECONDS", default=86_400)
 #: What channels.mail.LedgerEmailBackend uses while no email channel is enabled.
 LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
     "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"

@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.utils import timezone
 
+from channels import journal
 from channels.models import Channel
 from publishing.models import Dispatch, Publication, Topic
 from subscribers.models import Subscriber, Subscription, email_hash
@@ -27,6 +28,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def sent_journal(settings: Any) -> Iterator[None]:
+    """Each engine test starts with an empty sent journal of its own process (decision 0039);
+    tests that need one shared with a worker process point it at Redis themselves."""
+    settings.DELIVERY_JOURNAL_URL = "locmem://tests"
+    store = journal.store()
+    assert store is not None
+    store.clear()
+    yield
+    store.clear()
 
 
 class SmtpSink:

@@ -14,3 +14,9 @@ def test_it_refuses_a_retry_or_a_lease_not_above_the_task_timeout(settings: Any)
     settings.DELIVERY_LEASE_SECONDS = 150
 
     assert [e.id for e in check_delivery_timeouts()] == ["channels.E001", "channels.E002"]
+
+
+def test_it_refuses_a_sent_journal_that_expires_before_the_lease(settings: Any) -> None:
+    settings.DELIVERY_JOURNAL_TTL_SECONDS = settings.DELIVERY_LEASE_SECONDS
+
+    assert [e.id for e in check_delivery_timeouts()] == ["channels.E003"]

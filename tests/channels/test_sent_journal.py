@@ -1,0 +1,186 @@
+"""The sent journal (decision 0039): accepted messages are recovered, never sent again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from channels import journal, services
+from channels.backends.base import Outcome, OutcomeStatus
+from channels.models import Channel, Delivery
+from publishing.models import Topic
+from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
+
+pytestmark = pytest.mark.django_db
+
+LATER = dt.timedelta(minutes=5)
+
+
+def claimed_batch(topic: Topic, channel: Channel, count: int) -> tuple[list[Delivery], dt.datetime]:
+    add_subscribers(topic, count)
+    services.plan_dispatch(make_dispatch(topic).pk)
+    rows, lease = services.claim(channel, count, timezone.now())
+    return sorted(rows, key=lambda row: row.pk), lease
+
+
+def test_the_send_loop_journals_each_accepted_message_before_handing_over_the_next(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    add_subscribers(topic, 5)
+    services.plan_dispatch(make_dispatch(topic).pk)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    journaled_when_received: list[set[int]] = []
+
+    def answer(content: bytes, rcpt: list[str]) -> None:
+        journaled_when_received.append(set(journal.accepted((pk, None) for pk in ids)))
+
+    sink.answer = answer
+    report = services.send_batch(smtp_channel.pk)
+
+    assert report.outcomes == {Delivery.Status.SENT: 5}
+    # The sink sees message n once the n-1 messages before it are in the journal.
+    assert [len(seen) for seen in journaled_when_received] == [0, 1, 2, 3, 4]
+    assert journaled_when_received[-1] < set(ids)
+    # Once the batch's UPDATE has recorded them, their entries are gone.
+    assert journal.accepted((pk, None) for pk in ids) == {}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def test_the_sweeper_records_as_sent_what_a_dead_worker_had_handed_over(
+    topic: Topic, smtp_channel: Channel
+) -> None:
+    rows, lease = claimed_batch(topic, smtp_channel, 4)
+    # The worker had the first two accepted, then died before recording its batch.
+    journal.record(rows[0].pk, "250 queued as A", lease)
+    journal.record(rows[1].pk, "250 queued as B", lease)
+
+    with time_machine.travel(timezone.now() + LATER):
+        report = services.sweep()
+
+    assert (report.recovered, report.requeued, report.dead) == (2, 2, 0)
+    recorded = dict(Delivery.objects.values_list("pk", "provider_message_id"))
+    assert recorded[rows[0].pk] == "250 queued as A"
+    assert recorded[rows[1].pk] == "250 queued as B"
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[row.pk] for row in rows] == ["sent", "sent", "queued", "queued"]
+    sent = Delivery.objects.get(pk=rows[0].pk)
+    assert sent.sent_at is not None and sent.sent_at <= timezone.now()
+    assert sent.lease_expires_at is None
+    assert journal.accepted((row.pk, None) for row in rows) == {}
+
+
+def test_a_worker_that_outlived_its_lease_changes_and_counts_nothing_afterwards(
+    topic: Topic, smtp_channel: Channel
+) -> None:
+    rows, lease = claimed_batch(topic, smtp_channel, 3)
+    journal.record(rows[0].pk, "250 A", lease)
+    with time_machine.travel(timezone.now() + LATER):
+        services.sweep()
+    before = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "sent_at"))
+
+    # The old worker wakes up and records its batch as it saw it.
+    counts = services.record_outcomes(
+        rows,
+        [
+            Outcome(rows[0].pk, OutcomeStatus.SENT, provider_message_id="250 A"),
+            Outcome(rows[1].pk, OutcomeStatus.SENT, provider_message_id="250 B"),
+            Outcome(rows[2].pk, OutcomeStatus.PERMANENT, error="550"),
+        ],
+        lease,
+        timezone.now() + LATER,
+    )
+
+    assert counts == {}
+    after = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "sent_at"))
+    assert after == before
+    assert [status for status, _, _ in after] == ["sent", "queued", "queued"]
+
+
+def test_a_retried_row_the_journal_shows_accepted_is_recorded_and_not_sent_again(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    rows, lease = claimed_batch(topic, smtp_channel, 3)
+    later = timezone.now() + LATER
+    with time_machine.travel(later):
+        services.sweep()  # the journal is still empty: all three go back to the queue
+    # ...and only then does the old worker, still alive, get the first one accepted.
+    journal.record(rows[0].pk, "250 late", lease)
+
+    with time_machine.travel(later + dt.timedelta(seconds=1)):
+        report = services.send_batch(smtp_channel.pk)
+
+    assert (report.claimed, report.recovered) == (3, 1)
+    assert report.outcomes == {Delivery.Status.SENT: 3}
+    assert set(sink.delivery_ids()) == {rows[1].pk, rows[2].pk}
+    first = Delivery.objects.get(pk=rows[0].pk)
+    assert (first.status, first.provider_message_id, first.attempts) == ("sent", "250 late", 2)
+
+
+def test_a_first_attempt_costs_no_journal_read_and_an_entry_older_than_its_row_is_ignored(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    rows, lease = claimed_batch(topic, smtp_channel, 1)
+    row = rows[0]
+    journal.record(row.pk, "250 from an earlier row with the same id", lease)
+    assert row.created_at is not None
+
+    newer = row.created_at + journal.CLOCK_TOLERANCE + dt.timedelta(seconds=1)
+    assert journal.accepted([(row.pk, newer)]) == {}
+    assert list(journal.accepted([(row.pk, row.created_at)])) == [row.pk]
+
+
+def test_sending_goes_on_when_the_journal_store_is_down(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:1/0"
+    add_subscribers(topic, 3)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    with caplog.at_level(logging.WARNING, logger="channels.journal"):
+        report = services.send_batch(smtp_channel.pk)
+
+    assert report.outcomes == {Delivery.Status.SENT: 3}
+    assert len(sink.messages) == 3
+    # One failed write, then the batch leaves the store alone.
+    assert [r.getMessage() for r in caplog.records].count(
+        f"Sent journal: cannot record delivery {min(sink.delivery_ids())}"
+    ) == 1
+    assert len([r for r in caplog.records if "cannot record" in r.getMessage()]) == 1
+    assert journal.accepted([(1, None)]) == {}
+    with time_machine.travel(timezone.now() + LATER):
+        assert services.sweep().recovered == 0
+
+
+def test_the_file_journal_is_shared_through_a_folder(settings: Any, tmp_path: Path) -> None:
+    settings.DELIVERY_JOURNAL_URL = f"file://{tmp_path / 'journal'}"
+    lease = timezone.now()
+
+    assert journal.record(7, "250 ok", lease)
+    entry = journal.accepted([(7, None)])[7]
+    assert (entry.provider_message_id, entry.lease) == ("250 ok", journal.lease_token(lease))
+    assert list((tmp_path / "journal").iterdir())
+    journal.forget([7])
+    assert journal.accepted([(7, None)]) == {}
+
+
+def test_without_a_journal_nothing_is_recorded_or_recovered(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink, settings: Any
+) -> None:
+    settings.DELIVERY_JOURNAL_URL = "off"
+    rows, lease = claimed_batch(topic, smtp_channel, 2)
+
+    assert not journal.is_enabled()
+    assert journal.record(rows[0].pk, "250", lease) is False
+    with time_machine.travel(timezone.now() + LATER):
+        report = services.sweep()
+    assert (report.recovered, report.requeued) == (0, 2)
