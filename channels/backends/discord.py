@@ -69,16 +69,15 @@ class DiscordBackend(Backend):
             wait=True,
         )
         try:
-            response = webhook.execute()
+            # api_post_request, not execute: execute parses every answer as JSON (a 204 or a
+            # proxy's HTML page would raise after Discord posted) and logs error bodies itself.
+            response = webhook.api_post_request()
         except requests.Timeout:
             return self._outcome(
                 message, OutcomeStatus.TRANSIENT, f"timed out after {self.timeout}s"
             )
         except requests.RequestException as exc:
             return self._outcome(message, OutcomeStatus.TRANSIENT, f"connection error: {exc}")
-        except ValueError:
-            # discord-webhook parses every answer as JSON: an HTML error page from a proxy.
-            return self._outcome(message, OutcomeStatus.TRANSIENT, "unreadable answer (not JSON)")
         return self._classify(message, response)
 
     def _classify(self, message: Message, response: requests.Response) -> Outcome:

@@ -1,0 +1,115 @@
+"""Publish, then let the engine deliver to broadcast channels through their real clients, against
+a local peer that answers 429 with Retry-After, then 500, then too late, then 2xx: every channel
+ends with its message delivered exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+from werkzeug import Response
+
+from channels import services
+from channels.configuration import save_channel
+from channels.models import Channel, Delivery
+from publishing import services as publishing
+from publishing.models import Topic
+from tests.channels.backends.conftest import delayed, wait_for_log
+from tests.factories import PublicationFactory, TopicFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def configure(kind: str, url: str) -> dict[str, Any]:
+    if kind == "webhook":
+        return {"url": url, "secret": WEBHOOK_SECRET, "timeout": 0.5}
+    if kind == "slack":
+        return {"mode": "webhook", "webhook_url": url, "timeout": 0.5}
+    return {"webhook_url": url, "timeout": 0.5}
+
+
+def script_peer(server: HTTPServer, path: str, success: Response) -> None:
+    server.expect_ordered_request(path, method="POST").respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "2"})
+    )
+    server.expect_ordered_request(path, method="POST").respond_with_data("oops", status=500)
+    server.expect_ordered_request(path, method="POST").respond_with_handler(
+        delayed(1.5, Response("late", status=200))
+    )
+    server.expect_ordered_request(path, method="POST").respond_with_response(success)
+
+
+def publish_to(topic: Topic) -> Delivery:
+    publisher = UserFactory.create(is_superuser=True)
+    publication = PublicationFactory.create(topics=[topic], title="Hello, channels")
+    publishing.publish(publication, by=publisher)
+    services.plan_dispatch(publication.dispatches.get().pk)
+    return Delivery.objects.get(kind=Delivery.Kind.BROADCAST)
+
+
+@pytest.mark.parametrize(
+    ("kind", "success"),
+    [
+        ("webhook", Response("", status=204)),
+        ("slack", Response("ok", status=200)),
+        ("discord", Response('{"id": "1234"}', status=200, content_type="application/json")),
+        # Without ?wait=true Discord answers 204 and no body: posted all the same.
+        ("discord", Response("", status=204)),
+    ],
+)
+def test_a_broadcast_survives_429_then_500_then_a_timeout_and_is_delivered_once(
+    httpserver: HTTPServer, kind: str, success: Response
+) -> None:
+    topic = TopicFactory.create()
+    path = f"/{kind}/hook"
+    script_peer(httpserver, path, success)
+    channel = Channel(name=f"{kind} channel", kind=kind)
+    save_channel(channel, configure(kind, httpserver.url_for(path)))
+    delivery = publish_to(topic)
+
+    waits = []
+    for _ in range(4):
+        delivery.refresh_from_db()
+        if delivery.status != Delivery.Status.QUEUED:
+            break
+        waits.append(delivery.next_attempt_at)
+        with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
+            services.send_batch(channel.pk)
+    wait_for_log(httpserver, 4)
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT, delivery.last_error
+    assert len(httpserver.log) == 4
+    # The late answer may be logged after the success that followed it.
+    statuses = sorted(response.status_code for _, response in httpserver.log)
+    assert statuses == sorted([429, 500, 200, success.status_code])
+    # The 429's Retry-After (2 s) was honoured before the next attempt.
+    assert waits[1] - waits[0] >= timedelta(seconds=2)
+    # The 429 did not spend an attempt; the 500 and the timeout did, the success did too.
+    assert delivery.attempts == 3
+    channel.refresh_from_db()
+    assert channel.circuit_state == Channel.CircuitState.CLOSED
+    assert channel.consecutive_failures == 0
+
+    # The request that got the success (the late 200 of the timed-out one has the same body).
+    request = next(r for r, answer in httpserver.log if answer.status_code == success.status_code)
+    payload = json.loads(request.get_data())
+    if kind == "webhook":
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        assert headers["webhook-id"] == str(delivery.pk)
+        Webhook(WEBHOOK_SECRET).verify(request.get_data(), headers)
+        assert payload["type"] == "publication.published"
+        assert payload["data"]["title"] == "Hello, channels"
+    elif kind == "slack":
+        assert "Hello, channels" in json.dumps(payload["blocks"])
+    else:
+        assert payload["embeds"][0]["title"] == "Hello, channels"
