@@ -113,3 +113,40 @@ def test_a_broadcast_survives_429_then_500_then_a_timeout_and_is_delivered_once(
         assert "Hello, channels" in json.dumps(payload["blocks"])
     else:
         assert payload["embeds"][0]["title"] == "Hello, channels"
+
+
+def test_a_publication_reaches_every_subscriber_once_through_ses(ses_endpoint: str) -> None:
+    from email import message_from_string
+    from email.policy import default as default_policy
+
+    from tests.channels.backends.conftest import SENDER, SES_REGION, ses_sent_messages
+    from tests.channels.conftest import add_subscribers
+
+    topic = TopicFactory.create()
+    readers = add_subscribers(topic, 25)
+    channel = Channel(name="SES", kind="email_ses", is_default_email=True, batch_size=10)
+    save_channel(
+        channel,
+        {
+            "from_email": SENDER,
+            "region": SES_REGION,
+            "endpoint_url": ses_endpoint,
+            "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "secret_access_key": "moto-secret-key-not-real",
+        },
+    )
+    publisher = UserFactory.create(is_superuser=True)
+    publication = PublicationFactory.create(topics=[topic], title="Through SES")
+    publishing.publish(publication, by=publisher)
+    services.plan_dispatch(publication.dispatches.get().pk)
+    while services.send_batch(channel.pk).claimed:
+        pass
+
+    sent = [message_from_string(m.raw_data, policy=default_policy) for m in ses_sent_messages()]
+    assert sorted(str(m["To"]) for m in sent) == sorted(r.email for r in readers)
+    assert {str(m["Subject"]) for m in sent} == {"Through SES"}
+    assert all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in sent)
+    rows = Delivery.objects.filter(kind=Delivery.Kind.SUBSCRIBER)
+    assert rows.count() == 25
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    assert all(rows.values_list("provider_message_id", flat=True))
