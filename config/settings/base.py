@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env
@@ -226,6 +227,15 @@ REST_FRAMEWORK: dict[str, Any] = {
 #: How long an Idempotency-Key's answer is kept, and how long its in-flight lock may live.
 IDEMPOTENCY_TTL: int = env.int("IDEMPOTENCY_TTL", default=86_400)
 IDEMPOTENCY_LOCK_TTL: int = env.int("IDEMPOTENCY_LOCK_TTL", default=60)
+# Browsers may send the API's own request headers, and read its answers' ones.
+CORS_ALLOW_HEADERS = [
+    *default_cors_headers,
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+]
+CORS_EXPOSE_HEADERS = ["ETag", "Last-Modified", "Location", "Retry-After", "Idempotent-Replayed"]
 #: An API key's last use is written at most once per this many seconds (not on every request).
 API_KEY_LAST_USED_INTERVAL: int = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
