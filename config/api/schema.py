@@ -11,7 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from config.api.exceptions import PROBLEM_TYPE_BASE
+from config.api.exceptions import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 
 ProblemSerializer = inline_serializer(
     "Problem",
@@ -52,7 +52,7 @@ READ_ERRORS = (400, 401, 403, 404, 405, 429)
 WRITE_ERRORS = (400, 401, 403, 404, 405, 409, 412, 415, 422, 429)
 
 
-def problem_responses(statuses: Iterable[int]) -> dict[int, OpenApiResponse]:
+def problem_responses(statuses: Iterable[int]) -> dict[tuple[int, str], OpenApiResponse]:
     responses = {}
     for status in statuses:
         code, detail = _EXAMPLES[status]
@@ -71,7 +71,7 @@ def problem_responses(statuses: Iterable[int]) -> dict[int, OpenApiResponse]:
                     "code": "max_length",
                 }
             ]
-        responses[status] = OpenApiResponse(
+        responses[(status, PROBLEM_CONTENT_TYPE)] = OpenApiResponse(
             response=ProblemSerializer,
             description=HTTPStatus(status).phrase + " (problem details, RFC 9457)",
             examples=[OpenApiExample(code, value=example, status_codes=[status])],
