@@ -5,11 +5,15 @@ Every write calls publishing.services; the serializers only check shapes and lim
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django.conf import settings
-from django.db.models import Count, Prefetch, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, OuterRef, QuerySet, Window
 from drf_spectacular.utils import OpenApiExample, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -37,6 +41,7 @@ READ = ApiScope.PUBLICATIONS_READ.value
 WRITE = ApiScope.PUBLICATIONS_WRITE.value
 PUBLISH = ApiScope.PUBLICATIONS_PUBLISH.value
 SLUG_MAX_LENGTH = 100
+MAX_PAGE_NUMBER = 100_000
 
 
 # --- Topics -----------------------------------------------------------------------------------
@@ -75,8 +80,74 @@ class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
 # --- Publications -----------------------------------------------------------------------------
 
 
+def _stamp(value: datetime | None) -> str | None:
+    """DRF's DateTimeField output (ISO 8601, Z for UTC), without its per-field machinery."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def topic_slugs(publications: list[Publication]) -> None:
+    """Attach each publication's topic slugs (by topic name) from one query, no model rows."""
+    by_publication: dict[int, list[str]] = {publication.pk: [] for publication in publications}
+    through = Publication.topics.through.objects.filter(publication_id__in=list(by_publication))
+    for publication_id, slug in through.order_by("topic__name", "topic_id").values_list(
+        "publication_id", "topic__slug"
+    ):
+        by_publication[publication_id].append(slug)
+    for publication in publications:
+        publication._topic_slugs = by_publication[publication.pk]  # type: ignore[attr-defined]
+
+
+class CountingPaginator(Paginator):  # type: ignore[type-arg]
+    """Reads the total from a window count in the page's own query (one query instead of two);
+    asks COUNT(*) only when the page is empty."""
+
+    def page(self, number: Any) -> Any:
+        try:
+            index = max(int(number), 1)
+        except (TypeError, ValueError):
+            return super().page(number)
+        if index > MAX_PAGE_NUMBER:
+            # Counting first turns an absurd page into a 404 instead of a database error.
+            return super().page(number)
+        bottom = (index - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page])
+        if not rows:
+            return super().page(number)
+        self.__dict__["count"] = rows[0].window_total  # cached_property's slot
+        self.validate_number(index)
+        return self._get_page(rows, index, self)
+
+
+class PublicationPagination(StandardPagination):
+    django_paginator_class = CountingPaginator
+
+
 class PublicationListSerializer(serializers.ModelSerializer[Publication]):
     topics = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    def to_representation(self, instance: Publication) -> dict[str, Any]:
+        # Hand-built: the list is the API's busiest read (see docs/performance.md, "API").
+        slugs = getattr(instance, "_topic_slugs", None)
+        if slugs is None:
+            slugs = list(instance.topics.order_by("name", "pk").values_list("slug", flat=True))
+        data = {
+            "id": instance.pk,
+            "title": instance.title,
+            "slug": instance.slug,
+            "summary": instance.summary,
+            "topics": slugs,
+            "language": instance.language,
+            "status": instance.status,
+            "publish_at": _stamp(instance.publish_at),
+            "published_at": _stamp(instance.published_at),
+            "created_at": _stamp(instance.created_at),
+            "updated_at": _stamp(instance.updated_at),
+        }
+        if "body" in self.Meta.fields:
+            data["body"] = instance.body
+        return data
 
     class Meta:
         model = Publication
@@ -152,9 +223,8 @@ StatsSerializer = inline_serializer(
 
 class PublicationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Publication.Status.choices)
-    topic = django_filters.CharFilter(
-        field_name="topics__slug", max_length=SLUG_MAX_LENGTH, distinct=True
-    )
+    # Topic slugs are unique: at most one joined row per publication, no DISTINCT needed.
+    topic = django_filters.CharFilter(field_name="topics__slug", max_length=SLUG_MAX_LENGTH)
 
     class Meta:
         model = Publication
@@ -181,7 +251,7 @@ class PublicationViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[Publication],
 ):
-    pagination_class = StandardPagination
+    pagination_class = PublicationPagination
     filterset_class = PublicationFilter
     required_scopes = {
         "list": READ,
@@ -199,9 +269,16 @@ class PublicationViewSet(
     }
 
     def get_queryset(self) -> QuerySet[Publication]:
-        return Publication.objects.prefetch_related(
-            Prefetch("topics", queryset=Topic.objects.only("pk", "slug"))
-        ).order_by("-created_at", "-pk")
+        queryset = Publication.objects.order_by("-created_at", "-pk")
+        if self.action == "list":
+            queryset = queryset.defer("body").annotate(window_total=Window(Count("pk")))
+        if connection.vendor != "postgresql":
+            return queryset  # topics: one more query (topic_slugs), or the related manager
+        # The topics' slugs in the same query as the publications.
+        slugs = Publication.topics.through.objects.filter(publication_id=OuterRef("pk")).order_by(
+            "topic__name", "topic_id"
+        )
+        return queryset.annotate(_topic_slugs=ArraySubquery(slugs.values("topic__slug")))
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         # Reads and the If-Match check see the same representation, whatever the action.
@@ -228,7 +305,11 @@ class PublicationViewSet(
         responses={200: PublicationListSerializer(many=True)},
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+        queryset = self.filter_queryset(self.get_queryset())
+        page = list(self.paginate_queryset(queryset) or [])
+        if connection.vendor != "postgresql":
+            topic_slugs(page)
+        return self.get_paginated_response(PublicationListSerializer(page, many=True).data)
 
     @document(
         summary="Read a publication",
@@ -401,9 +482,13 @@ class PublicationViewSet(
     @action(detail=True, methods=["get"])
     def versions(self, request: Request, pk: str | None = None) -> Response:
         publication = self.get_object()
-        page = self.paginate_queryset(self._versions(publication))  # type: ignore[arg-type]
-        data = VersionSerializer(page, many=True).data
-        return self.get_paginated_response(data)
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(
+            self._versions(publication),  # type: ignore[arg-type]
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(VersionSerializer(page, many=True).data)
 
     @document(
         summary="Restore a version",

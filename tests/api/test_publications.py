@@ -269,3 +269,12 @@ def test_a_second_request_with_a_key_still_running_answers_409(
     assert second.json()["code"] == "idempotency_in_progress"
     assert results == [201]
     assert Publication.objects.count() == 1
+
+
+def test_an_absurd_page_number_is_a_404_not_a_database_error(api: ApiClient) -> None:
+    PublicationFactory.create(slug="only")
+    response = api.get("/api/v1/publications/", {"page": str(10**30)})
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert api.get("/api/v1/publications/", {"page": "2"}).status_code == 404
+    assert api.get("/api/v1/publications/", {"page": "1"}).json()["count"] == 1
