@@ -33,7 +33,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "pub_api_bench"
@@ -102,22 +101,23 @@ def prepare(env: dict[str, str]) -> tuple[str, int]:
         f" c.execute('CREATE DATABASE {DATABASE}')"
     )
     subprocess.run([PYTHON, "-c", code], env=admin, check=True)
-    subprocess.run(
-        ["redis-cli", "-n", "7", "FLUSHDB"], check=False, capture_output=True
-    )
+    subprocess.run(["redis-cli", "-n", "7", "FLUSHDB"], check=False, capture_output=True)
     manage(env, "migrate", "--no-input")
     first_id = int(manage(env, "shell", "-c", SEED).strip().splitlines()[-1])
-    key = manage(
-        env, "create_api_key", "--name=bench", "--scopes=publications:read"
-    ).strip()
+    key = manage(env, "create_api_key", "--name=bench", "--scopes=publications:read").strip()
     return key, first_id
 
 
 def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
-            PYTHON, "-m", "gunicorn", "config.wsgi", f"--bind=127.0.0.1:{port}",
-            f"--workers={workers}", "--log-level=warning",
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            "--log-level=warning",
         ],
         cwd=ROOT,
         env=env,
@@ -142,10 +142,18 @@ def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
 def wrk(port: int, path: str, key: str, seconds: int, connections: int) -> dict[str, float]:
     result = subprocess.run(
         [
-            "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-            "-H", f"Authorization: Bearer {key}", f"http://127.0.0.1:{port}{path}",
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {key}",
+            f"http://127.0.0.1:{port}{path}",
         ],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out = result.stdout
 
@@ -230,7 +238,7 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {key}"}
         for name, api_path, bare_path in pairs:
             api_status, api_body = fetch(port, api_path, auth)
-            bare_status, bare_body = fetch(port, bare_path, {})
+            _, bare_body = fetch(port, bare_path, {})
             if api_status != 200 or json.loads(api_body) != json.loads(bare_body):
                 raise SystemExit(f"{name}: the bare view's JSON differs from the API's")
             bare = wrk(port, bare_path, key, options.seconds, options.connections)
@@ -243,10 +251,14 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
     load = os.getloadavg()[0]
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC, load average {load:.1f}, "
-          f"gunicorn {options.workers} sync workers, wrk {options.connections} connections\n")
-    print("| Endpoint | API req/s | API p50 / p99 (ms) | bare req/s | bare p50 / p99 (ms) "
-          "| API / bare | paced at | paced p50 / p99 (ms) |")
+    print(
+        f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC, load average {load:.1f}, "
+        f"gunicorn {options.workers} sync workers, wrk {options.connections} connections\n"
+    )
+    print(
+        "| Endpoint | API req/s | API p50 / p99 (ms) | bare req/s | bare p50 / p99 (ms) "
+        "| API / bare | paced at | paced p50 / p99 (ms) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, api, bare, ratio, calm in rows:
         print(
@@ -254,8 +266,10 @@ def main() -> None:
             f"{bare['rps']:.0f} | {bare['p50']:.1f} / {bare['p99']:.1f} | {ratio:.2f} | "
             f"{calm['rate']:.0f}/s | {calm['p50']:.1f} / {calm['p99']:.1f} |"
         )
-    print(f"\nTargets (API >= {TARGET_RATIO} of bare, paced p99 < {TARGET_P99_MS} ms): "
-          f"{'met' if ok else 'NOT met'}")
+    print(
+        f"\nTargets (API >= {TARGET_RATIO} of bare, paced p99 < {TARGET_P99_MS} ms): "
+        f"{'met' if ok else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import django_filters
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiExample, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,7 +40,7 @@ MAX_RATE_PER_SECOND = 100_000.0
 
 
 class ChannelSerializer(serializers.ModelSerializer[Channel]):
-    topics = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    topics: Any = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     secrets = serializers.SerializerMethodField(
         help_text="Each stored secret, masked: secrets are write-only."
     )
@@ -83,13 +83,12 @@ class SettingValueField(serializers.JSONField):
         return data
 
 
-def _bounded_dict(data: dict[str, Any]) -> dict[str, Any]:
+def _bounded_dict(data: dict[str, Any]) -> None:
     if len(data) > MAX_SETTINGS:
         raise serializers.ValidationError(f"At most {MAX_SETTINGS} settings.")
     for key in data:
         if len(key) > 100:
             raise serializers.ValidationError("A setting name has at most 100 characters.")
-    return data
 
 
 class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
@@ -125,7 +124,10 @@ class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
 
 class TestMessageSerializer(serializers.Serializer[dict[str, Any]]):
     to = serializers.EmailField(
-        max_length=254, required=False, default="", allow_blank=True,
+        max_length=254,
+        required=False,
+        default="",
+        allow_blank=True,
         help_text="Email channels only: where to send the test.",
     )
 
@@ -133,7 +135,9 @@ class TestMessageSerializer(serializers.Serializer[dict[str, Any]]):
 TestOutcomeSerializer = inline_serializer(
     "TestOutcome",
     {
-        "status": serializers.ChoiceField(choices=["sent", "transient", "permanent", "rate_limited"]),
+        "status": serializers.ChoiceField(
+            choices=["sent", "transient", "permanent", "rate_limited"]
+        ),
         "provider_message_id": serializers.CharField(),
         "error": serializers.CharField(),
     },
@@ -157,10 +161,10 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
 
     serializer_class = ChannelSerializer
     pagination_class = StandardPagination
-    required_scopes: dict[str, str | tuple[str, ...]] = {
-        name: (CHANNELS_ADMIN, WEBHOOKS_ADMIN)
-        for name in ("list", "retrieve", "create", "update", "partial_update", "destroy", "test")
-    }
+    required_scopes: dict[str, str | tuple[str, ...]] = dict.fromkeys(
+        ("list", "retrieve", "create", "update", "partial_update", "destroy", "test"),
+        (CHANNELS_ADMIN, WEBHOOKS_ADMIN),
+    )
     last_modified_field = "updated_at"
 
     def get_queryset(self) -> QuerySet[Channel]:
@@ -334,7 +338,7 @@ class DispatchSerializer(serializers.ModelSerializer[Dispatch]):
         read_only_fields = fields
 
 
-class DispatchFilter(django_filters.FilterSet):
+class DispatchFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.ChoiceFilter(choices=Dispatch.Status.choices)
 
     class Meta:
@@ -391,7 +395,7 @@ class DeliverySerializer(serializers.ModelSerializer[Delivery]):
         read_only_fields = fields
 
 
-class DeliveryFilter(django_filters.FilterSet):
+class DeliveryFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.ChoiceFilter(choices=Delivery.Status.choices)
 
     class Meta:

@@ -38,6 +38,10 @@ class ApiKeyForm(ApiKeyFormBase):
         return value
 
 
+READ_ONLY = ["name", "owner", "scopes", "prefix", "created_at", "last_used_at", "expires_at"]
+READ_ONLY += ["revoked_at"]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(ApiKeyAdminBase):
     form = ApiKeyForm
@@ -55,10 +59,7 @@ class ApiKeyAdmin(ApiKeyAdminBase):
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return []
-        return ["name", "owner", "scopes", "prefix", "created_at", "last_used_at"] + [
-            "expires_at",
-            "revoked_at",
-        ]
+        return [*READ_ONLY]
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:

@@ -5,6 +5,7 @@ Every write calls publishing.services; the serializers only check shapes and lim
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,7 +118,7 @@ class CountingPaginator(Paginator):  # type: ignore[type-arg]
             return super().page(number)
         self.__dict__["count"] = rows[0].window_total  # cached_property's slot
         self.validate_number(index)
-        return self._get_page(rows, index, self)
+        return self._get_page(rows, index, self)  # type: ignore[attr-defined]
 
 
 class PublicationPagination(StandardPagination):
@@ -125,7 +126,7 @@ class PublicationPagination(StandardPagination):
 
 
 class PublicationListSerializer(serializers.ModelSerializer[Publication]):
-    topics = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    topics: Any = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
 
     def to_representation(self, instance: Publication) -> dict[str, Any]:
         # Hand-built: the list is the API's busiest read (see docs/performance.md, "API").
@@ -221,7 +222,7 @@ StatsSerializer = inline_serializer(
 )
 
 
-class PublicationFilter(django_filters.FilterSet):
+class PublicationFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.ChoiceFilter(choices=Publication.Status.choices)
     # Topic slugs are unique: at most one joined row per publication, no DISTINCT needed.
     topic = django_filters.CharFilter(field_name="topics__slug", max_length=SLUG_MAX_LENGTH)
@@ -445,12 +446,12 @@ class PublicationViewSet(
         services.unschedule(publication, by=self.actor())
         return self._detail(publication)
 
-    def _versions(self, publication: Publication) -> list[Any]:
-        history_model: Any = Publication.history.model  # type: ignore[attr-defined]
+    def _versions(self, publication: Publication) -> builtins.list[Any]:
+        history_model: Any = Publication.history.model
         history = list(history_model.objects.filter(id=publication.pk).order_by("history_id"))
         topic_rows = history_model._meta.get_field("historicalpublication_topics").related_model
         # Three queries whatever the number of versions: rows, their topics, the topics' slugs.
-        by_version: dict[int, list[int]] = {}
+        by_version: dict[int, builtins.list[int]] = {}
         for history_id, topic_id in topic_rows.objects.filter(
             history_id__in=[version.history_id for version in history]
         ).values_list("history_id", "topic_id"):
@@ -483,11 +484,8 @@ class PublicationViewSet(
     def versions(self, request: Request, pk: str | None = None) -> Response:
         publication = self.get_object()
         paginator = StandardPagination()
-        page = paginator.paginate_queryset(
-            self._versions(publication),  # type: ignore[arg-type]
-            request,
-            view=self,
-        )
+        versions: Any = self._versions(publication)
+        page: Any = paginator.paginate_queryset(versions, request, view=self)
         return paginator.get_paginated_response(VersionSerializer(page, many=True).data)
 
     @document(
@@ -501,7 +499,7 @@ class PublicationViewSet(
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]{1,6})/restore")
     def restore(self, request: Request, pk: str | None = None, number: str = "0") -> Response:
         publication = self.get_object()
-        history = publication.history.order_by("history_id")  # type: ignore[attr-defined]
+        history = publication.history.order_by("history_id")
         index = int(number) - 1
         version = history[index : index + 1].first() if index >= 0 else None
         if version is None:
@@ -518,7 +516,7 @@ class PublicationViewSet(
     @action(detail=True, methods=["get"])
     def stats(self, request: Request, pk: str | None = None) -> Response:
         publication = self.get_object()
-        counts = {value: 0 for value in Delivery.Status.values}
+        counts = dict.fromkeys(Delivery.Status.values, 0)
         rows = (
             Delivery.objects.filter(dispatch__publication=publication)
             .values_list("status")

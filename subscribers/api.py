@@ -43,9 +43,7 @@ class SubscribeSerializer(serializers.Serializer[dict[str, Any]]):
     topics = serializers.ListField(
         child=serializers.SlugField(max_length=100), max_length=MAX_TOPICS, required=False
     )
-    locale = serializers.ChoiceField(
-        choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
-    )
+    locale = serializers.ChoiceField(choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
     timezone = serializers.CharField(max_length=64, default="UTC")
     form_version = serializers.CharField(
         max_length=FORM_VERSION_MAX_LENGTH,
@@ -166,9 +164,7 @@ class SubscriberCreateSerializer(serializers.Serializer[dict[str, Any]]):
         min_length=1,
         max_length=MAX_TOPICS,
     )
-    locale = serializers.ChoiceField(
-        choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
-    )
+    locale = serializers.ChoiceField(choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
     timezone = serializers.CharField(max_length=64, default="UTC")
     form_version = serializers.CharField(max_length=FORM_VERSION_MAX_LENGTH, default="api")
     consent_note = serializers.CharField(
@@ -198,13 +194,9 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
     )
     frequency = serializers.ChoiceField(choices=Subscription.Frequency.values, required=False)
     paused_until = serializers.DateField(required=False, allow_null=True)
-    email_format = serializers.ChoiceField(
-        choices=Subscriber.EmailFormat.values, required=False
-    )
+    email_format = serializers.ChoiceField(choices=Subscriber.EmailFormat.values, required=False)
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
-    locale = serializers.ChoiceField(
-        choices=settings.LANGUAGES, required=False
-    )
+    locale = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
     timezone = serializers.CharField(max_length=64, required=False)
 
     def validate_timezone(self, value: str) -> str:
@@ -216,7 +208,7 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
         return _topics_by_slug(value)
 
 
-class SubscriberFilter(django_filters.FilterSet):
+class SubscriberFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.ChoiceFilter(choices=Subscriber.Status.choices)
     topic = django_filters.CharFilter(
         field_name="subscriptions__topic__slug", max_length=TOPIC_SLUG_MAX_LENGTH

@@ -3,9 +3,11 @@ conditional requests, idempotent POSTs, and the apps' service errors as problem 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +22,11 @@ from publishing.api_keys import ApiKeyError
 from publishing.exceptions import InvalidPublicationError, PublishingError
 from publishing.models import ApiKey
 from subscribers.exceptions import SubscribersError
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+else:
+    _PermissionClass = Any
 
 
 def translate(exc: Exception) -> Exception:
@@ -46,8 +53,11 @@ def translate(exc: Exception) -> Exception:
 class ApiViewMixin(ConditionalMixin, IdempotentMixin):
     """Mix into every API viewset, before the DRF base class."""
 
-    authentication_classes = [ApiKeyAuthentication, StaffSessionAuthentication]
-    permission_classes = [HasScope]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        ApiKeyAuthentication,
+        StaffSessionAuthentication,
+    ]
+    permission_classes: Sequence[_PermissionClass] = [HasScope]
     required_scopes: dict[str, str | tuple[str, ...]] = {}
     hidden_actions: tuple[str, ...] = ()
 

@@ -28,9 +28,7 @@ def _empty_cache() -> Iterator[None]:
 
 @pytest.fixture
 def make_key(db: Any) -> KeyMaker:
-    def make(
-        *scopes: str, owner: User | None = None, expires_at: datetime | None = None
-    ) -> str:
+    def make(*scopes: str, owner: User | None = None, expires_at: datetime | None = None) -> str:
         return create_api_key(
             name="test key", scopes=scopes or ALL_SCOPES, owner=owner, expires_at=expires_at
         ).key

@@ -64,7 +64,7 @@ def test_bad_settings_are_named_field_by_field_and_nothing_is_stored(api: ApiCli
 
 
 def test_the_kind_of_a_channel_cannot_change(api: ApiClient) -> None:
-    channel = ChannelFactory.create(kind="email_file", config={"directory": "/tmp/x"})
+    channel = ChannelFactory.create(kind="email_file", config={"directory": "var/outbox-x"})
     response = api.patch(f"/api/v1/channels/{channel.pk}/", {"kind": "webhook"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "kind"
@@ -72,7 +72,7 @@ def test_the_kind_of_a_channel_cannot_change(api: ApiClient) -> None:
 
 def test_a_webhooks_key_reaches_webhooks_only(make_key: KeyMaker) -> None:
     client = ApiClient(make_key("webhooks:admin"))
-    email = ChannelFactory.create(kind="email_file", config={"directory": "/tmp/x"})
+    email = ChannelFactory.create(kind="email_file", config={"directory": "var/outbox-x"})
     created = client.post("/api/v1/channels/", webhook())
     assert created.status_code == 201
     listed = [row["kind"] for row in client.get("/api/v1/channels/").json()["results"]]
@@ -113,7 +113,7 @@ def test_a_test_message_reaches_the_endpoint_and_writes_no_ledger_row(
 
 
 def test_an_email_channel_test_needs_an_address(api: ApiClient) -> None:
-    channel = ChannelFactory.create(kind="email_file", config={"directory": "/tmp/x"})
+    channel = ChannelFactory.create(kind="email_file", config={"directory": "var/outbox-x"})
     response = api.post(f"/api/v1/channels/{channel.pk}/test/", {})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "to"

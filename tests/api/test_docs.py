@@ -31,8 +31,8 @@ def test_the_guides_examples_run_against_a_live_server(
     blocks = shell_blocks()
     assert len(blocks) >= 6
     script = "set -euo pipefail\n" + "\n".join(blocks)
-    result = subprocess.run(  # noqa: S603 (our own documentation, on loopback)
-        ["bash", "-c", script],  # noqa: S607
+    result = subprocess.run(
+        ["bash", "-c", script],
         env={**os.environ, "API": live_server.url, "KEY": key},
         capture_output=True,
         text=True,

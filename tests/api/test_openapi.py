@@ -62,7 +62,8 @@ def test_writes_document_a_request_example() -> None:
     examples = [
         (path, method)
         for path, method, operation in operations()
-        if method == "post" and path.endswith(("/publications/", "/subscribers/", "/channels/"))
+        if method == "post"
+        and path.endswith(("/publications/", "/subscribers/", "/channels/"))
         and next(iter(operation["requestBody"]["content"].values())).get("examples")
     ]
     assert len(examples) == 3

@@ -125,9 +125,7 @@ def test_the_same_idempotency_key_replays_the_answer_without_creating_twice(
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
     assert Publication.objects.count() == 1
-    other = api.post(
-        "/api/v1/publications/", {**DRAFT, "slug": "x"}, **{"Idempotency-Key": "abc"}
-    )
+    other = api.post("/api/v1/publications/", {**DRAFT, "slug": "x"}, **{"Idempotency-Key": "abc"})
     assert other.status_code == 422
     assert Publication.objects.count() == 1
 
@@ -252,6 +250,7 @@ def test_a_second_request_with_a_key_still_running_answers_409(
 
     monkeypatch.setattr(services, "create_publication", slow)
     results: list[int] = []
+
     def first_request() -> None:
         try:
             response = api.post("/api/v1/publications/", DRAFT, **{"Idempotency-Key": "k"})

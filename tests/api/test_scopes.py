@@ -101,7 +101,7 @@ ENDPOINTS = [
         "POST",
         "/api/v1/channels/",
         CHANNEL_SCOPES,
-        body={"name": "files", "kind": "email_file", "config": {"directory": "/tmp/x"}},
+        body={"name": "files", "kind": "email_file", "config": {"directory": "var/outbox-x"}},
     ),
     Endpoint("GET", "/api/v1/channels/{channel}/", CHANNEL_SCOPES),
     Endpoint("PATCH", "/api/v1/channels/{channel}/", CHANNEL_SCOPES, body={"batch_size": 5}),
@@ -122,7 +122,7 @@ def ids(db: Any) -> dict[str, int]:
     publication = PublicationFactory.create(slug="p", topics=[topic])
     subscriber = SubscriberFactory.create()
     SubscriptionFactory.create(subscriber=subscriber, topic=topic)
-    channel = ChannelFactory.create(kind="email_file", config={"directory": "/tmp/x"})
+    channel = ChannelFactory.create(kind="email_file", config={"directory": "var/outbox-x"})
     dispatch = DispatchFactory.create(publication=PublicationFactory.create(slug="sent"))
     delivery = DeliveryFactory.create(
         dispatch=dispatch, channel=channel, status=Delivery.Status.DEAD

@@ -1,4 +1,4 @@
-"""manage.py create_api_key --name N --scopes a,b [--owner USER] [--expires ISO]: print a new key."""
+"""manage.py create_api_key --name N --scopes a,b [--owner U] [--expires ISO]: print a new key."""
 
 from __future__ import annotations
 
