@@ -108,7 +108,7 @@ def authenticate_key(key: str, now: datetime | None = None) -> ApiKey | None:
     prefix = key[:API_KEY_PREFIX_LENGTH]
     if not prefix.startswith(KEY_PREFIX) or len(key) <= API_KEY_PREFIX_LENGTH:
         return None
-    api_key = ApiKey.objects.select_related("owner").filter(prefix=prefix).first()
+    api_key = next(iter(ApiKey.objects.select_related("owner").filter(prefix=prefix)), None)
     if api_key is None or not hmac.compare_digest(api_key.hashed_key, hash_key(key)):
         return None
     if not api_key.is_usable(now):

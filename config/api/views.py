@@ -61,6 +61,12 @@ class ApiViewMixin(ConditionalMixin, IdempotentMixin):
     required_scopes: dict[str, str | tuple[str, ...]] = {}
     hidden_actions: tuple[str, ...] = ()
 
+    def filter_queryset(self, queryset: Any) -> Any:
+        # Query-string filters apply to lists; one object's URL names it already.
+        if getattr(self, "action", None) != "list":
+            return queryset
+        return super().filter_queryset(queryset)  # type: ignore[misc]
+
     def handle_exception(self, exc: Exception) -> Response:
         return super().handle_exception(translate(exc))  # type: ignore[misc,no-any-return]
 
