@@ -51,7 +51,6 @@ def api_key(transactional_db: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return create_api_key(name="schemathesis", scopes=list(ApiScope.values)).key
 
 
-@pytest.mark.postgres
 def test_the_api_answers_every_generated_request_within_its_schema(
     live_server: Any, api_key: str
 ) -> None:
