@@ -8,7 +8,8 @@ Redis cache for throttles), 50 publications with 2 topics each and a publication
 Then, for the publication list (50 items), the publication detail and the bare view returning
 the same JSON from one query:
 
-1. peak: `wrk` (closed loop, --connections) for --seconds: requests/s, p50, p99;
+1. peak: `wrk` (closed loop, --connections) for --seconds, --repeat times alternating API and
+   bare view, keeping each one's best run: requests/s, p50, p99;
 2. paced: an open-loop Python generator at half the API's peak rate for --seconds, latency
    measured from each request's scheduled time (no coordinated omission): p50, p99.
 
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per endpoint (best kept)")
     options = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -241,8 +243,14 @@ def main() -> None:
             _, bare_body = fetch(port, bare_path, {})
             if api_status != 200 or json.loads(api_body) != json.loads(bare_body):
                 raise SystemExit(f"{name}: the bare view's JSON differs from the API's")
-            bare = wrk(port, bare_path, key, options.seconds, options.connections)
-            api = wrk(port, api_path, key, options.seconds, options.connections)
+            # Alternate the two, several times, and keep each one's best run: on a shared
+            # machine the best run is the one least disturbed by other work.
+            bare_runs, api_runs = [], []
+            for _ in range(options.repeat):
+                bare_runs.append(wrk(port, bare_path, key, options.seconds, options.connections))
+                api_runs.append(wrk(port, api_path, key, options.seconds, options.connections))
+            bare = max(bare_runs, key=lambda run: run["rps"])
+            api = max(api_runs, key=lambda run: run["rps"])
             calm = paced(port, api_path, key, api["rps"] / 2, options.seconds)
             ratio = api["rps"] / bare["rps"]
             ok = ok and ratio >= TARGET_RATIO and calm["p99"] < TARGET_P99_MS
@@ -253,7 +261,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC, load average {load:.1f}, "
-        f"gunicorn {options.workers} sync workers, wrk {options.connections} connections\n"
+        f"gunicorn {options.workers} sync workers, wrk {options.connections} connections, "
+        f"best of {options.repeat} runs of {options.seconds} s\n"
     )
     print(
         "| Endpoint | API req/s | API p50 / p99 (ms) | bare req/s | bare p50 / p99 (ms) "
