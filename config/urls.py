@@ -32,6 +32,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("config.api.urls")),
     path("", include("subscribers.urls")),
     path("", include("publishing.urls")),
     path("", include("channels.urls")),

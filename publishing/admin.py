@@ -478,3 +478,6 @@ class DispatchAdmin(DispatchModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Dispatch | None = None) -> bool:
         return False
+
+
+import publishing.admin_api_keys  # noqa: E402, F401 (registers the API key admin)

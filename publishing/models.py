@@ -161,3 +161,65 @@ class Dispatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.publication_id} (version {self.version_id})"
+
+
+class ApiScope(models.TextChoices):
+    """What an API key may do; each endpoint names the scope its action needs."""
+
+    PUBLICATIONS_READ = "publications:read", "Read topics and publications"
+    PUBLICATIONS_WRITE = "publications:write", "Create, edit and delete draft publications"
+    PUBLICATIONS_PUBLISH = "publications:publish", "Publish, schedule and restore publications"
+    SUBSCRIBERS_READ = "subscribers:read", "Read subscribers"
+    SUBSCRIBERS_WRITE = "subscribers:write", "Add, change, unsubscribe and erase subscribers"
+    CHANNELS_ADMIN = "channels:admin", "Configure every channel"
+    DELIVERIES_READ = "deliveries:read", "Read dispatches and deliveries"
+    DELIVERIES_WRITE = "deliveries:write", "Retry failed deliveries"
+    WEBHOOKS_ADMIN = "webhooks:admin", "Configure webhook channels"
+
+
+API_KEY_PREFIX_LENGTH = 11  # "pk_" and 8 characters
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def usable(self, now: datetime) -> ApiKeyQuerySet:
+        """Keys neither revoked nor expired at ``now``."""
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A credential for the REST API: ``pk_XXXXXXXX_<secret>``, stored as the visible prefix and
+    the SHA-256 of the whole key (decision 0050). The key itself is shown once, at creation."""
+
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        help_text="The API acts as this user (within the key's scopes); empty: as the system.",
+    )
+    scopes = models.JSONField(default=list, help_text="Scopes this key holds.")
+    prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -58,6 +58,7 @@ PUBLISH_PERMISSION = "publishing.publish_publication"
 ARCHIVE_PERMISSION = "publishing.archive_publication"
 CHANGE_PERMISSION = "publishing.change_publication"
 ADD_PERMISSION = "publishing.add_publication"
+DELETE_PERMISSION = "publishing.delete_publication"
 EDITABLE_FIELDS = ("title", "slug", "summary", "body", "language")
 
 
@@ -328,6 +329,25 @@ def update_publication(
     _refresh(publication, locked)
     logger.info("publication %s edited", publication.pk)
     return publication
+
+
+def delete_draft(publication: Publication, *, by: Actor | None) -> None:
+    """Delete a draft that was never sent. Its versions stay in the history table.
+
+    Raises PublishingPermissionError, or PublicationStateError when it is not a draft.
+    """
+    _require(by, DELETE_PERMISSION, "delete publications")
+    with transaction.atomic():
+        locked = Publication.objects.select_for_update().get(pk=publication.pk)
+        if locked.status != Publication.Status.DRAFT or locked.dispatches.exists():
+            raise PublicationStateError(
+                f"Only a draft can be deleted; this one is {locked.get_status_display().lower()}.",
+                code="not_a_draft",
+                field="status",
+            )
+        publication_id = locked.pk
+        locked.delete()
+    logger.info("draft publication %s deleted", publication_id)
 
 
 def restore_version(publication: Publication, version: Any, *, by: Actor | None) -> Any:

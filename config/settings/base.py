@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env
@@ -201,8 +202,10 @@ LOGGING: dict[str, Any] = {
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exceptions.problem_exception_handler",
+    # API keys (Authorization: Bearer), then staff sessions for the browsable API (with CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "config.api.authentication.ApiKeyAuthentication",
+        "config.api.authentication.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -224,15 +227,40 @@ REST_FRAMEWORK: dict[str, Any] = {
 #: How long an Idempotency-Key's answer is kept, and how long its in-flight lock may live.
 IDEMPOTENCY_TTL: int = env.int("IDEMPOTENCY_TTL", default=86_400)
 IDEMPOTENCY_LOCK_TTL: int = env.int("IDEMPOTENCY_LOCK_TTL", default=60)
+# Browsers may send the API's own request headers, and read its answers' ones.
+CORS_ALLOW_HEADERS = [
+    *default_cors_headers,
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+]
+CORS_EXPOSE_HEADERS = ["ETag", "Last-Modified", "Location", "Retry-After", "Idempotent-Replayed"]
+#: An API key's last use is written at most once per this many seconds (not on every request).
+API_KEY_LAST_USED_INTERVAL: int = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Publishing API",
-    "DESCRIPTION": "Publications, subscribers, channels and deliveries. See docs/api.md.",
+    "DESCRIPTION": (
+        "Publications, subscribers, channels and deliveries. Authenticate with an API key "
+        "(`Authorization: Bearer pk_...`, created in the admin or with `manage.py "
+        "create_api_key`); each operation names the scope it needs. Errors are RFC 9457 "
+        "problem details. POSTs accept `Idempotency-Key`; reads send ETag and writes honour "
+        "If-Match. See docs/api.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's files are served by us, not fetched from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStatusEnum": "channels.models.Delivery.Status",
+        "PublicationStatusEnum": "publishing.models.Publication.Status",
+        "SubscriberStatusEnum": "subscribers.models.Subscriber.Status",
+        "DispatchStatusEnum": "publishing.models.Dispatch.Status",
+        "LanguageEnum": "config.settings.base.LANGUAGES",
+    },
 }
 
 # --- Task queue (django-q2) -----------------------------------------------------------------

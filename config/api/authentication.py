@@ -1,0 +1,52 @@
+"""API key authentication: ``Authorization: Bearer pk_XXXXXXXX_...``.
+
+Its ``authenticate_header`` makes DRF answer 401 (with ``WWW-Authenticate: Bearer``) when
+credentials are missing, instead of 403. ``request.auth`` is the ApiKey; ``request.user`` is the
+key's owner, or an anonymous user for a key acting as the system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from publishing.api_keys import authenticate_key
+from publishing.models import ApiKey
+
+MAX_KEY_LENGTH = 200
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2 or len(header[1]) > MAX_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed("Give the key as 'Authorization: Bearer <key>'.")
+        try:
+            key = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("The API key is not valid.") from None
+        api_key = authenticate_key(key)
+        if api_key is None:
+            # One answer for unknown, wrong, revoked and expired keys: nothing to probe.
+            raise exceptions.AuthenticationFailed("The API key is not valid, or has expired.")
+        return (api_key.owner or AnonymousUser(), api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class StaffSessionAuthentication(authentication.SessionAuthentication):
+    """Staff sessions for the browsable API; CSRF is enforced on unsafe methods as usual."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is None or not result[0].is_staff:
+            return None
+        return result

@@ -1,0 +1,20 @@
+"""Routes of the REST API under /api/v1/ (the public sign-up lives in subscribers.urls)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, include, path
+from rest_framework.routers import SimpleRouter
+
+from channels.api import ChannelViewSet, DeliveryViewSet, DispatchViewSet
+from publishing.api import PublicationViewSet, TopicViewSet
+from subscribers.api import SubscriberViewSet
+
+router = SimpleRouter()
+router.register("topics", TopicViewSet, basename="topic")
+router.register("publications", PublicationViewSet, basename="publication")
+router.register("subscribers", SubscriberViewSet, basename="subscriber")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("dispatches", DispatchViewSet, basename="dispatch")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
+
+urlpatterns: list[URLPattern | URLResolver] = [path("", include(router.urls))]

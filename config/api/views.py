@@ -1,0 +1,79 @@
+"""The base every API viewset builds on: key or staff-session authentication, scopes,
+conditional requests, idempotent POSTs, and the apps' service errors as problem details."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from channels.backends import BackendError
+from channels.configuration import ChannelConfigurationError
+from config.api.authentication import ApiKeyAuthentication, StaffSessionAuthentication
+from config.api.conditional import ConditionalMixin
+from config.api.exceptions import ProblemError
+from config.api.idempotency import IdempotentMixin
+from config.api.permissions import HasScope
+from publishing.api_keys import ApiKeyError
+from publishing.exceptions import InvalidPublicationError, PublishingError
+from publishing.models import ApiKey
+from subscribers.exceptions import SubscribersError
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+else:
+    _PermissionClass = Any
+
+
+def translate(exc: Exception) -> Exception:
+    """A service error as the API exception carrying its field, code and status."""
+    if isinstance(exc, InvalidPublicationError):
+        return exceptions.ValidationError(exc.by_field())
+    if isinstance(exc, PublishingError):
+        if exc.field and exc.status == 400:
+            return exceptions.ValidationError({exc.field: [exc.message]})
+        return ProblemError(exc.message, code=exc.code, status_code=exc.status)
+    if isinstance(exc, ChannelConfigurationError):
+        return exceptions.ValidationError(
+            {("non_field_errors" if k == "__all__" else k): v for k, v in exc.errors.items()}
+        )
+    if isinstance(exc, BackendError):
+        return ProblemError(str(exc), code="channel_error", status_code=409)
+    if isinstance(exc, SubscribersError):
+        return ProblemError(exc.message, code=exc.code, status_code=exc.http_status)
+    if isinstance(exc, ApiKeyError):
+        return exceptions.ValidationError({exc.field: [exc.message]})
+    return exc
+
+
+class ApiViewMixin(ConditionalMixin, IdempotentMixin):
+    """Mix into every API viewset, before the DRF base class."""
+
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        ApiKeyAuthentication,
+        StaffSessionAuthentication,
+    ]
+    permission_classes: Sequence[_PermissionClass] = [HasScope]
+    required_scopes: dict[str, str | tuple[str, ...]] = {}
+    hidden_actions: tuple[str, ...] = ()
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        # Query-string filters apply to lists; one object's URL names it already.
+        if getattr(self, "action", None) != "list":
+            return queryset
+        return super().filter_queryset(queryset)  # type: ignore[misc]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        return super().handle_exception(translate(exc))  # type: ignore[misc,no-any-return]
+
+    def actor(self) -> Any:
+        """Who the services see acting: the key's owner, None (the system) for an ownerless
+        key, the staff user for a session."""
+        request: Request = self.request  # type: ignore[attr-defined]
+        if isinstance(request.auth, ApiKey):
+            return request.auth.owner
+        return request.user

@@ -1,0 +1,570 @@
+"""The publications API: topics, publications, their versions, publishing and statistics.
+
+Every write calls publishing.services; the serializers only check shapes and limits.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, OuterRef, QuerySet, Window
+from drf_spectacular.utils import OpenApiExample, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from channels.models import Delivery
+from config.api.pagination import StandardPagination
+from config.api.schema import WRITE_ERRORS, document
+from config.api.views import ApiViewMixin
+from publishing import services
+from publishing.models import (
+    BODY_MAX_LENGTH,
+    MAX_TOPICS,
+    MIN_TOPICS,
+    SUMMARY_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    ApiScope,
+    Dispatch,
+    Publication,
+    Topic,
+)
+
+READ = ApiScope.PUBLICATIONS_READ.value
+WRITE = ApiScope.PUBLICATIONS_WRITE.value
+PUBLISH = ApiScope.PUBLICATIONS_PUBLISH.value
+SLUG_MAX_LENGTH = 100
+MAX_PAGE_NUMBER = 100_000
+
+
+# --- Topics -----------------------------------------------------------------------------------
+
+
+class TopicSerializer(serializers.ModelSerializer[Topic]):
+    class Meta:
+        model = Topic
+        fields = ["id", "name", "slug", "description", "is_public", "updated_at"]
+        read_only_fields = fields
+
+
+class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
+    queryset = Topic.objects.order_by("name", "pk")
+    serializer_class = TopicSerializer
+    pagination_class = StandardPagination
+    required_scopes = {"list": READ, "retrieve": READ}
+
+    @document(
+        summary="List topics",
+        description="Every topic, by name. Needs publications:read.",
+        responses={200: TopicSerializer(many=True)},
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @document(
+        summary="Read a topic",
+        description="One topic. Needs publications:read.",
+        responses={200: TopicSerializer},
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+
+# --- Publications -----------------------------------------------------------------------------
+
+
+def _stamp(value: datetime | None) -> str | None:
+    """DRF's DateTimeField output (ISO 8601, Z for UTC), without its per-field machinery."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+LIST_FIELDS = (
+    "id",
+    "title",
+    "slug",
+    "summary",
+    "language",
+    "status",
+    "publish_at",
+    "published_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def topic_slugs(rows: list[dict[str, Any]]) -> None:
+    """Fill each row's topic slugs (by topic name) from one query, no model rows."""
+    by_publication: dict[int, list[str]] = {row["id"]: [] for row in rows}
+    through = Publication.topics.through.objects.filter(publication_id__in=list(by_publication))
+    for publication_id, slug in through.order_by("topic__name", "topic_id").values_list(
+        "publication_id", "topic__slug"
+    ):
+        by_publication[publication_id].append(slug)
+    for row in rows:
+        row["_topic_slugs"] = by_publication[row["id"]]
+
+
+def list_item(row: dict[str, Any]) -> dict[str, Any]:
+    """A list row (from ``values()``) as PublicationListSerializer represents a publication."""
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "slug": row["slug"],
+        "summary": row["summary"],
+        "topics": row["_topic_slugs"],
+        "language": row["language"],
+        "status": row["status"],
+        "publish_at": _stamp(row["publish_at"]),
+        "published_at": _stamp(row["published_at"]),
+        "created_at": _stamp(row["created_at"]),
+        "updated_at": _stamp(row["updated_at"]),
+    }
+
+
+class CountingPaginator(Paginator):  # type: ignore[type-arg]
+    """Reads the total from a window count in the page's own query (one query instead of two);
+    asks COUNT(*) only when the page is empty."""
+
+    def page(self, number: Any) -> Any:
+        try:
+            index = max(int(number), 1)
+        except (TypeError, ValueError):
+            return super().page(number)
+        if index > MAX_PAGE_NUMBER:
+            # Counting first turns an absurd page into a 404 instead of a database error.
+            return super().page(number)
+        bottom = (index - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page])
+        if not rows:
+            return super().page(number)
+        first = rows[0]
+        total = first["window_total"] if isinstance(first, dict) else first.window_total
+        self.__dict__["count"] = total  # cached_property's slot
+        self.validate_number(index)
+        return self._get_page(rows, index, self)  # type: ignore[attr-defined]
+
+
+class PublicationPagination(StandardPagination):
+    django_paginator_class = CountingPaginator
+
+
+class PublicationListSerializer(serializers.ModelSerializer[Publication]):
+    topics: Any = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    def to_representation(self, instance: Publication) -> dict[str, Any]:
+        # Hand-built: the list is the API's busiest read (see docs/performance.md, "API").
+        slugs = getattr(instance, "_topic_slugs", None)
+        if slugs is None:
+            slugs = list(instance.topics.order_by("name", "pk").values_list("slug", flat=True))
+        data = {
+            "id": instance.pk,
+            "title": instance.title,
+            "slug": instance.slug,
+            "summary": instance.summary,
+            "topics": slugs,
+            "language": instance.language,
+            "status": instance.status,
+            "publish_at": _stamp(instance.publish_at),
+            "published_at": _stamp(instance.published_at),
+            "created_at": _stamp(instance.created_at),
+            "updated_at": _stamp(instance.updated_at),
+        }
+        if "body" in self.Meta.fields:
+            data["body"] = instance.body
+        return data
+
+    class Meta:
+        model = Publication
+        fields = [
+            "id",
+            "title",
+            "slug",
+            "summary",
+            "topics",
+            "language",
+            "status",
+            "publish_at",
+            "published_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PublicationSerializer(PublicationListSerializer):
+    class Meta(PublicationListSerializer.Meta):
+        fields = [*PublicationListSerializer.Meta.fields, "body"]
+        read_only_fields = fields
+
+
+class PublicationWriteSerializer(serializers.Serializer[dict[str, Any]]):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, trim_whitespace=False)
+    slug = serializers.SlugField(max_length=TITLE_MAX_LENGTH)
+    summary = serializers.CharField(
+        max_length=SUMMARY_MAX_LENGTH, allow_blank=True, required=False, default=""
+    )
+    body = serializers.CharField(max_length=BODY_MAX_LENGTH, help_text="Markdown.")
+    topics = serializers.ListField(
+        child=serializers.SlugField(max_length=SLUG_MAX_LENGTH),
+        min_length=MIN_TOPICS,
+        max_length=MAX_TOPICS,
+        help_text=f"Topic slugs, {MIN_TOPICS} to {MAX_TOPICS}.",
+    )
+    language = serializers.ChoiceField(choices=settings.LANGUAGES, default="en")
+    change_reason = serializers.CharField(
+        max_length=services.CHANGE_REASON_MAX_LENGTH, required=False, default="", allow_blank=True
+    )
+
+
+class ScheduleSerializer(serializers.Serializer[dict[str, Any]]):
+    publish_at = serializers.DateTimeField(help_text="When to publish, with a time zone.")
+
+
+class VersionSerializer(serializers.Serializer[Any]):
+    number = serializers.IntegerField()
+    title = serializers.CharField()
+    summary = serializers.CharField()
+    language = serializers.CharField()
+    status = serializers.CharField()
+    topics = serializers.ListField(child=serializers.CharField())
+    reason = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+DispatchRefSerializer = inline_serializer(
+    "PublishResult",
+    {"publication": PublicationSerializer(), "dispatch_id": serializers.IntegerField()},
+)
+StatsSerializer = inline_serializer(
+    "PublicationStats",
+    {
+        "dispatches": serializers.IntegerField(),
+        "deliveries": serializers.DictField(child=serializers.IntegerField()),
+        "total": serializers.IntegerField(),
+    },
+)
+
+
+class PublicationFilter(django_filters.FilterSet):  # type: ignore[misc]
+    status = django_filters.ChoiceFilter(choices=Publication.Status.choices)
+    # Topic slugs are unique: at most one joined row per publication, no DISTINCT needed.
+    topic = django_filters.CharFilter(field_name="topics__slug", max_length=SLUG_MAX_LENGTH)
+
+    class Meta:
+        model = Publication
+        fields = ["status", "topic"]
+
+
+PUBLICATION_EXAMPLE = OpenApiExample(
+    "A draft",
+    value={
+        "title": "Autumn release",
+        "slug": "autumn-release",
+        "summary": "What changed this autumn.",
+        "body": "# Autumn\n\nEverything new.",
+        "topics": ["news"],
+        "language": "en",
+    },
+    request_only=True,
+)
+
+
+class PublicationViewSet(
+    ApiViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Publication],
+):
+    pagination_class = PublicationPagination
+    filterset_class = PublicationFilter
+    required_scopes = {
+        "list": READ,
+        "retrieve": READ,
+        "versions": READ,
+        "stats": READ,
+        "create": WRITE,
+        "update": WRITE,
+        "partial_update": WRITE,
+        "destroy": WRITE,
+        "restore": WRITE,
+        "publish": PUBLISH,
+        "schedule": PUBLISH,
+        "unschedule": PUBLISH,
+    }
+
+    def get_queryset(self) -> QuerySet[Publication]:
+        queryset = Publication.objects.order_by("-created_at", "-pk")
+        if self.action == "list":
+            queryset = queryset.defer("body").annotate(window_total=Window(Count("pk")))
+        if connection.vendor != "postgresql":
+            return queryset  # topics: one more query (topic_slugs), or the related manager
+        # The topics' slugs in the same query as the publications.
+        slugs = Publication.topics.through.objects.filter(publication_id=OuterRef("pk")).order_by(
+            "topic__name", "topic_id"
+        )
+        return queryset.annotate(_topic_slugs=ArraySubquery(slugs.values("topic__slug")))
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
+        # Reads and the If-Match check see the same representation, whatever the action.
+        return PublicationListSerializer if self.action == "list" else PublicationSerializer
+
+    def _detail(self, publication: Publication, code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=publication.pk)
+        return Response(PublicationSerializer(fresh).data, status=code)
+
+    def _input(self, data: dict[str, Any]) -> services.PublicationInput:
+        return services.PublicationInput(
+            title=data["title"],
+            slug=data["slug"],
+            summary=data.get("summary", ""),
+            body=data["body"],
+            topics=list(data["topics"]),
+            language=data.get("language", "en"),
+        )
+
+    @document(
+        summary="List publications",
+        description="Newest first, 50 a page; filter by `status` and `topic` (a slug). "
+        "Needs publications:read.",
+        responses={200: PublicationListSerializer(many=True)},
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        with_slugs = connection.vendor == "postgresql"
+        fields = [*LIST_FIELDS, "window_total", *(["_topic_slugs"] if with_slugs else [])]
+        # Plain rows, not model instances: the list is the API's busiest read.
+        page = list(self.paginate_queryset(queryset.values(*fields)) or [])
+        if not with_slugs:
+            topic_slugs(page)
+        return self.get_paginated_response([list_item(row) for row in page])
+
+    @document(
+        summary="Read a publication",
+        description="One publication with its body. Sends ETag and Last-Modified; answers 304 "
+        "to If-None-Match or If-Modified-Since. Needs publications:read.",
+        responses={200: PublicationSerializer},
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @document(
+        summary="Create a draft",
+        description="Creates a draft and its first version. Accepts Idempotency-Key. "
+        "Needs publications:write.",
+        request=PublicationWriteSerializer,
+        responses={201: PublicationSerializer},
+        errors=WRITE_ERRORS,
+        examples=[PUBLICATION_EXAMPLE],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = PublicationWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        publication = services.create_publication(
+            self._input(data), by=self.actor(), reason=data.get("change_reason", "")
+        )
+        response = self._detail(publication, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/publications/{publication.pk}/"
+        return response
+
+    def _update(self, request: Request, *, partial: bool) -> Response:
+        publication = self.get_object()
+        serializer = PublicationWriteSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        current = {
+            "title": publication.title,
+            "slug": publication.slug,
+            "summary": publication.summary,
+            "body": publication.body,
+            "topics": [topic.slug for topic in publication.topics.all()],
+            "language": publication.language,
+        }
+        data = {**current, **serializer.validated_data}
+        services.update_publication(
+            publication, self._input(data), by=self.actor(), reason=data.get("change_reason", "")
+        )
+        return self._detail(publication)
+
+    @document(
+        summary="Replace a publication's content",
+        description="Every editable field; one new version. Send If-Match with the ETag you "
+        "read: a stale one answers 412. Needs publications:write.",
+        request=PublicationWriteSerializer,
+        responses={200: PublicationSerializer},
+        errors=WRITE_ERRORS,
+        examples=[PUBLICATION_EXAMPLE],
+    )
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._update(request, partial=False)
+
+    @document(
+        summary="Change some fields of a publication",
+        description="Only the fields sent change; one new version. Honours If-Match. "
+        "Needs publications:write.",
+        request=PublicationWriteSerializer(partial=True),
+        responses={200: PublicationSerializer},
+        errors=WRITE_ERRORS,
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._update(request, partial=True)
+
+    @document(
+        summary="Delete a draft",
+        description="Only drafts never sent can be deleted (409 otherwise). Honours If-Match. "
+        "Needs publications:write.",
+        responses={204: None},
+        errors=WRITE_ERRORS,
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.delete_draft(self.get_object(), by=self.actor())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @document(
+        summary="Publish now",
+        description="Publishes and starts the one dispatch of this publication; publishing "
+        "again returns the same dispatch. Needs publications:publish.",
+        request=None,
+        responses={200: DispatchRefSerializer},
+        errors=WRITE_ERRORS,
+    )
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        publication = self.get_object()
+        dispatch = services.publish(publication, by=self.actor())
+        fresh = self.get_queryset().get(pk=publication.pk)
+        return Response(
+            {"publication": PublicationSerializer(fresh).data, "dispatch_id": dispatch.pk}
+        )
+
+    @document(
+        summary="Schedule",
+        description="Publishes at `publish_at`, a future time with a time zone. "
+        "Needs publications:publish.",
+        request=ScheduleSerializer,
+        responses={200: PublicationSerializer},
+        errors=WRITE_ERRORS,
+        examples=[
+            OpenApiExample(
+                "Tomorrow morning",
+                value={"publish_at": "2030-01-01T09:00:00+01:00"},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def schedule(self, request: Request, pk: str | None = None) -> Response:
+        publication = self.get_object()
+        serializer = ScheduleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.schedule(publication, serializer.validated_data["publish_at"], by=self.actor())
+        return self._detail(publication)
+
+    @document(
+        summary="Unschedule",
+        description="Takes a scheduled publication back to draft. Needs publications:publish.",
+        request=None,
+        responses={200: PublicationSerializer},
+        errors=WRITE_ERRORS,
+    )
+    @action(detail=True, methods=["post"])
+    def unschedule(self, request: Request, pk: str | None = None) -> Response:
+        publication = self.get_object()
+        services.unschedule(publication, by=self.actor())
+        return self._detail(publication)
+
+    def _versions(self, publication: Publication) -> builtins.list[Any]:
+        history_model: Any = Publication.history.model
+        history = list(history_model.objects.filter(id=publication.pk).order_by("history_id"))
+        topic_rows = history_model._meta.get_field("historicalpublication_topics").related_model
+        # Three queries whatever the number of versions: rows, their topics, the topics' slugs.
+        by_version: dict[int, builtins.list[int]] = {}
+        for history_id, topic_id in topic_rows.objects.filter(
+            history_id__in=[version.history_id for version in history]
+        ).values_list("history_id", "topic_id"):
+            by_version.setdefault(history_id, []).append(topic_id)
+        topic_ids = {topic_id for ids in by_version.values() for topic_id in ids}
+        names = dict(Topic.objects.filter(pk__in=topic_ids).values_list("pk", "slug"))
+        return [
+            {
+                "number": number,
+                "title": version.title,
+                "summary": version.summary,
+                "language": version.language,
+                "status": version.status,
+                "topics": sorted(
+                    names.get(topic_id, f"(deleted {topic_id})")
+                    for topic_id in by_version.get(version.history_id, [])
+                ),
+                "reason": version.history_change_reason,
+                "created_at": version.history_date,
+            }
+            for number, version in enumerate(history, start=1)
+        ][::-1]
+
+    @document(
+        summary="List versions",
+        description="Every version, newest first, numbered from 1. Needs publications:read.",
+        responses={200: VersionSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        publication = self.get_object()
+        paginator = StandardPagination()
+        versions: Any = self._versions(publication)
+        page: Any = paginator.paginate_queryset(versions, request, view=self)
+        return paginator.get_paginated_response(VersionSerializer(page, many=True).data)
+
+    @document(
+        summary="Restore a version",
+        description="Makes version `number` current again, as a new version (history is "
+        "never rewritten). Needs publications:write.",
+        request=None,
+        responses={200: PublicationSerializer},
+        errors=WRITE_ERRORS,
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]{1,6})/restore")
+    def restore(self, request: Request, pk: str | None = None, number: str = "0") -> Response:
+        publication = self.get_object()
+        history = publication.history.order_by("history_id")
+        index = int(number) - 1
+        version = history[index : index + 1].first() if index >= 0 else None
+        if version is None:
+            raise serializers.ValidationError({"number": ["No such version."]})
+        services.restore_version(publication, version, by=self.actor())
+        return self._detail(publication)
+
+    @document(
+        summary="Delivery statistics",
+        description="Dispatches of this publication and its deliveries by status. "
+        "Needs publications:read.",
+        responses={200: StatsSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        publication = self.get_object()
+        counts = dict.fromkeys(Delivery.Status.values, 0)
+        rows = (
+            Delivery.objects.filter(dispatch__publication=publication)
+            .values_list("status")
+            .annotate(count=Count("pk"))
+            .order_by()
+        )
+        for delivery_status, count in rows:
+            counts[delivery_status] = count
+        return Response(
+            {
+                "dispatches": Dispatch.objects.filter(publication=publication).count(),
+                "deliveries": counts,
+                "total": sum(counts.values()),
+            }
+        )
