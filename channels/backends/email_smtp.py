@@ -7,6 +7,7 @@ message in flight and the rest of the batch.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -34,6 +35,18 @@ class SmtpConfigForm(forms.Form):
         if data.get("use_tls") and data.get("use_ssl"):
             raise forms.ValidationError("Choose STARTTLS or SSL, not both.", code="tls_and_ssl")
         return data
+
+
+#: A plain ASCII address needs none of smtplib's quoteaddr() parsing (about 30 us a call).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+def _envelope(smtp: smtplib.SMTP, side: str, address: str) -> tuple[int, bytes]:
+    """MAIL FROM (``side`` "from") or RCPT TO ("to") for ``address``: what smtplib's mail() and
+    rcpt() send, without their address parsing when the address is plain."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return smtp.docmd("mail" if side == "from" else "rcpt", f"{side.upper()}:<{address}>")
+    return smtp.mail(address) if side == "from" else smtp.rcpt(address)
 
 
 def _classify(code: int, text: bytes | str, delivery_id: int) -> Outcome:
@@ -100,11 +113,11 @@ class SmtpBackend(Backend):
 
     def _send_one(self, smtp: smtplib.SMTP, sender: str, message: Message) -> Outcome:
         data = message_bytes(message, self.config)
-        code, text = smtp.mail(sender)
+        code, text = _envelope(smtp, "from", sender)
         if code != 250:
             smtp.rset()
             return _classify(code, text, message.delivery_id)
-        code, text = smtp.rcpt(message.to)
+        code, text = _envelope(smtp, "to", message.to)
         if code not in (250, 251):
             smtp.rset()
             return _classify(code, text, message.delivery_id)
