@@ -14,3 +14,13 @@ def test_it_refuses_a_retry_or_a_lease_not_above_the_task_timeout(settings: Any)
     settings.DELIVERY_LEASE_SECONDS = 150
 
     assert [e.id for e in check_delivery_timeouts()] == ["channels.E001", "channels.E002"]
+
+
+def test_it_refuses_a_task_time_above_a_quarter_of_the_task_timeout(settings: Any) -> None:
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 120, "retry": 180}
+    settings.DELIVERY_TASK_SECONDS = 31
+
+    errors = check_delivery_timeouts()
+
+    assert [e.id for e in errors] == ["channels.E004"]
+    assert "DELIVERY_TASK_SECONDS (31)" in errors[0].msg

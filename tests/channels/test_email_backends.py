@@ -54,6 +54,26 @@ def test_smtp_sends_a_batch_over_one_connection_and_classifies_refusals(
     assert sink.recipients == ["ana@example.com", "cy@example.com"]
 
 
+def test_smtp_sends_to_an_address_with_a_display_name_through_smtplibs_own_parsing(
+    smtp_sink: tuple[SmtpSink, int],
+) -> None:
+    sink, port = smtp_sink
+    backend = SmtpBackend(
+        {"host": "127.0.0.1", "port": port, "from_email": "News <news@example.com>"}, {}
+    )
+
+    outcomes = backend.send(
+        [
+            Message(delivery_id=1, to="Zoë <zoe@example.com>", subject="Hi", text="hello"),
+            Message(delivery_id=2, to="plain@example.com", subject="Hi", text="hello"),
+        ]
+    )
+    backend.close()
+
+    assert [o.status for o in outcomes] == ["sent", "sent"]
+    assert sink.recipients == ["zoe@example.com", "plain@example.com"]
+
+
 def test_the_file_backend_reports_an_unusable_folder_as_transient(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

@@ -388,3 +388,48 @@ def test_a_failed_trial_opens_the_circuit_again(
     assert channel.circuit_state == Channel.CircuitState.OPEN
     assert channel.last_error.startswith("SMTP connection failed")
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.QUEUED}
+
+
+def test_one_task_sends_full_batches_until_no_work_is_left(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    from channels import tasks
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 25)
+    services.plan_dispatch(make_dispatch(topic).pk)  # its hints stay uncommitted: not enqueued
+
+    claimed = tasks.send_batch(smtp_channel.pk)
+
+    assert claimed == 25 == len(sink.messages)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    assert OrmQ.objects.count() == 0  # no hop through the queue between the three batches
+
+
+def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    from channels import tasks
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    settings.DELIVERY_TASK_SECONDS = 0.000001
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 25)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    claimed = tasks.send_batch(smtp_channel.pk)
+
+    assert claimed == 10 == len(sink.messages)
+    assert Delivery.objects.filter(status=Delivery.Status.QUEUED).count() == 15
+    assert OrmQ.objects.count() == 1
