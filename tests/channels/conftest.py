@@ -23,6 +23,20 @@ from tests.factories import DispatchFactory, PublicationFactory, TopicFactory
 DELIVERY_ID = re.compile(rb"^X-Delivery-ID: (\d+)\r?$", re.MULTILINE)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_render_caches() -> Iterator[None]:
+    """SQLite hands a rolled-back test's history ids out again, and publishing.rendering keys
+    versions by history id alone: without this, a test could send the previous test's text."""
+    from channels import services
+    from publishing import rendering
+
+    rendering.clear_cache()
+    services._rendered.clear()
+    yield
+    rendering.clear_cache()
+    services._rendered.clear()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
