@@ -267,5 +267,5 @@ class ChannelAdmin(_ModelAdmin):
                 self.message_user(request, detail, messages.WARNING)
 
 
-# The Delivery admin lives in its own module; importing it registers it.
-from channels import admin_deliveries  # noqa: E402, F401
+# The Delivery and Dispatch admins live in their own modules; importing them registers them.
+from channels import admin_deliveries, admin_dispatches  # noqa: E402, F401

@@ -42,4 +42,32 @@ def check_delivery_timeouts(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 id="channels.E003",
             )
         )
+    task_seconds = settings.DELIVERY_TASK_SECONDS
+    if timeout is not None and not 0 < task_seconds <= timeout / 4:
+        errors.append(
+            Error(
+                f"DELIVERY_TASK_SECONDS ({task_seconds:g}) must be above 0 and at most a quarter "
+                f"of Q_TIMEOUT ({timeout}).",
+                hint="A task sends batches for that long, then one more batch may still run.",
+                id="channels.E004",
+            )
+        )
     return errors
+
+
+@register()
+def check_metrics_access(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every METRICS_ALLOWED_IPS entry must be an address or a CIDR network."""
+    from channels.views import allowed_networks
+
+    try:
+        allowed_networks()
+    except ValueError as error:
+        return [
+            Error(
+                str(error),
+                hint="Use addresses or networks such as 10.0.0.0/8, comma-separated.",
+                id="channels.E005",
+            )
+        ]
+    return []

@@ -197,3 +197,24 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%H:%M:%S}"
+
+
+class SendStat(models.Model):
+    """A counter of one channel that workers add to after each batch and /metrics reads.
+
+    Keys: ``latency_le_<bound>`` (send-latency histogram buckets, not cumulative),
+    ``latency_sum``, ``latency_count`` and ``throttled``. Kept in the database so that every
+    worker process, on any host, adds to the same series (decision 0060).
+    """
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="send_stats")
+    key = models.CharField(max_length=50)
+    value = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "key"], name="one_send_stat_per_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of channel {self.channel_id}"

@@ -41,6 +41,7 @@ from channels.backends.base import (
 )
 from channels.backends.email_common import crlf_bytes
 from channels.configuration import build_backend
+from channels.metrics import TimedBackend, record_batch
 from channels.mime import PreparedEmail
 from channels.models import Channel, Delivery, RateBucket
 from publishing.models import Dispatch, Publication
@@ -340,7 +341,7 @@ def reserve_rate(channel_id: int, rate: float, count: int) -> float:
 
 
 def _send_each(
-    backend: Backend,
+    backend: Backend | TimedBackend,
     messages: Sequence[Message],
     on_outcome: Callable[[Outcome], None] | None,
 ) -> list[Outcome]:
@@ -357,7 +358,7 @@ def _send_each(
 
 
 def send_paced(
-    backend: Backend,
+    backend: Backend | TimedBackend,
     messages: Sequence[Message],
     rate: float | None,
     channel_id: int,
@@ -854,12 +855,13 @@ def _complete(messages: Sequence[Message], outcomes: Sequence[Outcome]) -> list[
     return [*outcomes, *missing]
 
 
-def send_batch(channel_id: int) -> BatchReport:
+def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
     """Claim, render, send and record one batch of a channel's due deliveries.
 
     The provider is called outside any transaction; outcomes are recorded with a constant
     number of queries per batch. When the batch was full, one more send_batch is enqueued for
-    the channel (the chain ends when no work is left; the sweeper restarts lost chains).
+    the channel (the chain ends when no work is left; the sweeper restarts lost chains), unless
+    ``chain`` is False: then the caller (send_batches) continues it.
     """
     report = BatchReport(channel_id=channel_id)
     channel = Channel.objects.filter(pk=channel_id, is_enabled=True).first()
@@ -931,8 +933,26 @@ def send_batch(channel_id: int) -> BatchReport:
         report.continued = enqueue_due_batches(channel_id=channel.pk) > 0
     elif len(rows) == limit:
         report.continued = True
-        async_task(SEND_BATCH_TASK, channel.pk)
+        if chain:
+            async_task(SEND_BATCH_TASK, channel.pk)
     return report
+
+
+def send_batches(channel_id: int) -> int:
+    """Run send_batch while its batches come back full, for up to DELIVERY_TASK_SECONDS, then
+    hand the rest of the chain to a new task. One task sending several batches saves the
+    queue's round trip (enqueue, poll, unpickle) between them. Returns the rows claimed.
+    """
+    deadline = time.monotonic() + settings.DELIVERY_TASK_SECONDS
+    claimed = 0
+    while True:
+        report = send_batch(channel_id, chain=False)
+        claimed += report.claimed
+        if not report.continued:
+            return claimed
+        if time.monotonic() >= deadline:
+            async_task(SEND_BATCH_TASK, channel_id)
+            return claimed
 
 
 def _accepted_before(rows: Sequence[Delivery]) -> dict[int, journal.Acceptance]:
@@ -961,7 +981,7 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
     outcomes given before it.
     """
     try:
-        backend = get_backend(channel)
+        backend = TimedBackend(get_backend(channel))
     except Exception as error:
         logger.exception("Channel %s cannot build its backend", channel.pk)
         return [
@@ -1004,6 +1024,7 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
         ]
     finally:
         backend.close()
+    record_batch(channel.pk, backend.calls, outcomes)
     return _complete(messages, outcomes)
 
 
@@ -1141,6 +1162,37 @@ def requeue_deliveries(delivery_ids: Iterable[int]) -> int:
         )
         for channel_id in channel_ids:
             enqueue(SEND_BATCH_TASK, channel_id)
+    return count
+
+
+REQUEUE_CHUNK = 10_000
+
+
+def requeue_matching(
+    *, statuses: Sequence[str], channel_id: int | None = None, dispatch_id: int | None = None
+) -> int:
+    """Re-queue every delivery in ``statuses`` (failed and/or dead only) of a channel and/or a
+    dispatch, through requeue_deliveries, in chunks that stay under the database's parameter
+    limit. Used by ``retry_deliveries`` and the dispatch admin. Returns how many were re-queued.
+    """
+    allowed = [s for s in statuses if s in (Delivery.Status.FAILED, Delivery.Status.DEAD)]
+    rows = Delivery.objects.filter(status__in=allowed)
+    if channel_id is not None:
+        rows = rows.filter(channel_id=channel_id)
+    if dispatch_id is not None:
+        rows = rows.filter(dispatch_id=dispatch_id)
+    ids = list(rows.order_by("pk").values_list("pk", flat=True))
+    count = 0
+    with transaction.atomic():
+        for start in range(0, len(ids), REQUEUE_CHUNK):
+            count += requeue_deliveries(ids[start : start + REQUEUE_CHUNK])
+    logger.info(
+        "Re-queued %s deliveries (statuses %s, channel %s, dispatch %s)",
+        count,
+        ",".join(allowed),
+        channel_id,
+        dispatch_id,
+    )
     return count
 
 

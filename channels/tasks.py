@@ -14,7 +14,7 @@ def plan_dispatch(dispatch_id: int) -> int:
 
 
 def send_batch(channel_id: int) -> int:
-    return services.send_batch(channel_id).claimed
+    return services.send_batches(channel_id)
 
 
 def sweep() -> None:

@@ -9,6 +9,7 @@ tried again before ``close``.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -36,6 +37,20 @@ class SmtpConfigForm(forms.Form):
         if data.get("use_tls") and data.get("use_ssl"):
             raise forms.ValidationError("Choose STARTTLS or SSL, not both.", code="tls_and_ssl")
         return data
+
+
+#: A plain ASCII address needs none of smtplib's quoteaddr() parsing (about 30 us a call).
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+#: Lines starting with a dot are sent with a second one (RFC 5321 4.5.2), as smtplib.data does.
+_DOT_LINE = re.compile(rb"(?m)^\.")
+
+
+def _envelope(smtp: smtplib.SMTP, side: str, address: str) -> tuple[int, bytes]:
+    """MAIL FROM (``side`` "from") or RCPT TO ("to") for ``address``: what smtplib's mail() and
+    rcpt() send, without their address parsing when the address is plain."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return smtp.docmd("mail" if side == "from" else "rcpt", f"{side.upper()}:<{address}>")
+    return smtp.mail(address) if side == "from" else smtp.rcpt(address)
 
 
 def _classify(code: int, text: bytes | str, delivery_id: int) -> Outcome:
@@ -107,11 +122,17 @@ class SmtpBackend(Backend):
 
     def _send_one(self, smtp: smtplib.SMTP, sender: str, message: Message) -> Outcome:
         data = message_bytes(message, self.config)
-        code, text = smtp.mail(sender)
+        if (
+            smtp.has_extn("pipelining")
+            and _PLAIN_ADDRESS.fullmatch(sender)
+            and _PLAIN_ADDRESS.fullmatch(message.to)
+        ):
+            return self._send_pipelined(smtp, sender, message, data)
+        code, text = _envelope(smtp, "from", sender)
         if code != 250:
             smtp.rset()
             return _classify(code, text, message.delivery_id)
-        code, text = smtp.rcpt(message.to)
+        code, text = _envelope(smtp, "to", message.to)
         if code not in (250, 251):
             smtp.rset()
             return _classify(code, text, message.delivery_id)
@@ -120,6 +141,39 @@ class SmtpBackend(Backend):
         except smtplib.SMTPDataError as error:
             smtp.rset()
             return _classify(error.smtp_code, error.smtp_error, message.delivery_id)
+        if code != 250:
+            smtp.rset()
+            return _classify(code, text, message.delivery_id)
+        provider_id = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+        return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=provider_id)
+
+    def _send_pipelined(
+        self, smtp: smtplib.SMTP, sender: str, message: Message, data: bytes
+    ) -> Outcome:
+        """MAIL, RCPT and DATA in one write (RFC 2920), then the content: two round trips to
+        the server per message instead of four. The answers are read in order, so each
+        refusal is classified exactly as in the one-command-at-a-time dialogue."""
+        smtp.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{message.to}>\r\nDATA\r\n")
+        mail, rcpt, start = smtp.getreply(), smtp.getreply(), smtp.getreply()
+        refused = next(
+            (reply for reply, ok in ((mail, (250,)), (rcpt, (250, 251))) if reply[0] not in ok),
+            None,
+        )
+        if start[0] != 354:
+            smtp.rset()
+            code, text = refused or start
+            return _classify(code, text, message.delivery_id)
+        if refused is not None:
+            # The server opened DATA without a valid transaction: send nothing, end it.
+            smtp.send(b".\r\n")
+            smtp.getreply()
+            smtp.rset()
+            return _classify(refused[0], refused[1], message.delivery_id)
+        content = _DOT_LINE.sub(b"..", data)
+        if not content.endswith(b"\r\n"):
+            content += b"\r\n"
+        smtp.send(content + b".\r\n")
+        code, text = smtp.getreply()
         if code != 250:
             smtp.rset()
             return _classify(code, text, message.delivery_id)

@@ -324,6 +324,11 @@ DELIVERY_BACKOFF_CAP_SECONDS: float = env.float("DELIVERY_BACKOFF_CAP_SECONDS", 
 DELIVERY_LEASE_SECONDS: int = env.int("DELIVERY_LEASE_SECONDS", default=Q_CLUSTER["timeout"] + 30)
 #: Batches of one channel running at once, each continuing itself while work remains.
 DELIVERY_CHANNEL_CONCURRENCY: int = env.int("DELIVERY_CHANNEL_CONCURRENCY", default=4)
+#: One send_batch task keeps sending batches of its channel for up to this many seconds
+#: (then it enqueues its successor); at most a quarter of Q_TIMEOUT (channels.E004).
+DELIVERY_TASK_SECONDS: float = env.float(
+    "DELIVERY_TASK_SECONDS", default=min(30.0, Q_CLUSTER["timeout"] / 4)
+)
 #: A rate-limited channel claims at most this many seconds of sending per batch.
 DELIVERY_RATE_BATCH_SECONDS: float = env.float("DELIVERY_RATE_BATCH_SECONDS", default=10.0)
 #: A rate-limited batch is handed to the backend in slices of this many seconds of sending
@@ -348,6 +353,11 @@ DELIVERY_JOURNAL_URL: str = env.str(
 #: How long a journal entry outlives a worker that never recorded its batch; must exceed
 #: DELIVERY_LEASE_SECONDS (entries are deleted as soon as their batch is recorded).
 DELIVERY_JOURNAL_TTL_SECONDS: int = env.int("DELIVERY_JOURNAL_TTL_SECONDS", default=86_400)
+#: /metrics answers a request carrying "Authorization: Bearer <METRICS_TOKEN>" (empty: none)...
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+#: ... or coming from one of these addresses or CIDR networks (comma-separated; empty: none).
+#: With neither set, /metrics answers 404.
+METRICS_ALLOWED_IPS: list[str] = env.list("METRICS_ALLOWED_IPS", default=[])
 #: What channels.mail.LedgerEmailBackend uses while no email channel is enabled.
 LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
     "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"

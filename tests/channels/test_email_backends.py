@@ -54,6 +54,75 @@ def test_smtp_sends_a_batch_over_one_connection_and_classifies_refusals(
     assert sink.recipients == ["ana@example.com", "cy@example.com"]
 
 
+def test_smtp_sends_to_an_address_with_a_display_name_through_smtplibs_own_parsing(
+    smtp_sink: tuple[SmtpSink, int],
+) -> None:
+    sink, port = smtp_sink
+    backend = SmtpBackend(
+        {"host": "127.0.0.1", "port": port, "from_email": "News <news@example.com>"}, {}
+    )
+
+    outcomes = backend.send(
+        [
+            Message(delivery_id=1, to="Zoë <zoe@example.com>", subject="Hi", text="hello"),
+            Message(delivery_id=2, to="plain@example.com", subject="Hi", text="hello"),
+        ]
+    )
+    backend.close()
+
+    assert [o.status for o in outcomes] == ["sent", "sent"]
+    assert sink.recipients == ["zoe@example.com", "plain@example.com"]
+
+
+class PipeliningSink(SmtpSink):
+    """The sink announcing PIPELINING (RFC 2920), as Postfix does; aiosmtpd reads commands
+    one after another from the stream, so pipelined commands work."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+def test_smtp_pipelines_commands_when_the_server_allows_it_and_classifies_each_refusal() -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import free_port
+
+    sink = PipeliningSink()
+    sink.refuse_rcpt = {"nobody@example.com"}
+    sink.answer = lambda content, rcpt: "452 4.2.2 Mailbox full" if b"full" in content else None
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        backend = SmtpBackend({"host": "127.0.0.1", "port": port, "timeout": 5}, {})
+        outcomes = backend.send(
+            [
+                Message(delivery_id=1, to="ana@example.com", subject="Hi", text=".dot\nhello"),
+                Message(delivery_id=2, to="nobody@example.com", subject="Hi", text="hello"),
+                Message(delivery_id=3, to="bo@example.com", subject="Hi", text="full"),
+                Message(delivery_id=4, to="cy@example.com", subject="Hi", text="bye"),
+            ]
+        )
+        assert backend._connection().has_extn("pipelining")
+        backend.close()
+    finally:
+        controller.stop()
+
+    assert [(o.delivery_id, o.status) for o in outcomes] == [
+        (1, "sent"),
+        (2, "permanent"),
+        (3, "transient"),
+        (4, "sent"),
+    ]
+    assert outcomes[1].error.startswith("SMTP 550")
+    assert outcomes[2].error.startswith("SMTP 452")
+    assert sink.recipients == ["ana@example.com", "cy@example.com"]
+    assert b"\r\n.dot\r\nhello" in sink.messages[0]  # the doubled dot is removed again
+
+
 def test_the_file_backend_reports_an_unusable_folder_as_transient(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

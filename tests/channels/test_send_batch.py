@@ -224,12 +224,47 @@ def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
     assert report.outcomes == {Delivery.Status.SENT: 150}
     assert len(sink.messages) == 160
     # Channel, claim (savepoint, select, update, release: the test runs in a transaction),
-    # versions (+ body and topics, once per version and process), record, channel health, finish
-    # dispatch: never one per recipient. SQLite splits the bulk UPDATE by its parameter limit.
+    # versions (+ body and topics, once per version and process), record, channel health, send
+    # metrics, finish dispatch: never one per recipient. SQLite splits the bulk UPDATE by its
+    # parameter limit.
     if connection.vendor == "postgresql":
-        assert len(big) == len(small) <= 11
+        assert len(big) == len(small) <= 12
     else:
-        assert len(big) <= 12
+        assert len(big) <= 13
+
+
+def test_a_batch_of_500_costs_at_most_a_tenth_of_a_statement_per_delivered_message(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=500)
+    add_subscribers(topic, 500)
+    dispatch = make_dispatch(topic)
+    services.plan_dispatch(dispatch.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = services.send_batch(smtp_channel.pk)
+
+    delivered = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()
+    assert report.claimed == delivered == len(sink.messages) == 500
+    assert len(queries) / delivered <= 0.1
+
+
+def test_fan_out_takes_the_same_number_of_statements_for_ten_or_five_hundred_subscribers(
+    topic: Topic, smtp_channel: Channel
+) -> None:
+    few_topic = cast(Topic, TopicFactory(slug="few"))
+    add_subscribers(few_topic, 10, prefix="few")
+    add_subscribers(topic, 500)
+    few, many = make_dispatch(few_topic), make_dispatch(topic)
+
+    with CaptureQueriesContext(connection) as small:
+        small_created = services.plan_dispatch(few.pk)
+    with CaptureQueriesContext(connection) as big:
+        big_created = services.plan_dispatch(many.pk)
+
+    assert (small_created, big_created) == (10, 500)
+    assert Delivery.objects.filter(dispatch=many).count() == 500
+    assert len(big) == len(small) <= 15
 
 
 @pytest.fixture
@@ -353,3 +388,48 @@ def test_a_failed_trial_opens_the_circuit_again(
     assert channel.circuit_state == Channel.CircuitState.OPEN
     assert channel.last_error.startswith("SMTP connection failed")
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.QUEUED}
+
+
+def test_one_task_sends_full_batches_until_no_work_is_left(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    from channels import tasks
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 25)
+    services.plan_dispatch(make_dispatch(topic).pk)  # its hints stay uncommitted: not enqueued
+
+    claimed = tasks.send_batch(smtp_channel.pk)
+
+    assert claimed == 25 == len(sink.messages)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    assert OrmQ.objects.count() == 0  # no hop through the queue between the three batches
+
+
+def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    from channels import tasks
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    settings.DELIVERY_TASK_SECONDS = 0.000001
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 25)
+    services.plan_dispatch(make_dispatch(topic).pk)
+
+    claimed = tasks.send_batch(smtp_channel.pk)
+
+    assert claimed == 10 == len(sink.messages)
+    assert Delivery.objects.filter(status=Delivery.Status.QUEUED).count() == 15
+    assert OrmQ.objects.count() == 1

@@ -254,3 +254,16 @@ def test_a_test_message_of_an_ses_channel_reaches_the_given_address(ses_endpoint
     assert mime["Subject"] == "Test message from Publishing"
     html = mime.get_body(("html",))
     assert html is not None and "Newsletter" in html.get_content()
+
+
+def test_batches_of_one_configuration_share_one_client_in_a_process(ses_endpoint: str) -> None:
+    first = make_backend(ses_endpoint)
+    first.send([message(1)])
+    first.close()
+    second = make_backend(ses_endpoint)
+    other = make_backend(ses_endpoint, region="eu-central-1")
+
+    assert second.client is first.client
+    assert other.client is not first.client
+    outcomes = second.send([message(2)])
+    assert [o.status for o in outcomes] == [OutcomeStatus.SENT]

@@ -1,0 +1,921 @@
+"""Benchmark: delivery at speed, each figure against its peer or ceiling in the same run.
+
+    createdb -h 127.0.0.1 -U postgres pub_speed_bench     # the script creates it if missing
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pub_speed_bench \\
+        python bench/delivery.py [--fanout 200000] [--emails 20000] [--ses 3000] [--rate 500]
+
+1. fan-out: plan_dispatch of --fanout subscribers vs a raw INSERT ... SELECT of as many rows
+   into the same indexed table;
+2. SMTP end to end: publish to every delivery settled, through real qcluster workers, into
+   Postfix's smtp-sink (fetched into var/bench/postfix with apt-get download + dpkg -x when
+   missing), vs a raw smtplib loop of pre-rendered 5 KB messages over the same number of
+   connections, vs django-newsletter 1.2 (in its own virtualenv under var/bench/, its own
+   Django project and database, delays set to zero) into the same sink;
+3. SES end to end through workers against moto's server vs a raw boto3 send_email loop;
+4. SQL statements per delivered message (an execute_wrapper around an in-process run) and the
+   workers' peak memory (VmHWM of every qcluster process);
+5. rate-limit precision: a channel limited to --rate messages/s against an SMTP peer that
+   refuses (421) anything above that rate.
+
+Prints every figure and ratio; docs/performance.md records them with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var" / "bench"
+POSTFIX = VAR / "postfix"
+NEWSLETTER_VENV = VAR / "newsletter-venv"
+NEWSLETTER_PROJECT = VAR / "newsletter-project"
+WORKERS = 2
+TARGETS = {
+    "fanout": 0.5,
+    "smtp_vs_raw": 0.5,
+    "smtp_vs_newsletter": 10.0,
+    "ses_vs_raw": 0.7,
+    "statements": 0.1,
+    "peak_mb": 150.0,
+    "rate_share": 0.97,
+    "throttled": 0.005,
+}
+QUOTED_NEWSLETTER_RATE = 206.0
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def database_url() -> str:
+    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pub_speed_bench")
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django() -> None:
+    os.environ["DATABASE_URL"] = database_url()
+    ensure_database(os.environ["DATABASE_URL"])
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    os.environ.setdefault("TEST_QUIET_LOGGING", "1")
+    os.environ["Q_SYNC"] = "false"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# --- Data -----------------------------------------------------------------------------------
+
+
+def reset() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE channels_delivery, channels_sendstat, channels_ratebucket, channels_channel,"
+            " channels_channel_topics, publishing_dispatch, subscribers_subscription,"
+            " publishing_topic, publishing_historicaltopic, publishing_publication,"
+            " publishing_publication_topics, publishing_historicalpublication,"
+            " publishing_historicalpublication_topics,"
+            " subscribers_subscriber, django_q_ormq, django_q_task RESTART IDENTITY CASCADE"
+        )
+
+
+def make_subscribers(count: int, topics: list[Any], *, first: int = 0) -> None:
+    """``count`` confirmed subscribers, each subscribed (immediately) to every topic given."""
+    import uuid
+
+    from django.utils import timezone
+
+    from subscribers.models import Subscriber, Subscription, email_hash
+
+    now = timezone.now()
+    for start in range(first, first + count, 10_000):
+        people = [
+            Subscriber(
+                email=f"reader{i}@example.com",
+                email_hash=email_hash(f"reader{i}@example.com"),
+                name=f"Reader {i}",
+                status=Subscriber.Status.ACTIVE,
+                confirmed_at=now,
+                token_key=uuid.uuid4(),
+            )
+            for i in range(start, min(start + 10_000, first + count))
+        ]
+        created = Subscriber.objects.bulk_create(people)
+        Subscription.objects.bulk_create(
+            Subscription(subscriber=p, topic=t) for p in created for t in topics
+        )
+
+
+def subscribe_first(count: int, topic: Any) -> None:
+    from subscribers.models import Subscriber, Subscription
+
+    ids = Subscriber.objects.order_by("pk").values_list("pk", flat=True)[:count]
+    Subscription.objects.bulk_create(Subscription(subscriber_id=i, topic=topic) for i in ids)
+
+
+BODY = "\n\n".join(
+    textwrap.fill(
+        f"Paragraph {n}: the delivery engine claims its work per batch, renders each message "
+        "from bytes encoded once per version, and records every outcome in one statement. " * 3,
+        90,
+    )
+    for n in range(2)  # with the HTML part and headers, each email is about 5 KB, as the raw ones
+)
+
+
+def make_publication(slug: str, topic: Any) -> Any:
+    from publishing import services
+    from publishing.models import Publication
+
+    return services.create_publication(
+        services.PublicationInput(
+            title=f"Bench {slug}",
+            slug=slug,
+            summary="A benchmark issue.",
+            body=BODY,
+            topics=[topic],
+        ),
+        by=None,
+    ) or Publication.objects.get(slug=slug)
+
+
+def make_dispatch(slug: str, topic: Any) -> Any:
+    """A dispatch of a new publication without the publish hook (fan-out is timed alone)."""
+    from django.utils import timezone
+
+    from publishing.models import Dispatch, Publication
+
+    publication = make_publication(slug, topic)
+    Publication.objects.filter(pk=publication.pk).update(
+        status=Publication.Status.PUBLISHED, published_at=timezone.now()
+    )
+    return Dispatch.objects.create(publication=publication, version=publication.history.latest())
+
+
+def clear_queue() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE django_q_ormq, django_q_task")
+
+
+# --- 1. Fan-out -----------------------------------------------------------------------------
+
+
+def bench_fanout(count: int) -> dict[str, float]:
+    from django.db import connection, transaction
+
+    from channels import services
+    from channels.models import Channel, Delivery
+    from publishing.models import Topic
+
+    say(f"\n== Fan-out of {count:,} subscribers ==")
+    reset()
+    topic = Topic.objects.create(name="Fan-out", slug="fanout")
+    make_subscribers(count, [topic])
+    Channel.objects.create(
+        name="Sink", kind="email_smtp", is_default_email=True, config={"host": "127.0.0.1"}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    ours: list[float] = []
+    raw: list[float] = []
+    for round_ in range(2):
+        dispatch = make_dispatch(f"fanout-{round_}", topic)
+        started = time.perf_counter()
+        created = services.plan_dispatch(dispatch.pk)
+        ours.append(time.perf_counter() - started)
+        if created != count:
+            raise RuntimeError(f"fan-out created {created}, expected {count}")
+        Delivery.objects.filter(dispatch=dispatch).delete()
+        clear_queue()
+
+        dispatch = make_dispatch(f"raw-{round_}", topic)
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO channels_delivery (kind, dispatch_id, channel_id, subscriber_id,
+                    recipient, priority, status, attempts, next_attempt_at, last_error,
+                    provider_message_id, created_at, updated_at)
+                SELECT 'subscriber', %s, c.id, s.id, '', 100, 'queued', 0, now(), '', '',
+                    now(), now()
+                FROM subscribers_subscriber s CROSS JOIN
+                    (SELECT id FROM channels_channel LIMIT 1) c
+                ON CONFLICT DO NOTHING
+                """,
+                [dispatch.pk],
+            )
+            if cursor.rowcount != count:
+                raise RuntimeError(f"raw insert wrote {cursor.rowcount}")
+        raw.append(time.perf_counter() - started)
+        Delivery.objects.filter(dispatch=dispatch).delete()
+    best_ours, best_raw = min(ours), min(raw)
+    result = {
+        "rows": count,
+        "ours_s": best_ours,
+        "raw_s": best_raw,
+        "ours_rows_s": count / best_ours,
+        "raw_rows_s": count / best_raw,
+    }
+    result["ratio"] = result["ours_rows_s"] / result["raw_rows_s"]
+    say(
+        f"plan_dispatch      {result['ours_rows_s']:>10,.0f} rows/s  ({best_ours:.2f} s; runs "
+        + ", ".join(f"{t:.2f}" for t in ours)
+        + ")"
+    )
+    say(
+        f"raw INSERT..SELECT {result['raw_rows_s']:>10,.0f} rows/s  ({best_raw:.2f} s; runs "
+        + ", ".join(f"{t:.2f}" for t in raw)
+        + ")"
+    )
+    verdict("fan-out / raw INSERT ... SELECT", result["ratio"], TARGETS["fanout"], higher=True)
+    return result
+
+
+def verdict(name: str, value: float, target: float, *, higher: bool) -> None:
+    met = value >= target if higher else value <= target
+    sign = ">=" if higher else "<="
+    say(f"  {name}: {value:.3f} (target {sign} {target:g}): {'MET' if met else 'MISSED'}")
+
+
+# --- Peers ----------------------------------------------------------------------------------
+
+
+def ensure_smtp_sink() -> Path:
+    binary = POSTFIX / "usr" / "sbin" / "smtp-sink"
+    if binary.exists():
+        return binary
+    say("Fetching Postfix's smtp-sink (apt-get download postfix; dpkg -x) ...")
+    POSTFIX.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", "postfix"], cwd=tmp, check=True)
+        deb = next(Path(tmp).glob("postfix_*.deb"))
+        subprocess.run(["dpkg", "-x", str(deb), str(POSTFIX)], check=True)
+    return binary
+
+
+class SmtpSinkProcess:
+    """Postfix's smtp-sink on a free port, counting the messages it accepted (-c)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.binary = ensure_smtp_sink()
+        self.out = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the sink)
+            prefix="smtp-sink-", suffix=".log", delete=False
+        )
+        env = {**os.environ, "LD_LIBRARY_PATH": str(POSTFIX / "usr" / "lib" / "postfix")}
+        self.process = subprocess.Popen(
+            [str(self.binary), "-c", "-u", "nobody", f"127.0.0.1:{self.port}", "1024"],
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink did not start")
+
+    def received(self) -> int:
+        text = Path(self.out.name).read_text(errors="replace")
+        counts = [part for part in text.replace("\r", "\n").split() if part.startswith("mesg=")]
+        return int(counts[-1].split("=")[1]) if counts else 0
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=5)
+        os.unlink(self.out.name)
+
+
+class Cluster:
+    """A real qcluster (WORKERS worker processes), its peak memory read from /proc."""
+
+    def __init__(self, **env: str) -> None:
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the cluster)
+            prefix="qcluster-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "Q_SYNC": "false",
+                "Q_WORKERS": str(WORKERS),
+                "LOG_LEVEL": "WARNING",
+                "LOG_FORMAT": "text",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.peaks: dict[int, float] = {}
+        time.sleep(3)  # the cluster forks its workers and starts polling
+
+    def sample_memory(self) -> None:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+                pgid = int(stat.rsplit(")", 1)[1].split()[2])
+                if pgid != self.process.pid:
+                    continue
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peaks[int(proc.name)] = int(line.split()[1]) / 1024
+            except (OSError, ValueError, IndexError):
+                continue
+
+    def stop(self) -> float:
+        """Stop the cluster; returns the largest peak RSS (MB) of any of its processes."""
+        self.sample_memory()
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        os.unlink(self.log.name)
+        return max(self.peaks.values(), default=0.0)
+
+
+@contextmanager
+def cluster(**env: str) -> Iterator[Cluster]:
+    running = Cluster(**env)
+    try:
+        yield running
+    finally:
+        running.peak = running.stop()  # type: ignore[attr-defined]
+
+
+def wait_settled(dispatch_id: int, on_poll: Callable[[], None], timeout: float = 900) -> None:
+    from publishing.models import Dispatch
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.DONE).exists():
+            return
+        on_poll()
+        time.sleep(0.05)
+    raise TimeoutError(f"dispatch {dispatch_id} not settled within {timeout} s")
+
+
+def publish_and_wait(slug: str, topic: Any, running: Cluster) -> tuple[float, int]:
+    """Publish through publishing.services.publish; seconds until every delivery settled."""
+    from django.db import transaction
+
+    from channels.models import Delivery
+    from publishing import services
+
+    publication = make_publication(slug, topic)
+    samples = [0]
+
+    def poll() -> None:
+        samples[0] += 1
+        if samples[0] % 20 == 0:
+            running.sample_memory()
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        dispatch = services.publish(publication, by=None)
+    wait_settled(dispatch.pk, poll)
+    elapsed = time.perf_counter() - started
+    sent = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()
+    return elapsed, sent
+
+
+# --- 2. SMTP end to end ---------------------------------------------------------------------
+
+
+def five_kb_message(n: int) -> bytes:
+    body = (BODY * 6)[:4800]
+    return (
+        f"From: bench@example.com\r\nTo: reader{n}@example.com\r\nSubject: Bench\r\n"
+        f"Message-ID: <raw-{n}@example.com>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def _raw_smtp_worker(port: int, start: int, count: int) -> None:
+    messages = [five_kb_message(n) for n in range(start, start + count)]
+    client = smtplib.SMTP("127.0.0.1", port)
+    for n, message in enumerate(messages, start):
+        client.sendmail("bench@example.com", [f"reader{n}@example.com"], message)
+    client.quit()
+
+
+def raw_parallel(target: Callable[..., None], args: list[tuple[Any, ...]]) -> float:
+    processes = [multiprocessing.Process(target=target, args=a) for a in args]
+    started = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"raw loop process exited with {process.exitcode}")
+    return time.perf_counter() - started
+
+
+def bench_smtp(count: int, newsletter: bool) -> dict[str, Any]:
+    from channels.models import Channel
+    from publishing.models import Topic
+
+    say(f"\n== SMTP end to end, {count:,} emails, {WORKERS} workers/connections ==")
+    reset()
+    sink = SmtpSinkProcess()
+    result: dict[str, Any] = {"emails": count}
+    try:
+        topic = Topic.objects.create(name="E2E", slug="e2e")
+        make_subscribers(count, [topic])
+        Channel.objects.create(
+            name="smtp-sink",
+            kind="email_smtp",
+            is_default_email=True,
+            batch_size=500,
+            config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
+        )
+        with cluster(DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS)) as running:
+            before = sink.received()
+            elapsed, sent = publish_and_wait("smtp-e2e", topic, running)
+            received = sink.received() - before
+        result.update(
+            ours_s=elapsed,
+            ours_per_s=sent / elapsed,
+            sent=sent,
+            sink_received=received,
+            worker_peak_mb=running.peak,  # type: ignore[attr-defined]
+        )
+        say(
+            f"ours (publish -> settled) {result['ours_per_s']:>8,.0f} msg/s  ({elapsed:.1f} s, "
+            f"{sent:,} sent, sink received {received:,}); worker peak {running.peak:.0f} MB"  # type: ignore[attr-defined]
+        )
+        share = count // WORKERS
+        before = sink.received()
+        raw_s = raw_parallel(
+            _raw_smtp_worker, [(sink.port, i * share, share) for i in range(WORKERS)]
+        )
+        raw_count = share * WORKERS
+        result.update(raw_s=raw_s, raw_per_s=raw_count / raw_s)
+        say(
+            f"raw smtplib loop (5 KB)   {result['raw_per_s']:>8,.0f} msg/s  ({raw_s:.1f} s, "
+            f"sink received {sink.received() - before:,})"
+        )
+        result["ratio_raw"] = result["ours_per_s"] / result["raw_per_s"]
+        verdict("ours / raw smtplib", result["ratio_raw"], TARGETS["smtp_vs_raw"], higher=True)
+        if newsletter:
+            nl = bench_newsletter(count, sink)
+            result["newsletter"] = nl
+            if nl.get("per_s"):
+                result["ratio_newsletter"] = result["ours_per_s"] / nl["per_s"]
+                label = "ours / django-newsletter (measured)"
+            else:
+                result["ratio_newsletter"] = result["ours_per_s"] / QUOTED_NEWSLETTER_RATE
+                label = (
+                    f"ours / django-newsletter (QUOTED {QUOTED_NEWSLETTER_RATE:g}/s, not measured)"
+                )
+            verdict(label, result["ratio_newsletter"], TARGETS["smtp_vs_newsletter"], higher=True)
+        verdict("worker peak MB", running.peak, TARGETS["peak_mb"], higher=False)  # type: ignore[attr-defined]
+    finally:
+        sink.stop()
+    return result
+
+
+# --- django-newsletter ------------------------------------------------------------------------
+
+NEWSLETTER_SETTINGS = """
+SECRET_KEY = "bench-only-not-secret-0123456789-0123456789-0123456789"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+    "django.contrib.sites", "django.contrib.messages", "django.contrib.admin", "sorl.thumbnail",
+    "newsletter",
+]
+SITE_ID = 1
+ROOT_URLCONF = "benchurls"
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "%(db)s",
+    "USER": "postgres", "HOST": "127.0.0.1", "PORT": 5432}}
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]}}]
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = "127.0.0.1"
+EMAIL_PORT = %(port)d
+NEWSLETTER_EMAIL_DELAY = 0
+NEWSLETTER_BATCH_DELAY = 0
+NEWSLETTER_BATCH_SIZE = 0
+NEWSLETTER_THUMBNAIL = "sorl-thumbnail"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+"""
+
+NEWSLETTER_RUN = """
+import json, os, sys, time
+os.environ["DJANGO_SETTINGS_MODULE"] = "benchsettings"
+sys.path.insert(0, os.path.dirname(__file__))
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+from newsletter.models import Article, Message, Newsletter, Submission, Subscription
+count = int(sys.argv[1])
+body = open(os.path.join(os.path.dirname(__file__), "body.txt")).read()
+Submission.objects.all().delete(); Message.objects.all().delete()
+Subscription.objects.all().delete(); Newsletter.objects.all().delete()
+letter = Newsletter.objects.create(title="Bench", slug="bench", email="bench@example.com",
+    sender="Bench")
+Subscription.objects.bulk_create(
+    Subscription(newsletter=letter, name_field=f"Reader {i}", email_field=f"reader{i}@example.com",
+        subscribed=True) for i in range(count))
+message = Message.objects.create(title="Bench", slug="bench", newsletter=letter)
+Article.objects.create(post=message, title="Bench", text=body, sortorder=1)
+submission = Submission.from_message(message)
+submission.prepared = True
+submission.save()
+statements = [0]
+def counter(execute, sql, params, many, context):
+    statements[0] += 1
+    return execute(sql, params, many, context)
+with connection.execute_wrapper(counter):
+    started = time.perf_counter()
+    submission.submit()
+    elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "count": count, "statements": statements[0]}))
+"""
+
+
+def ensure_newsletter_venv() -> Path:
+    python = NEWSLETTER_VENV / "bin" / "python"
+    ready = python.exists() and (
+        subprocess.run(
+            [str(python), "-c", "import newsletter, sorl"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    if not ready:
+        say("Creating a throwaway virtualenv with django-newsletter==1.2 under var/bench/ ...")
+        base = shutil.which("python3.11") or shutil.which("python3") or sys.executable
+        subprocess.run([base, "-m", "venv", str(NEWSLETTER_VENV)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "django-newsletter==1.2",
+                "sorl-thumbnail",
+                "psycopg[binary]",
+            ],
+            check=True,
+        )
+    return python
+
+
+def bench_newsletter(count: int, sink: SmtpSinkProcess) -> dict[str, Any]:
+    try:
+        python = ensure_newsletter_venv()
+        db = "pub_speed_bench_newsletter"
+        ensure_database(database_url().rsplit("/", 1)[0] + "/" + db)
+        NEWSLETTER_PROJECT.mkdir(parents=True, exist_ok=True)
+        (NEWSLETTER_PROJECT / "benchsettings.py").write_text(
+            NEWSLETTER_SETTINGS % {"db": db, "port": sink.port}
+        )
+        (NEWSLETTER_PROJECT / "benchurls.py").write_text(
+            "from django.urls import include, path\n"
+            'urlpatterns = [path("newsletter/", include("newsletter.urls"))]\n'
+        )
+        (NEWSLETTER_PROJECT / "body.txt").write_text(BODY)
+        (NEWSLETTER_PROJECT / "run.py").write_text(NEWSLETTER_RUN)
+        before = sink.received()
+        done = subprocess.run(
+            [str(python), str(NEWSLETTER_PROJECT / "run.py"), str(count)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=NEWSLETTER_PROJECT,
+        )
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        received = sink.received() - before
+        result = {
+            "seconds": figures["seconds"],
+            "per_s": received / figures["seconds"],
+            "received": received,
+            "statements_per_email": figures["statements"] / max(received, 1),
+        }
+        say(
+            f"django-newsletter 1.2     {result['per_s']:>8,.0f} msg/s  "
+            f"({figures['seconds']:.1f} s, sink received {received:,}, "
+            f"{result['statements_per_email']:.1f} SQL statements per email)"
+        )
+        return result
+    except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        say(f"django-newsletter could not be measured: {str(detail)[-800:]}")
+        say(
+            f"  using the issue's QUOTED figure of {QUOTED_NEWSLETTER_RATE:g} emails/s"
+            " (not measured)"
+        )
+        return {"per_s": None, "quoted": QUOTED_NEWSLETTER_RATE}
+
+
+# --- 3. SES end to end ------------------------------------------------------------------------
+
+
+def _raw_ses_worker(endpoint: str, start: int, count: int) -> None:
+    import boto3
+
+    client = boto3.client(
+        "sesv2",
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 (moto accepts anything)
+    )
+    for n in range(start, start + count):
+        client.send_email(
+            FromEmailAddress="bench@example.com",
+            Destination={"ToAddresses": [f"reader{n}@example.com"]},
+            Content={"Raw": {"Data": five_kb_message(n)}},
+        )
+
+
+def bench_ses(count: int) -> dict[str, Any]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from channels.models import Channel
+    from publishing.models import Topic
+
+    say(f"\n== SES end to end (moto server), {count:,} emails, {WORKERS} workers/clients ==")
+    reset()
+    port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")  # noqa: S106
+    result: dict[str, Any] = {"emails": count}
+    try:
+        boto3.client("sesv2", endpoint_url=endpoint, region_name="eu-west-1").create_email_identity(
+            EmailIdentity="bench@example.com"
+        )
+        topic = Topic.objects.create(name="SES", slug="ses")
+        make_subscribers(count, [topic])
+        from channels.configuration import save_channel
+
+        channel = Channel(name="ses", kind="email_ses", is_default_email=True, batch_size=200)
+        save_channel(
+            channel,
+            {
+                "region": "eu-west-1",
+                "endpoint_url": endpoint,
+                "from_email": "bench@example.com",
+                "access_key_id": "bench",
+                "secret_access_key": "bench",
+            },
+        )
+        with cluster(DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS)) as running:
+            elapsed, sent = publish_and_wait("ses-e2e", topic, running)
+        result.update(ours_s=elapsed, ours_per_s=sent / elapsed, sent=sent)
+        say(
+            f"ours (publish -> settled) {result['ours_per_s']:>8,.0f} msg/s  "
+            f"({elapsed:.1f} s, {sent:,} sent)"
+        )
+        share = count // WORKERS
+        raw_s = raw_parallel(
+            _raw_ses_worker, [(endpoint, i * share, share) for i in range(WORKERS)]
+        )
+        result.update(raw_s=raw_s, raw_per_s=share * WORKERS / raw_s)
+        say(f"raw boto3 send_email loop {result['raw_per_s']:>8,.0f} msg/s  ({raw_s:.1f} s)")
+        result["ratio"] = result["ours_per_s"] / result["raw_per_s"]
+        verdict("ours / raw boto3", result["ratio"], TARGETS["ses_vs_raw"], higher=True)
+    finally:
+        server.stop()
+    return result
+
+
+# --- 4. Statements per message (in process) ---------------------------------------------------
+
+
+def bench_statements(count: int) -> dict[str, Any]:
+    from django.db import connection
+
+    from channels import services
+    from channels.models import Channel, Delivery
+    from publishing.models import Topic
+
+    say(f"\n== SQL statements per delivered message ({count:,} emails, in process) ==")
+    reset()
+    sink = SmtpSinkProcess()
+    try:
+        topic = Topic.objects.create(name="Statements", slug="statements")
+        make_subscribers(count, [topic])
+        channel = Channel.objects.create(
+            name="smtp-sink",
+            kind="email_smtp",
+            is_default_email=True,
+            batch_size=500,
+            config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
+        )
+        dispatch = make_dispatch("statements", topic)
+        statements = [0]
+
+        def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            statements[0] += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(counter):
+            started = time.perf_counter()
+            services.plan_dispatch(dispatch.pk)
+            while services.send_batch(channel.pk).claimed:
+                pass
+            elapsed = time.perf_counter() - started
+        sent = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()
+    finally:
+        sink.stop()
+    per = statements[0] / max(sent, 1)
+    say(
+        f"{statements[0]:,} statements for {sent:,} delivered: {per:.4f} per message "
+        f"(one process, no queue: {sent / elapsed:,.0f} msg/s)"
+    )
+    verdict("statements per delivered message", per, TARGETS["statements"], higher=False)
+    return {
+        "statements": statements[0],
+        "sent": sent,
+        "per_message": per,
+        "in_process_per_s": sent / elapsed,
+    }
+
+
+# --- 5. Rate-limit precision --------------------------------------------------------------------
+
+
+class ThrottlingPeer:
+    """An aiosmtpd server accepting at most ``rate`` messages/s (a token bucket holding 1/20 s
+    of messages); above it, it answers 421 and counts the request as throttled."""
+
+    def __init__(self, rate: float) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.rate = rate
+        self.capacity = max(1.0, rate / 20)
+        self.tokens = self.capacity
+        self.last = time.monotonic()
+        self.accepted: list[float] = []
+        self.throttled = 0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens < 1:
+                self.throttled += 1
+                return "421 4.7.0 Throttled: too many messages per second"
+            self.tokens -= 1
+            self.accepted.append(now)
+        return "250 2.0.0 Ok"
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def bench_rate(rate: float, seconds: float) -> dict[str, Any]:
+    from channels.models import Channel
+    from publishing.models import Topic
+
+    count = int(rate * seconds)
+    say(f"\n== Rate limit: {count:,} emails at {rate:g}/s through {WORKERS} workers ==")
+    reset()
+    peer = ThrottlingPeer(rate)
+    try:
+        topic = Topic.objects.create(name="Rate", slug="rate")
+        make_subscribers(count, [topic])
+        Channel.objects.create(
+            name="throttled-peer",
+            kind="email_smtp",
+            is_default_email=True,
+            batch_size=1000,
+            rate_limit_per_second=rate,
+            config={"host": "127.0.0.1", "port": peer.port, "timeout": 30},
+        )
+        with cluster(DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS)) as running:
+            publish_and_wait("rate", topic, running)
+        accepted = peer.accepted
+        # The steady rate: accepted messages over the time between the first and the last.
+        span = accepted[-1] - accepted[0] if len(accepted) > 1 else 1.0
+        achieved = (len(accepted) - 1) / span
+        requests = len(accepted) + peer.throttled
+        result = {
+            "messages": count,
+            "accepted": len(accepted),
+            "throttled": peer.throttled,
+            "achieved_per_s": achieved,
+            "share": achieved / rate,
+            "throttled_share": peer.throttled / max(requests, 1),
+        }
+    finally:
+        peer.stop()
+    say(
+        f"achieved {achieved:,.1f} msg/s of {rate:g} ({result['share']:.1%}); "
+        f"{peer.throttled} of {requests:,} requests throttled ({result['throttled_share']:.2%})"
+    )
+    verdict("share of the limit", result["share"], TARGETS["rate_share"], higher=True)
+    verdict("throttled share", result["throttled_share"], TARGETS["throttled"], higher=False)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--fanout", type=int, default=200_000)
+    parser.add_argument("--emails", type=int, default=20_000)
+    parser.add_argument("--ses", type=int, default=3_000, help="Emails through SES (moto).")
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--no-newsletter", action="store_true")
+    parser.add_argument(
+        "--only", default="fanout,smtp,ses,statements,rate", help="Comma-separated parts to run."
+    )
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    args = parser.parse_args()
+    setup_django()
+    parts = set(args.only.split(","))
+    say(
+        f"bench/delivery.py on {socket.gethostname()}, {os.cpu_count()} cores,"
+        f" load {load_average()}"
+    )
+    figures: dict[str, Any] = {"load_before": load_average()}
+    if "fanout" in parts:
+        figures["fanout"] = bench_fanout(args.fanout)
+    if "smtp" in parts:
+        figures["smtp"] = bench_smtp(args.emails, not args.no_newsletter)
+    if "ses" in parts:
+        figures["ses"] = bench_ses(args.ses)
+    if "statements" in parts:
+        figures["statements"] = bench_statements(args.emails)
+    if "rate" in parts:
+        figures["rate"] = bench_rate(args.rate, args.rate_seconds)
+    figures["load_after"] = load_average()
+    say(f"\nload average before {figures['load_before']}, after {figures['load_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    reset()
+
+
+if __name__ == "__main__":
+    main()

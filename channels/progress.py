@@ -1,0 +1,100 @@
+"""How far a dispatch has got: counts by status and channel (read-only; command, admin, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count
+
+from channels.models import Delivery
+from publishing.models import Dispatch, Publication
+
+#: Display order of the statuses: the live ones first, then the settled ones.
+STATUS_ORDER = [
+    Delivery.Status.QUEUED,
+    Delivery.Status.SENDING,
+    Delivery.Status.SENT,
+    Delivery.Status.FAILED,
+    Delivery.Status.DEAD,
+    Delivery.Status.CANCELLED,
+]
+
+
+@dataclass
+class DispatchProgress:
+    """Deliveries of one dispatch by channel and status, with totals and the settled share."""
+
+    dispatch_id: int
+    dispatch_status: str
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        totals: dict[str, int] = {str(status): 0 for status in STATUS_ORDER}
+        for counts in self.by_channel.values():
+            for status, count in counts.items():
+                totals[status] = totals.get(status, 0) + count
+        return {str(status): count for status, count in totals.items()}
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def settled(self) -> int:
+        return sum(self.by_status[str(status)] for status in Delivery.SETTLED)
+
+    @property
+    def retryable(self) -> int:
+        """Failed and dead deliveries: what a Publisher may re-queue."""
+        return self.by_status[Delivery.Status.FAILED] + self.by_status[Delivery.Status.DEAD]
+
+    @property
+    def percent(self) -> float:
+        """Share of deliveries settled, 0 to 100 (100 for a dispatch with none)."""
+        return 100.0 * self.settled / self.total if self.total else 100.0
+
+    @property
+    def is_settled(self) -> bool:
+        """True when nothing is queued or sending and planning is over."""
+        return self.dispatch_status != Dispatch.Status.PLANNING and self.settled == self.total
+
+    def rows(self) -> list[tuple[str, list[int], int]]:
+        """(channel, counts in STATUS_ORDER, total) per channel, for tables."""
+        return [
+            (
+                channel,
+                [counts.get(str(s), 0) for s in STATUS_ORDER],
+                sum(counts.values()),
+            )
+            for channel, counts in sorted(self.by_channel.items())
+        ]
+
+
+def dispatch_progress(dispatch: Dispatch) -> DispatchProgress:
+    """Count the dispatch's deliveries by channel and status in one grouped query."""
+    progress = DispatchProgress(dispatch_id=dispatch.pk, dispatch_status=dispatch.status)
+    counts = (
+        Delivery.objects.filter(dispatch_id=dispatch.pk)
+        .values("channel__name", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in counts:
+        progress.by_channel.setdefault(row["channel__name"], {})[row["status"]] = row["n"]
+    return progress
+
+
+def dispatches_of(slug: str | None) -> list[Dispatch]:
+    """The dispatches ``dispatch_status`` reports on: the publication's (newest first), or,
+    with no slug, every dispatch still planning or sending, else the newest one."""
+    dispatches = Dispatch.objects.select_related("publication").order_by("-created_at", "-pk")
+    if slug:
+        publication = Publication.objects.filter(slug=slug).first()
+        if publication is None:
+            return []
+        return list(dispatches.filter(publication=publication))
+    active = list(dispatches.exclude(status=Dispatch.Status.DONE))
+    if active:
+        return active
+    return list(dispatches[:1])
