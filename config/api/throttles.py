@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 def hit(key: str, ttl: int) -> int:
     """Count one request under ``key`` (which expires after ``ttl`` seconds); return the count."""
+    cache = caches["default"]  # the backend itself: django.core.cache.cache is a proxy
     if isinstance(cache, RedisCache):
         full_key = cache.make_and_validate_key(key)
         client: Any = cache._cache.get_client(full_key, write=True)

@@ -50,8 +50,21 @@ def test_counts_from_many_threads_are_never_lost_on_redis(redis_cache: None) -> 
     assert hit(key, 60) == 401
 
 
-def test_a_counter_expires_with_its_window_on_redis(redis_cache: None) -> None:
-    hit("throttle:test:ident:2", 7)
+def test_a_counter_is_one_pipelined_round_trip_and_expires_with_its_window_on_redis(
+    redis_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.client
+
+    sent: list[list[str]] = []
+    execute = redis.client.Pipeline.execute
+
+    def spy(pipeline: redis.client.Pipeline, raise_on_error: bool = True) -> object:
+        sent.append([str(command[0][0]) for command in pipeline.command_stack])
+        return execute(pipeline, raise_on_error)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", spy)
+    assert hit("throttle:test:ident:2", 7) == 1
+    assert sent == [["INCRBY", "EXPIRE"]]
     full_key = cache.make_and_validate_key("throttle:test:ident:2")
     client = cache._cache.get_client(full_key)
     assert 0 < client.ttl(full_key) <= 7
