@@ -93,6 +93,9 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     os.environ.setdefault("TEST_QUIET_LOGGING", "1")
     os.environ["Q_SYNC"] = "false"
+    # Production requires REDIS_URL, so its sent journal (decision 0039) lives in Redis: measure
+    # that, not the development fallback (a folder of files).
+    os.environ.setdefault("DELIVERY_JOURNAL_URL", "redis://127.0.0.1:6379/15")
     import django
 
     django.setup()
