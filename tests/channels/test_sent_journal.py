@@ -184,3 +184,18 @@ def test_without_a_journal_nothing_is_recorded_or_recovered(
     with time_machine.travel(timezone.now() + LATER):
         report = services.sweep()
     assert (report.recovered, report.requeued) == (0, 2)
+
+
+def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> None:
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    lease = timezone.now()
+    created = lease - dt.timedelta(seconds=5)
+    try:
+        assert journal.record(424242, "<delivery-424242@example.com>", lease)
+        found = journal.accepted([(424242, created)])
+        assert found[424242].provider_message_id == "<delivery-424242@example.com>"
+        assert found[424242].lease == journal.lease_token(lease)
+    finally:
+        store.clear()
