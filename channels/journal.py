@@ -149,6 +149,77 @@ def _redis_client(cache: RedisCache) -> Any:
     return client
 
 
+class BatchWriter:
+    """The journal writes of one batch, each made before the provider gets the next message.
+
+    On Redis the writes are pipelined on one connection: an entry's ``SET`` leaves at once and
+    its reply is read just before the next ``SET``, while the next message is with the provider,
+    so the journal adds no round trip of its own to the batch. The command is in Redis's socket
+    before the next message leaves, so a worker killed then still leaves the entry behind.
+    A failing store is logged once and left alone for the rest of the batch.
+    """
+
+    def __init__(self, lease: datetime) -> None:
+        self.cache = store()
+        self.lease = lease_token(lease)
+        self.works = self.cache is not None
+        self._connection: Any = None
+        self._pending = 0
+
+    def record(self, delivery_id: int, provider_message_id: str) -> None:
+        if not self.works or self.cache is None:
+            return
+        entry = Acceptance(delivery_id, provider_message_id, self.lease, datetime.now(tz=UTC))
+        try:
+            if isinstance(self.cache, RedisCache):
+                self._send(self.cache, _key(delivery_id), entry.encode())
+            else:
+                self.cache.set(_key(delivery_id), entry.encode())
+        except Exception:  # the store is a boundary: Redis down must not stop a batch
+            logger.warning("Sent journal: cannot record delivery %s", delivery_id, exc_info=True)
+            self.works = False
+            self._drop()
+
+    def _send(self, cache: RedisCache, key: str, value: str) -> None:
+        if self._connection is None:
+            self._connection = _redis_client(cache).connection_pool.get_connection()
+        self._read_replies()
+        self._connection.send_command(
+            "SET",
+            cache.make_key(key),
+            cache._cache._serializer.dumps(value),  # type: ignore[attr-defined]
+            "EX",
+            cache.default_timeout,
+        )
+        self._pending += 1
+
+    def _read_replies(self) -> None:
+        while self._pending:
+            self._pending -= 1
+            self._connection.read_response()
+
+    def close(self) -> None:
+        """Wait for the last replies and give the connection back."""
+        if self._connection is None:
+            return
+        try:
+            self._read_replies()
+        except Exception:
+            logger.warning("Sent journal: the last writes of a batch failed", exc_info=True)
+            self._drop()
+            return
+        if isinstance(self.cache, RedisCache):  # only Redis opens a connection
+            _redis_client(self.cache).connection_pool.release(self._connection)
+        self._connection = None
+
+    def _drop(self) -> None:
+        if self._connection is not None and isinstance(self.cache, RedisCache):
+            self._connection.disconnect()
+            _redis_client(self.cache).connection_pool.release(self._connection)
+        self._connection = None
+        self._pending = 0
+
+
 def accepted(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Acceptance]:
     """The journal entries of ``rows`` ((delivery id, created_at) pairs), in one bulk read.
 

@@ -989,15 +989,12 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
             for m in messages
         ]
     given: list[Outcome] = []
-    journal_works = [True]
+    writer = journal.BatchWriter(lease) if journal.is_enabled() else None
 
     def journaled(outcome: Outcome) -> None:
         given.append(outcome)
-        if outcome.status == OutcomeStatus.SENT and journal_works[0]:
-            # A store that fails once is left alone for the rest of the batch.
-            journal_works[0] = journal.record(
-                outcome.delivery_id, outcome.provider_message_id, lease
-            )
+        if outcome.status == OutcomeStatus.SENT and writer is not None:
+            writer.record(outcome.delivery_id, outcome.provider_message_id)
 
     try:
         outcomes = send_paced(
@@ -1005,7 +1002,7 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
             messages,
             channel.rate_limit_per_second,
             channel.pk,
-            on_outcome=journaled if journal.is_enabled() else None,
+            on_outcome=journaled if writer is not None else None,
         )
     except Exception as error:  # a worker boundary: the batch must still be recorded
         logger.exception("Backend of channel %s raised", channel.pk)
@@ -1024,6 +1021,8 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
         ]
     finally:
         backend.close()
+        if writer is not None:
+            writer.close()
     record_batch(channel.pk, backend.calls, outcomes)
     return _complete(messages, outcomes)
 

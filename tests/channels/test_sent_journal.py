@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,46 @@ def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> No
         assert found[424242].lease == journal.lease_token(lease)
     finally:
         store.clear()
+
+
+def test_a_batch_writer_hands_each_entry_to_redis_before_the_next_message(
+    settings: Any,
+) -> None:
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    lease = timezone.now()
+    created = lease - dt.timedelta(seconds=5)
+    writer = journal.BatchWriter(lease)
+    try:
+        writer.record(515151, "<first@example.com>")
+        # Not closed, its reply not read: the entry already reached Redis, readable by any
+        # other process (Redis may take a moment to process the command it holds).
+        found: dict[int, journal.Acceptance] = {}
+        for _ in range(100):
+            found = journal.accepted([(515151, created)])
+            if found:
+                break
+            time.sleep(0.01)
+        assert found[515151].provider_message_id == "<first@example.com>"
+        writer.record(515152, "<second@example.com>")
+        writer.close()
+        both = journal.accepted([(515151, created), (515152, created)])
+        assert sorted(both) == [515151, 515152]
+        assert writer.works
+    finally:
+        store.clear()
+
+
+def test_a_batch_writer_whose_redis_is_down_gives_up_quietly(settings: Any) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.DELIVERY_JOURNAL_URL = f"redis://127.0.0.1:{port}/0"
+    writer = journal.BatchWriter(timezone.now())
+    writer.record(1, "<a@example.com>")
+    writer.record(2, "<b@example.com>")
+    writer.close()
+    assert writer.works is False
