@@ -10,12 +10,14 @@ halves (decision 0008).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+
+from config.cache import redis_client
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -26,7 +28,7 @@ def hit(key: str, ttl: int) -> int:
     cache = caches["default"]  # the backend itself: django.core.cache.cache is a proxy
     if isinstance(cache, RedisCache):
         full_key = cache.make_and_validate_key(key)
-        pipeline = _redis_client(cache).pipeline(transaction=False)
+        pipeline = redis_client(cache).pipeline(transaction=False)
         pipeline.incr(full_key)
         pipeline.expire(full_key, ttl)
         count, _ = pipeline.execute()
@@ -37,18 +39,6 @@ def hit(key: str, ttl: int) -> int:
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=ttl)
         return 1
-
-
-_clients: dict[int, Any] = {}
-
-
-def _redis_client(cache: RedisCache) -> Any:
-    """One redis-py client per cache backend and process: Django builds a new one (with its
-    table of response callbacks, about 100 µs) on every call."""
-    client = _clients.get(id(cache))
-    if client is None:
-        client = _clients[id(cache)] = cache._cache.get_client(write=True)
-    return client
 
 
 class WindowRateThrottle(SimpleRateThrottle):
