@@ -303,9 +303,11 @@ class PublicationViewSet(
     }
 
     def get_queryset(self) -> QuerySet[Publication]:
-        queryset = Publication.objects.order_by("-created_at", "-pk")
         if self.action == "list":
-            queryset = queryset.defer("body").annotate(window_total=Window(Count("pk")))
+            queryset = Publication.objects.order_by("-created_at", "-pk").defer("body")
+            queryset = queryset.annotate(window_total=Window(Count("pk")))
+        else:
+            queryset = Publication.objects.all()  # one object: no ORDER BY to build
         if connection.vendor != "postgresql":
             return queryset  # topics: one more query (topic_slugs), or the related manager
         # The topics' slugs in the same query as the publications.

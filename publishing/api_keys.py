@@ -16,11 +16,14 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
+from config.cache import cache_add_json, cache_get_json, cache_set_json
 from publishing.models import API_KEY_PREFIX_LENGTH, ApiKey, ApiScope
 
 logger = logging.getLogger(__name__)
@@ -98,26 +101,118 @@ def create_api_key(
     return NewApiKey(api_key=api_key, key=key)
 
 
-def authenticate_key(key: str, now: datetime | None = None) -> ApiKey | None:
-    """The usable key matching ``key``, or None (unknown, wrong secret, revoked or expired).
+# --- Checking keys ------------------------------------------------------------------------------
+#
+# A request checks its key against a snapshot kept in the shared cache under the key's prefix (one
+# Redis GET, about 0.1 ms) instead of an ORM query (about 1 ms, most of it building the query).
+# The snapshot lives API_KEY_LAST_USED_INTERVAL seconds: the request that refills it from the
+# database is the one that records the key's last use, so a busy key writes once per interval.
+# A change that can make a key unusable replaces its snapshot with a tombstone for
+# TOMBSTONE_TTL seconds (the key's own save or deletion: revocation, cascades; its owner's save
+# or deletion: deactivation), both at once and after the transaction commits. Snapshots are
+# only ever written where nothing is stored (SET NX), so a request that read the key just before
+# it was revoked cannot put the old state back (decision 0054). Expiry dates are checked on
+# every request.
 
-    One query; the comparison of hashes takes constant time. Records the use at most once per
-    API_KEY_LAST_USED_INTERVAL seconds, so a busy key does not write on every request.
+TOMBSTONE_TTL = 30
+_TOMBSTONE = {"forgotten": True}
+_SNAPSHOT_FIELDS = ("id", "name", "owner_id", "scopes", "prefix", "hashed_key")
+_SNAPSHOT_DATES = ("created_at", "last_used_at", "expires_at", "revoked_at")
+
+
+def snapshot_cache_key(prefix: str) -> str:
+    return f"api-key:{prefix}"
+
+
+def snapshot(api_key: ApiKey, owner_active: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(api_key, name) for name in _SNAPSHOT_FIELDS}
+    for name in _SNAPSHOT_DATES:
+        value = getattr(api_key, name)
+        data[name] = value.isoformat() if value is not None else None
+    data["owner_active"] = owner_active
+    return data
+
+
+def _from_snapshot(data: dict[str, Any]) -> tuple[ApiKey, bool]:
+    fields = {name: data[name] for name in _SNAPSHOT_FIELDS}
+    for name in _SNAPSHOT_DATES:
+        value = data[name]
+        fields[name] = datetime.fromisoformat(value) if value is not None else None
+    return ApiKey(**fields), bool(data["owner_active"])
+
+
+def _lookup(prefix: str, now: datetime) -> tuple[ApiKey, bool] | None:
+    """The key with this prefix and whether its owner (if any) is active, from its snapshot or
+    else from the database (one query; this request then records the key's use)."""
+    cache_key = snapshot_cache_key(prefix)
+    cached = cache_get_json(cache_key)
+    if cached is not None and "forgotten" not in cached:
+        return _from_snapshot(cached)
+    api_key = next(iter(ApiKey.objects.select_related("owner").filter(prefix=prefix)), None)
+    if api_key is None:
+        return None
+    owner_active = api_key.owner is None or api_key.owner.is_active
+    interval = settings.API_KEY_LAST_USED_INTERVAL
+    last_used = api_key.last_used_at
+    recent = last_used is not None and now - last_used < timedelta(seconds=interval)
+    if owner_active and api_key.is_usable(now) and not recent:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    if cached is None and interval > 0:
+        cache_add_json(cache_key, snapshot(api_key, owner_active), interval)
+    return api_key, owner_active
+
+
+def forget_snapshots(prefixes: Iterable[str]) -> None:
+    """Replace these keys' snapshots with tombstones, now and once the transaction commits:
+    until then and for TOMBSTONE_TTL seconds after, each use of these keys reads the database."""
+    keys = [snapshot_cache_key(prefix) for prefix in prefixes]
+
+    def bury() -> None:
+        for key in keys:
+            cache_set_json(key, _TOMBSTONE, TOMBSTONE_TTL)
+
+    if keys:
+        bury()
+        transaction.on_commit(bury)
+
+
+def authenticate_key(key: str, now: datetime | None = None) -> ApiKey | None:
+    """The usable key matching ``key``, or None (unknown, wrong secret, revoked, expired, or
+    owned by a deactivated user).
+
+    At most one query, none while the key's snapshot is cached; the comparison of hashes takes
+    constant time. The key's ``owner`` is loaded when first used.
     """
     now = now or timezone.now()
     prefix = key[:API_KEY_PREFIX_LENGTH]
     if not prefix.startswith(KEY_PREFIX) or len(key) <= API_KEY_PREFIX_LENGTH:
         return None
-    api_key = next(iter(ApiKey.objects.select_related("owner").filter(prefix=prefix)), None)
-    if api_key is None or not hmac.compare_digest(api_key.hashed_key, hash_key(key)):
+    found = _lookup(prefix, now)
+    if found is None:
         return None
-    if not api_key.is_usable(now):
+    api_key, owner_active = found
+    if not hmac.compare_digest(api_key.hashed_key, hash_key(key)):
         return None
-    interval = timedelta(seconds=settings.API_KEY_LAST_USED_INTERVAL)
-    if api_key.last_used_at is None or now - api_key.last_used_at >= interval:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        api_key.last_used_at = now
+    if not owner_active or not api_key.is_usable(now):
+        return None
     return api_key
+
+
+def forget_key_snapshot(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    """post_save and post_delete of a key. A new key has no snapshot yet (unknown prefixes are
+    not cached)."""
+    if not kwargs.get("created"):
+        forget_snapshots([instance.prefix])
+
+
+def forget_owner_snapshots(sender: type[User], instance: User, **kwargs: Any) -> None:
+    """post_save of a user: the snapshots of the user's keys carry whether the user is active.
+    A login, which writes only ``last_login``, changes nothing here."""
+    update_fields = kwargs.get("update_fields")
+    if instance.pk is None or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    forget_snapshots(ApiKey.objects.filter(owner=instance).values_list("prefix", flat=True))
 
 
 def revoke_api_key(api_key: ApiKey) -> ApiKey:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -78,3 +81,25 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+
+
+REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture
+def redis_cache() -> Iterator[None]:
+    """The default cache on the real Redis (a database of its own, a prefix per test)."""
+    settings = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+        }
+    }
+    with override_settings(CACHES=settings):
+        try:
+            cache.get("ping")
+        except Exception as error:  # pragma: no cover - depends on the machine
+            pytest.skip(f"Redis not reachable at {REDIS}: {error}")
+        yield
+        cache.clear()

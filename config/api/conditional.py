@@ -1,7 +1,9 @@
 """Conditional requests for API views: ETag and Last-Modified on reads, If-Match on writes.
 
-GET and HEAD answers carry a strong ETag computed from the representation (and Last-Modified
-where the object has a timestamp); a matching If-None-Match or If-Modified-Since answers 304.
+GET and HEAD answers carry a strong ETag: the hash of the representation's JSON as the API
+sends it (hashed from the response's own bytes when it is JSON, so it is serialised once), and
+Last-Modified where the object has a timestamp; a matching If-None-Match or If-Modified-Since
+answers 304.
 PUT, PATCH, DELETE and POST actions on one object compare If-Match with the object's current
 ETag and answer 412 when it is stale, so two editors cannot overwrite each other silently.
 """
@@ -9,13 +11,13 @@ ETag and answer 412 when it is stale, so two editors cannot overwrite each other
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
 from django.utils.cache import get_conditional_response
 from django.utils.http import parse_etags
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,10 +30,24 @@ class PreconditionFailed(exceptions.APIException):
     default_code = "precondition_failed"
 
 
+def etag_of(content: bytes) -> str:
+    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
 def etag_for(data: Any) -> str:
-    """A strong ETag for a JSON-serialisable representation."""
-    encoded = json.dumps(data, sort_keys=True, default=str, separators=(",", ":")).encode()
-    return '"' + hashlib.sha256(encoded).hexdigest()[:32] + '"'
+    """A strong ETag for a representation: the hash of its JSON as JSONRenderer writes it."""
+    return etag_of(JSONRenderer().render(data))
+
+
+def etag_of_response(response: Response) -> str:
+    """The response's ETag, from its own rendered bytes when it is the API's plain JSON (DRF's
+    JSONRenderer, no indent), else from the JSON its data would render to."""
+    renderer = getattr(response, "accepted_renderer", None)
+    media_type = getattr(response, "accepted_media_type", "") or ""
+    if type(renderer) is JSONRenderer and "indent" not in media_type:
+        response.render()
+        return etag_of(response.content)
+    return etag_for(response.data)
 
 
 class ConditionalMixin:
@@ -71,7 +87,7 @@ class ConditionalMixin:
             and isinstance(response, Response)
             and response.data is not None
         ):
-            etag = etag_for(response.data)
+            etag = etag_of_response(response)
             last_modified = self.get_last_modified()
             response["ETag"] = etag
             if last_modified is not None:

@@ -18,6 +18,7 @@ from config.api.conditional import ConditionalMixin
 from config.api.exceptions import ProblemError
 from config.api.idempotency import IdempotentMixin
 from config.api.permissions import HasScope
+from config.api.throttles import refusals
 from publishing.api_keys import ApiKeyError
 from publishing.exceptions import InvalidPublicationError, PublishingError
 from publishing.models import ApiKey
@@ -66,6 +67,12 @@ class ApiViewMixin(ConditionalMixin, IdempotentMixin):
         if getattr(self, "action", None) != "list":
             return queryset
         return super().filter_queryset(queryset)  # type: ignore[misc]
+
+    def check_throttles(self, request: Request) -> None:
+        # Every scope's counter in one round trip (DRF's own loop makes one per throttle).
+        waits = refusals(self.get_throttles(), request, self)  # type: ignore[attr-defined,arg-type]
+        if waits:
+            self.throttled(request, max(waits))  # type: ignore[attr-defined]
 
     def handle_exception(self, exc: Exception) -> Response:
         return super().handle_exception(translate(exc))  # type: ignore[misc,no-any-return]

@@ -217,7 +217,7 @@ REST_FRAMEWORK: dict[str, Any] = {
         "api_ip": env.str("API_RATE_PER_IP", default="600/min"),
     },
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.StandardPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["config.api.filters.QueryFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

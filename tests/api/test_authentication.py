@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 import time_machine
@@ -13,7 +14,15 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from publishing.api_keys import create_api_key, hash_key, revoke_api_key
+from config.cache import cache_add_json
+from publishing.api_keys import (
+    authenticate_key,
+    create_api_key,
+    hash_key,
+    revoke_api_key,
+    snapshot,
+    snapshot_cache_key,
+)
 from publishing.models import ApiKey
 from tests.api.conftest import ApiClient, KeyMaker
 from tests.factories import TopicFactory, UserFactory
@@ -192,3 +201,94 @@ def test_the_admin_refuses_an_expiry_in_the_past(admin_client: Client) -> None:
     assert response.status_code == 200
     assert b"The expiry date is in the past." in response.content
     assert not ApiKey.objects.exists()
+
+
+# --- The key's cached snapshot (decision 0054) ---------------------------------------------------
+
+
+@pytest.fixture(params=["local memory", "redis"])
+def any_cache(request: pytest.FixtureRequest) -> None:
+    """Each snapshot test runs on the test settings' cache and on the real Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_cache")
+
+
+def test_a_known_key_is_checked_without_a_query_once_its_snapshot_is_cached(
+    any_cache: None, django_assert_num_queries: Any
+) -> None:
+    created = create_api_key(name="x", scopes=["publications:read"])
+    with django_assert_num_queries(2):  # the lookup, and the first use recorded
+        assert authenticate_key(created.key) is not None
+    with django_assert_num_queries(0):
+        found = authenticate_key(created.key)
+    assert found is not None
+    assert found.pk == created.api_key.pk
+    assert found.scopes == ["publications:read"]
+    assert found.hashed_key == created.api_key.hashed_key
+
+
+def test_a_wrong_secret_is_refused_from_the_snapshot_too(any_cache: None) -> None:
+    created = create_api_key(name="x", scopes=["publications:read"])
+    assert authenticate_key(created.key) is not None
+    forged = created.key[:-1] + ("A" if created.key[-1] != "A" else "B")
+    assert authenticate_key(forged) is None
+
+
+def test_a_cached_key_revoked_in_the_admin_is_refused_on_the_next_request(
+    any_cache: None, admin_client: Client
+) -> None:
+    created = create_api_key(name="x", scopes=["publications:read"])
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 200
+    response = admin_client.post(
+        "/admin/publishing/apikey/",
+        {"action": "revoke", "_selected_action": [created.api_key.pk]},
+    )
+    assert response.status_code == 302
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 401
+
+
+def test_a_cached_key_whose_owner_is_deactivated_or_deleted_is_refused(any_cache: None) -> None:
+    owner = UserFactory.create()
+    created = create_api_key(name="x", scopes=["publications:read"], owner=owner)
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 200
+    owner.is_active = False
+    owner.save()
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 401
+    owner.is_active = True
+    owner.save()
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 200
+    owner.delete()
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 401
+
+
+def test_a_login_by_the_owner_keeps_the_snapshot(
+    any_cache: None, django_assert_num_queries: Any
+) -> None:
+    owner = UserFactory.create()
+    created = create_api_key(name="x", scopes=["publications:read"], owner=owner)
+    assert authenticate_key(created.key) is not None
+    owner.last_login = timezone.now()
+    owner.save(update_fields=["last_login"])
+    with django_assert_num_queries(0):
+        assert authenticate_key(created.key) is not None
+
+
+def test_a_request_that_read_the_key_before_its_revocation_cannot_cache_the_old_state(
+    any_cache: None,
+) -> None:
+    created = create_api_key(name="x", scopes=["publications:read"])
+    stale = snapshot(ApiKey.objects.get(), owner_active=True)  # read before the revocation
+    revoke_api_key(created.api_key)
+    # The late request's write finds the tombstone and stores nothing.
+    assert not cache_add_json(snapshot_cache_key(created.api_key.prefix), stale, 60)
+    assert authenticate_key(created.key) is None
+    assert ApiClient(created.key).get("/api/v1/topics/").status_code == 401
+
+
+def test_an_expired_key_is_refused_from_its_snapshot(any_cache: None) -> None:
+    created = create_api_key(
+        name="x", scopes=["publications:read"], expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert authenticate_key(created.key) is not None
+    later = timezone.now() + timedelta(seconds=31)
+    assert authenticate_key(created.key, now=later) is None

@@ -3,6 +3,7 @@ creation, drafts, publishing, scheduling, versions, restore and statistics."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import timedelta
 from typing import Any
@@ -86,6 +87,22 @@ def test_lists_filter_by_status_and_topic(api: ApiClient) -> None:
     response = api.get("/api/v1/publications/", {"topic": "other"})
     assert [row["slug"] for row in response.json()["results"]] == ["a"]
     assert api.get("/api/v1/publications/", {"status": "nope"}).status_code == 400
+    # Filters still apply beside pagination parameters (which alone skip the FilterSet).
+    paged = api.get("/api/v1/publications/", {"status": "published", "page_size": 1, "page": 1})
+    assert [row["slug"] for row in paged.json()["results"]] == ["b"]
+    assert len(api.get("/api/v1/publications/", {"page_size": 5}).json()["results"]) == 2
+
+
+def test_the_etag_is_the_hash_of_the_json_sent_and_if_match_accepts_it(api: ApiClient) -> None:
+    publication = PublicationFactory.create(slug="p")
+    url = f"/api/v1/publications/{publication.pk}/"
+    read = api.get(url)
+    assert read["ETag"] == '"' + hashlib.sha256(read.content).hexdigest()[:32] + '"'
+    # The browsable API (HTML) names the same representation with the same ETag.
+    html = api.get(url, Accept="text/html")
+    assert html.status_code == 200 and html["ETag"] == read["ETag"]
+    changed = api.patch(url, {"summary": "New"}, **{"If-Match": read["ETag"]})
+    assert changed.status_code == 200
 
 
 def test_reads_send_an_etag_and_last_modified_and_answer_304(api: ApiClient) -> None:

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
-from django.test import override_settings
+from django.test import Client
 
-from config.api.throttles import hit
-
-REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-@pytest.fixture
-def redis_cache() -> Iterator[None]:
-    settings = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
-        }
-    }
-    with override_settings(CACHES=settings):
-        try:
-            cache.get("ping")
-        except Exception as error:  # pragma: no cover - depends on the machine
-            pytest.skip(f"Redis not reachable at {REDIS}: {error}")
-        yield
-        cache.clear()
+from config.api.throttles import KeyRateThrottle, hit
+from publishing.api_keys import create_api_key
 
 
 def test_counts_from_many_threads_are_never_lost_on_redis(redis_cache: None) -> None:
@@ -72,3 +50,28 @@ def test_a_counter_is_one_pipelined_round_trip_and_expires_with_its_window_on_re
 
 def test_the_local_memory_fallback_counts_too() -> None:
     assert [hit("throttle:local:1", 60) for _ in range(3)] == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_an_api_request_counts_every_scope_in_one_round_trip_on_redis(
+    redis_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.client
+
+    key = create_api_key(name="x", scopes=["publications:read"]).key
+    sent: list[list[str]] = []
+    execute = redis.client.Pipeline.execute
+
+    def spy(pipeline: redis.client.Pipeline, raise_on_error: bool = True) -> object:
+        sent.append([str(command[0][0]) for command in pipeline.command_stack])
+        return execute(pipeline, raise_on_error)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", spy)
+    monkeypatch.setattr(KeyRateThrottle, "rate", "2/min", raising=False)
+    client = Client()
+    statuses = [
+        client.get("/api/v1/topics/", headers={"Authorization": f"Bearer {key}"}).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert sent == [["INCRBY", "EXPIRE", "INCRBY", "EXPIRE"]] * 3
