@@ -141,11 +141,16 @@ def _from_snapshot(data: dict[str, Any]) -> tuple[ApiKey, bool]:
     return ApiKey(**fields), bool(data["owner_active"])
 
 
-def _lookup(prefix: str, now: datetime) -> tuple[ApiKey, bool] | None:
+#: ``authenticate_key``'s ``cached`` when the snapshot was not read beforehand.
+UNREAD: Any = object()
+
+
+def _lookup(prefix: str, now: datetime, cached: Any) -> tuple[ApiKey, bool] | None:
     """The key with this prefix and whether its owner (if any) is active, from its snapshot or
     else from the database (one query; this request then records the key's use)."""
     cache_key = snapshot_cache_key(prefix)
-    cached = cache_get_json(cache_key)
+    if cached is UNREAD:
+        cached = cache_get_json(cache_key)
     if cached is not None and "forgotten" not in cached:
         return _from_snapshot(cached)
     api_key = next(iter(ApiKey.objects.select_related("owner").filter(prefix=prefix)), None)
@@ -177,18 +182,19 @@ def forget_snapshots(prefixes: Iterable[str]) -> None:
         transaction.on_commit(bury)
 
 
-def authenticate_key(key: str, now: datetime | None = None) -> ApiKey | None:
+def authenticate_key(key: str, now: datetime | None = None, cached: Any = UNREAD) -> ApiKey | None:
     """The usable key matching ``key``, or None (unknown, wrong secret, revoked, expired, or
     owned by a deactivated user).
 
     At most one query, none while the key's snapshot is cached; the comparison of hashes takes
-    constant time. The key's ``owner`` is loaded when first used.
+    constant time. The key's ``owner`` is loaded when first used. ``cached``: the snapshot as
+    read from the cache by the caller (None if absent), when it read it already.
     """
     now = now or timezone.now()
     prefix = key[:API_KEY_PREFIX_LENGTH]
     if not prefix.startswith(KEY_PREFIX) or len(key) <= API_KEY_PREFIX_LENGTH:
         return None
-    found = _lookup(prefix, now)
+    found = _lookup(prefix, now, cached)
     if found is None:
         return None
     api_key, owner_active = found

@@ -13,7 +13,8 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from publishing.api_keys import authenticate_key
+from config.api.prefetch import prefetched
+from publishing.api_keys import UNREAD, authenticate_key
 from publishing.models import ApiKey
 
 MAX_KEY_LENGTH = 200
@@ -32,7 +33,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("The API key is not valid.") from None
-        api_key = authenticate_key(key)
+        found = prefetched(request)
+        api_key = authenticate_key(key, cached=found.snapshot if found else UNREAD)
         if api_key is None:
             # One answer for unknown, wrong, revoked and expired keys: nothing to probe.
             raise exceptions.AuthenticationFailed("The API key is not valid, or has expired.")

@@ -19,6 +19,7 @@ from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from config.api.prefetch import bearer_prefix, prefetched
 from config.cache import redis_client
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def refusals(throttles: Iterable[BaseThrottle], request: Request, view: APIView)
     """Count the request in every throttle, the window throttles' counters in one round trip;
     return the waits (seconds) of those that refuse it."""
     now = time.time()
+    known = found.counts if (found := prefetched(request)) is not None else {}
     counted: list[tuple[WindowRateThrottle, tuple[str, int]]] = []
     waits: list[float] = []
     for throttle in throttles:
@@ -95,23 +97,29 @@ def refusals(throttles: Iterable[BaseThrottle], request: Request, view: APIView)
                 counted.append((throttle, counter))
         elif not throttle.allow_request(request, view):
             waits.append(throttle.wait() or 1.0)
-    counts = hit_many([counter for _, counter in counted]) if counted else []
-    for (throttle, _), count in zip(counted, counts, strict=True):
+    # Counters the prefetch already counted (the same window) are not counted twice.
+    missing = [counter for _, counter in counted if counter[0] not in known]
+    counts = (
+        dict(zip((key for key, _ in missing), hit_many(missing), strict=True)) if missing else {}
+    )
+    for throttle, (key, _) in counted:
+        count = known[key] if key in known else counts[key]
         if not throttle.allows(count):
             waits.append(throttle.wait() or 1.0)
     return waits
 
 
 class KeyRateThrottle(WindowRateThrottle):
-    """Requests per API key; staff sessions count per user. Anonymous requests are not counted
-    here (IPRateThrottle covers them)."""
+    """Requests per API key (named by its visible prefix, known before the key is checked);
+    staff sessions count per user. Anonymous requests are not counted here (IPRateThrottle
+    covers them)."""
 
     scope = "api_key"
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        api_key = getattr(request, "auth", None)
-        if api_key is not None and getattr(api_key, "pk", None) is not None:
-            ident = f"key-{api_key.pk}"
+        prefix = bearer_prefix(request)
+        if prefix is not None:
+            ident = f"key-{prefix}"
         elif request.user and request.user.is_authenticated:
             ident = f"user-{request.user.pk}"
         else:

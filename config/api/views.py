@@ -18,6 +18,7 @@ from config.api.conditional import ConditionalMixin
 from config.api.exceptions import ProblemError
 from config.api.idempotency import IdempotentMixin
 from config.api.permissions import HasScope
+from config.api.prefetch import prefetch
 from config.api.throttles import refusals
 from publishing.api_keys import ApiKeyError
 from publishing.exceptions import InvalidPublicationError, PublishingError
@@ -67,6 +68,11 @@ class ApiViewMixin(ConditionalMixin, IdempotentMixin):
         if getattr(self, "action", None) != "list":
             return queryset
         return super().filter_queryset(queryset)  # type: ignore[misc]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # The key's snapshot and the throttles' counters in one round trip (decision 0054).
+        prefetch(request, self)  # type: ignore[arg-type]
+        super().initial(request, *args, **kwargs)
 
     def check_throttles(self, request: Request) -> None:
         # Every scope's counter in one round trip (DRF's own loop makes one per throttle).
