@@ -18,7 +18,7 @@ from config.api.conditional import ConditionalMixin
 from config.api.exceptions import ProblemError
 from config.api.idempotency import IdempotentMixin
 from config.api.permissions import HasScope
-from config.api.prefetch import prefetch
+from config.api.prefetch import bearer_prefix, prefetch
 from config.api.throttles import refusals
 from publishing.api_keys import ApiKeyError
 from publishing.exceptions import InvalidPublicationError, PublishingError
@@ -69,12 +69,21 @@ class ApiViewMixin(ConditionalMixin, IdempotentMixin):
             return queryset
         return super().filter_queryset(queryset)  # type: ignore[misc]
 
+    _throttles_checked = False
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # The key's snapshot and the throttles' counters in one round trip (decision 0054).
-        prefetch(request, self)  # type: ignore[arg-type]
+        if bearer_prefix(request) is not None:
+            # A request with a key is counted before its key is checked, so a flood of wrong
+            # keys meets the rate limits too (429, not an endless run of 401s). On Redis the
+            # key's snapshot and the counters come in one round trip (decision 0054).
+            prefetch(request, self)  # type: ignore[arg-type]
+            self.check_throttles(request)
+            self._throttles_checked = True
         super().initial(request, *args, **kwargs)
 
     def check_throttles(self, request: Request) -> None:
+        if self._throttles_checked:
+            return
         # Every scope's counter in one round trip (DRF's own loop makes one per throttle).
         waits = refusals(self.get_throttles(), request, self)  # type: ignore[attr-defined,arg-type]
         if waits:

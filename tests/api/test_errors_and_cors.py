@@ -127,3 +127,17 @@ def test_the_allowlist_comes_from_the_environment() -> None:
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "['https://a.example', 'https://b.example']"
+
+
+@pytest.mark.parametrize("cache_backend", ["local memory", "redis"])
+def test_a_flood_of_wrong_keys_meets_the_per_ip_limit(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, cache_backend: str
+) -> None:
+    if cache_backend == "redis":
+        request.getfixturevalue("redis_cache")
+    monkeypatch.setattr(IPRateThrottle, "rate", "3/min", raising=False)
+    statuses = [
+        ApiClient(f"pk_guess{n:03d}_{'x' * 43}").get("/api/v1/topics/").status_code
+        for n in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
