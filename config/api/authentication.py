@@ -2,7 +2,7 @@
 
 Its ``authenticate_header`` makes DRF answer 401 (with ``WWW-Authenticate: Bearer``) when
 credentials are missing, instead of 403. ``request.auth`` is the ApiKey; ``request.user`` is the
-key's owner, or an anonymous user for a key acting as the system.
+key's owner (loaded when first used), or an anonymous user for a key acting as the system.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils.functional import SimpleLazyObject
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -38,7 +39,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if api_key is None:
             # One answer for unknown, wrong, revoked and expired keys: nothing to probe.
             raise exceptions.AuthenticationFailed("The API key is not valid, or has expired.")
-        return (api_key.owner or AnonymousUser(), api_key)
+        if api_key.owner_id is None:
+            return (AnonymousUser(), api_key)
+        # The owner is read only when something asks for it (the services, on writes): a read
+        # checked against the key's cached snapshot makes no query at all.
+        return (SimpleLazyObject(lambda: api_key.owner), api_key)
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

@@ -11,7 +11,9 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.cache import cache_add_json
@@ -23,7 +25,7 @@ from publishing.api_keys import (
     snapshot,
     snapshot_cache_key,
 )
-from publishing.models import ApiKey
+from publishing.models import ApiKey, Publication
 from tests.api.conftest import ApiClient, KeyMaker
 from tests.factories import TopicFactory, UserFactory
 
@@ -292,3 +294,33 @@ def test_an_expired_key_is_refused_from_its_snapshot(any_cache: None) -> None:
     assert authenticate_key(created.key) is not None
     later = timezone.now() + timedelta(seconds=31)
     assert authenticate_key(created.key, now=later) is None
+
+
+def test_a_read_with_an_owned_key_makes_no_query_for_the_key_or_its_owner(
+    any_cache: None,
+) -> None:
+    TopicFactory.create(slug="news")
+    owner = UserFactory.create()
+    owned = ApiClient(create_api_key(name="x", scopes=["publications:read"], owner=owner).key)
+    system = ApiClient(create_api_key(name="y", scopes=["publications:read"]).key)
+    for client in (owned, system):
+        assert client.get("/api/v1/topics/").status_code == 200  # fills the snapshot
+    for client in (owned, system):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/api/v1/topics/").json()["count"] == 1
+        tables = " ".join(query["sql"] for query in queries.captured_queries)
+        assert "publishing_topic" in tables
+        assert "publishing_apikey" not in tables
+        assert "auth_user" not in tables
+
+
+def test_a_write_with_an_owned_key_acts_as_its_owner(any_cache: None) -> None:
+    TopicFactory.create(slug="news")
+    owner = User.objects.create_superuser("chief", "chief@example.com", "pw")
+    client = ApiClient(create_api_key(name="x", scopes=["publications:write"], owner=owner).key)
+    body = {"title": "T", "slug": "t", "body": "b", "topics": ["news"]}
+    assert client.get("/api/v1/topics/").status_code == 403  # the snapshot is cached now
+    created = client.post("/api/v1/publications/", body)
+    assert created.status_code == 201
+    version = Publication.history.get()
+    assert version.history_user == owner
