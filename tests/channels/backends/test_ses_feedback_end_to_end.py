@@ -11,7 +11,9 @@ import json
 from email import message_from_string
 from email.policy import default as default_policy
 from typing import Any
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from django.core.mail import EmailMessage
 from django.test import Client
@@ -129,3 +131,52 @@ def test_a_bounced_or_complained_address_is_never_sent_to_again(
     people = dict(Subscriber.objects.values_list("email", "status"))
     assert people[bob.email] == Subscriber.Status.BOUNCED
     assert people[carol.email] == Subscriber.Status.COMPLAINED
+
+
+def test_a_notification_signed_by_motos_sns_verifies(
+    client: Client, sns: SnsPeer, moto_server: str, settings: Any
+) -> None:
+    """Cross-check of the canonical string against another implementation: moto's SNS signs
+    what it posts to an HTTP subscriber (SignatureVersion 2) and serves its certificate. The
+    certificate URL is not signed, so the test serves the same PEM from the trusted HTTPS
+    peer and points the message there; everything signed is exactly what moto sent."""
+    client_sns = boto3.client(
+        "sns",
+        region_name=SES_REGION,
+        endpoint_url=moto_server,
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="moto-secret-key-not-real",
+    )
+    topic_arn = client_sns.create_topic(Name="ses-feedback-moto")["TopicArn"]
+    settings.SES_FEEDBACK_TOPIC_ARNS = [topic_arn]
+    sns.server.expect_request("/subscriber", method="POST").respond_with_data("ok")
+    client_sns.subscribe(
+        TopicArn=topic_arn, Protocol="http", Endpoint=sns.server.url_for("/subscriber")
+    )
+    client_sns.publish(
+        TopicArn=topic_arn, Message=json.dumps(bounce("notification", ["bob@example.com"]))
+    )
+
+    posted = [request for request, _ in sns.server.log if request.path == "/subscriber"]
+    assert len(posted) == 1
+    message = json.loads(posted[0].get_data())
+    assert message["SignatureVersion"] == "2"
+    pem_path = urlsplit(message["SigningCertURL"]).path
+    # moto's server runs in this process: its SNS backend holds the PEM it serves.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    keys = sns_backends[DEFAULT_ACCOUNT_ID][SES_REGION]._message_public_keys
+    pem = keys[pem_path.rsplit("/", 1)[1]]
+    assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    sns.server.expect_request(pem_path).respond_with_data(pem)
+    message["SigningCertURL"] = f"{sns.base_url}{pem_path}"
+
+    answer = post(client, message)
+    tampered = post(client, {**message, "MessageId": "another-id"})
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["result"] == "processed"
+    assert Suppression.objects.get().reason == Suppression.Reason.BOUNCED
+    assert tampered.status_code == 403
+    assert tampered.json()["error"] == "bad_signature"
