@@ -86,7 +86,7 @@ def parse_message(body: bytes) -> dict[str, str]:
     if not isinstance(data, dict):
         raise SnsMessageError("The body is not a JSON object.", code="malformed")
     kind = data.get("Type")
-    if kind not in SIGNED_FIELDS:
+    if not isinstance(kind, str) or kind not in SIGNED_FIELDS:
         raise SnsMessageError(f"Unknown SNS message Type: {kind!r}.", code="malformed")
     required = [
         name for name in (*SIGNED_FIELDS[kind], *ENVELOPE_FIELDS) if name not in OPTIONAL_FIELDS

@@ -347,6 +347,12 @@ def test_a_message_from_the_future_is_refused(client: Client, sns: SnsPeer) -> N
         (b"{not json", "The body is not JSON."),
         (b"[1, 2]", "The body is not a JSON object."),
         (b'{"Type": "Hello"}', "Unknown SNS message Type: 'Hello'."),
+        (b'{"Type": ["Notification"]}', "Unknown SNS message Type: ['Notification']."),
+        (
+            b'{"Type": "Notification", "Message": {}, "MessageId": "1", "Timestamp": "x", '
+            b'"TopicArn": "t", "SignatureVersion": "1", "Signature": "s", "SigningCertURL": "u"}',
+            "Fields not strings: Message.",
+        ),
         (
             b'{"Type": "Notification", "Message": "{}"}',
             "The Notification message lacks MessageId, Timestamp, TopicArn, SignatureVersion, "
