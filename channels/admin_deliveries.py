@@ -1,4 +1,5 @@
-"""The Delivery admin: the ledger, read-only, with a re-queue action for failed and dead rows."""
+"""The Delivery admin: the ledger, read-only, with a re-queue action for failed and dead rows,
+and the SES feedback (bounces, complaints) each delivery received."""
 
 from __future__ import annotations
 
@@ -9,12 +10,70 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from channels import services
-from channels.models import Delivery
+from channels.models import Delivery, SesFeedback
 
 if TYPE_CHECKING:
     DeliveryAdminBase = admin.ModelAdmin[Delivery]
+    SesFeedbackAdminBase = admin.ModelAdmin[SesFeedback]
+    SesFeedbackInlineBase = admin.TabularInline[SesFeedback, Delivery]
 else:  # ModelAdmin is not subscriptable at run time
     DeliveryAdminBase = admin.ModelAdmin
+    SesFeedbackAdminBase = admin.ModelAdmin
+    SesFeedbackInlineBase = admin.TabularInline
+
+SES_FEEDBACK_FIELDS = (
+    "type",
+    "subtype",
+    "suppressed",
+    "occurred_at",
+    "received_at",
+    "sns_message_id",
+)
+
+
+class SesFeedbackInline(SesFeedbackInlineBase):
+    """What SES reported about this delivery after sending it (decision 0043)."""
+
+    model = SesFeedback
+    fields = SES_FEEDBACK_FIELDS
+    readonly_fields = SES_FEEDBACK_FIELDS
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "SES feedback"
+
+    def has_add_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        return False
+
+
+@admin.register(SesFeedback)
+class SesFeedbackAdmin(SesFeedbackAdminBase):
+    """Every bounce and complaint received, read-only: the audit of who was suppressed and why."""
+
+    list_display = ["received_at", "type", "subtype", "suppressed", "delivery_id", "topic_arn"]
+    list_filter = ["type", "subtype"]
+    search_fields = ["=sns_message_id", "=provider_message_id", "=delivery__id"]
+    date_hierarchy = "received_at"
+    readonly_fields = [
+        "sns_message_id",
+        "topic_arn",
+        "type",
+        "subtype",
+        "provider_message_id",
+        "delivery",
+        "suppressed",
+        "detail",
+        "occurred_at",
+        "received_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SesFeedback | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SesFeedback | None = None) -> bool:
+        return False
 
 
 @admin.register(Delivery)
@@ -37,6 +96,7 @@ class DeliveryAdmin(DeliveryAdminBase):
     date_hierarchy = "created_at"
     actions = ["requeue"]
     exclude = ["raw_message"]
+    inlines = [SesFeedbackInline]
     readonly_fields = [
         "kind",
         "dispatch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -71,3 +72,29 @@ def check_metrics_access(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             )
         ]
     return []
+
+
+@register()
+def check_ses_feedback(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """SES_FEEDBACK_CERT_HOST_PATTERN must be a regular expression, the topics ARNs."""
+    errors: list[CheckMessage] = []
+    try:
+        re.compile(settings.SES_FEEDBACK_CERT_HOST_PATTERN)
+    except re.error as exc:
+        errors.append(
+            Error(
+                f"SES_FEEDBACK_CERT_HOST_PATTERN is not a regular expression: {exc}.",
+                hint=r"The default is sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?",
+                id="channels.E006",
+            )
+        )
+    for arn in settings.SES_FEEDBACK_TOPIC_ARNS:
+        if not arn.strip().startswith("arn:"):
+            errors.append(
+                Error(
+                    f"SES_FEEDBACK_TOPIC_ARNS: {arn!r} is not an SNS topic ARN.",
+                    hint="e.g. arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+                    id="channels.E007",
+                )
+            )
+    return errors

@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from channels.backends.base import Backend, Message, Outcome, OutcomeStatus
-from channels.models import Channel, Delivery, SendStat
+from channels.models import Channel, Delivery, SendStat, SesFeedback
 
 #: Upper bounds (seconds) of the send-latency histogram buckets; +Inf is implied.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -185,3 +185,18 @@ class DeliveryCollector(Collector):
             throttled.add_metric(label, values.get("throttled", 0.0))
         yield latency
         yield throttled
+
+        feedback = CounterMetricFamily(
+            "publishing_ses_feedback",
+            "SES bounces and complaints received through SNS, by type and subtype (bounce: "
+            "Permanent, Transient, Undetermined; complaint: the feedback type).",
+            labels=["type", "subtype"],
+        )
+        for kind, subtype, count in (
+            SesFeedback.objects.values("type", "subtype")
+            .annotate(n=Count("id"))
+            .order_by("type", "subtype")
+            .values_list("type", "subtype", "n")
+        ):
+            feedback.add_metric([kind, subtype], count)
+        yield feedback

@@ -183,10 +183,60 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["dispatch", "status"], name="delivery_dispatch_status"),
             models.Index(fields=["channel", "status"], name="delivery_channel_status"),
+            # SES feedback finds its delivery by the provider's message id (decision 0043).
+            # Partial: most rows of a large dispatch are not sent yet, or never will be.
+            models.Index(
+                fields=["provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="delivery_provider_message_id",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} ({self.status})"
+
+
+class SesFeedback(models.Model):
+    """One SES bounce or complaint received through SNS, kept once per SNS MessageId.
+
+    The unique ``sns_message_id`` is what makes a replayed notification change nothing; the row
+    is also the audit trail the Delivery admin shows. Addresses are kept only as hashes
+    (``detail``), so erasing a subscriber leaves nothing here to scrub. Decision 0043.
+    """
+
+    class Type(models.TextChoices):
+        BOUNCE = "bounce", "Bounce"
+        COMPLAINT = "complaint", "Complaint"
+
+    sns_message_id = models.CharField(max_length=100, unique=True)
+    topic_arn = models.CharField(max_length=256)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    # Bounces: Permanent, Transient or Undetermined; complaints: the feedback type, if any.
+    subtype = models.CharField(max_length=50, blank=True)
+    # SES's id of the message (mail.messageId), which the delivery holds as provider_message_id.
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    delivery = models.ForeignKey(
+        Delivery,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ses_feedback",
+    )
+    suppressed = models.PositiveIntegerField(
+        default=0, help_text="Addresses this feedback put on the suppression list."
+    )
+    # Per recipient: email_hash, SES action/status, diagnostic with the address removed.
+    detail = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "SES feedback"
+        verbose_name_plural = "SES feedback"
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.subtype} ({self.sns_message_id})"
 
 
 class WorkerHeartbeat(models.Model):

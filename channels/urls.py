@@ -8,4 +8,5 @@ app_name = "channels"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("metrics", views.metrics, name="metrics"),
+    path("hooks/ses/", views.ses_feedback, name="ses-feedback"),
 ]

@@ -1,18 +1,26 @@
-"""/metrics: the delivery engine in the Prometheus text format, for a token or allowed addresses."""
+"""/metrics (the delivery engine in the Prometheus text format, for a token or allowed
+addresses) and /hooks/ses/ (SES bounces and complaints through Amazon SNS)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from functools import lru_cache
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from channels import sns
+from channels.feedback import record_ses_feedback
 from channels.metrics import DeliveryCollector
+
+logger = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,3 +71,55 @@ def metrics(request: HttpRequest) -> HttpResponse:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DeliveryCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+#: SNS posts its JSON as text/plain; a person testing with curl may say application/json.
+SNS_CONTENT_TYPES = frozenset({"text/plain", "application/json"})
+
+
+@csrf_exempt
+@never_cache
+@require_POST
+def ses_feedback(request: HttpRequest) -> JsonResponse:
+    """Amazon SNS posts SES feedback here (decision 0043). Answers JSON.
+
+    200 ``{"result": ...}`` once handled (``processed``, ``replayed``, ``ignored``,
+    ``confirmed``, ``unsubscribed``); 4xx ``{"error": code, "detail": sentence}`` for a message
+    refused (nothing stored), 502 when an SNS URL we must fetch does not answer (SNS retries).
+    Uses no session and no CSRF token: the SNS signature is the authentication.
+    """
+    if request.content_type not in SNS_CONTENT_TYPES:
+        return JsonResponse(
+            {
+                "error": "unsupported_media_type",
+                "detail": f"Content-Type {request.content_type!r}: send text/plain or "
+                "application/json.",
+            },
+            status=415,
+        )
+    try:
+        message = sns.verified_message(request.body, timezone.now())
+        kind = message["Type"]
+        if kind == sns.SUBSCRIPTION_CONFIRMATION:
+            sns.confirm_subscription(message)
+            logger.info("ses feedback: subscription to %s confirmed", message["TopicArn"])
+            return JsonResponse({"result": "confirmed"})
+        if kind == sns.UNSUBSCRIBE_CONFIRMATION:
+            logger.warning(
+                "ses feedback: endpoint unsubscribed from %s; bounces and complaints no longer "
+                "arrive from it",
+                message["TopicArn"],
+            )
+            return JsonResponse({"result": "unsubscribed"})
+        outcome = record_ses_feedback(message)
+    except sns.SnsMessageError as exc:
+        logger.warning("ses feedback: refused (%s): %s", exc.code, exc.message)
+        return JsonResponse({"error": exc.code, "detail": exc.message}, status=exc.status)
+    return JsonResponse(
+        {
+            "result": outcome.result,
+            "type": outcome.type,
+            "subtype": outcome.subtype,
+            "suppressed": outcome.suppressed,
+        }
+    )

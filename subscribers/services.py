@@ -45,6 +45,7 @@ __all__ = [
     "export_subscriber_data",
     "export_subscribers",
     "import_subscribers",
+    "record_feedback_suppression",
     "resubscribe",
     "sign_up",
     "suppress_email",
@@ -490,6 +491,81 @@ def suppress_email(email: str, reason: str, note: str = "") -> Suppression:
         email_hash=email_hash(email), defaults={"reason": reason, "note": note[:500]}
     )
     return suppression
+
+
+#: A provider's feedback replaces these weaker reasons: an unsubscribed address that then
+#: bounced must not be let back by "subscribe again" or a confirmation email (decision 0022).
+FEEDBACK_UPGRADES: dict[str, frozenset[str]] = {
+    Suppression.Reason.BOUNCED: frozenset(
+        {Suppression.Reason.UNSUBSCRIBED, Suppression.Reason.MANUAL}
+    ),
+    Suppression.Reason.COMPLAINED: frozenset(
+        {Suppression.Reason.UNSUBSCRIBED, Suppression.Reason.MANUAL, Suppression.Reason.BOUNCED}
+    ),
+}
+FEEDBACK_STATUS: dict[str, str] = {
+    Suppression.Reason.BOUNCED: Subscriber.Status.BOUNCED,
+    Suppression.Reason.COMPLAINED: Subscriber.Status.COMPLAINED,
+}
+FEEDBACK_ACTION: dict[str, str] = {
+    Suppression.Reason.BOUNCED: ConsentEvent.Action.BOUNCE,
+    Suppression.Reason.COMPLAINED: ConsentEvent.Action.COMPLAINT,
+}
+
+
+def record_feedback_suppression(
+    email: str,
+    reason: str,
+    origin: Origin,
+    *,
+    note: str = "",
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Suppress an address a provider reported as hard-bounced or complained, and log it.
+
+    ``reason`` is ``Suppression.Reason.BOUNCED`` or ``COMPLAINED``. The address's hash goes on
+    the suppression list (an ``unsubscribed`` or ``manual`` entry is upgraded, a complaint
+    outranks a bounce, an ``erased`` one is kept); a subscriber with that address is marked
+    bounced or complained (unless already so); a ``bounce``/``complaint`` consent event records
+    it, with ``detail``. Runs in its own transaction (or the caller's). Returns True when the
+    suppression list changed. Raises ValueError for any other reason.
+    """
+    if reason not in FEEDBACK_STATUS:
+        raise ValueError(f"{reason!r} is not a feedback reason (bounced or complained).")
+    hashed = email_hash(email)
+    with transaction.atomic():
+        suppression, created = Suppression.objects.select_for_update().get_or_create(
+            email_hash=hashed, defaults={"reason": reason, "note": note[:500]}
+        )
+        changed = created
+        if not created and suppression.reason in FEEDBACK_UPGRADES[reason]:
+            suppression.reason = reason
+            suppression.note = note[:500]
+            suppression.save(update_fields=["reason", "note"])
+            changed = True
+        subscriber = Subscriber.objects.select_for_update().by_email(normalize_email(email)).first()
+        status = FEEDBACK_STATUS[reason]
+        if subscriber is not None and subscriber.status not in (
+            status,
+            Subscriber.Status.COMPLAINED,
+        ):
+            subscriber.status = status
+            subscriber.save(update_fields=["status", "updated_at"])
+        _log(
+            FEEDBACK_ACTION[reason],
+            origin,
+            subscriber=subscriber,
+            hashed=hashed,
+            detail={"suppression": suppression.reason, **(detail or {})},
+        )
+    logger.info(
+        "subscribers: %s feedback for subscriber %s via %s (suppression %s)",
+        reason,
+        subscriber.pk if subscriber else None,
+        origin.via,
+        "added" if changed else "kept",
+    )
+    return changed
 
 
 def erase_subscriber(subscriber: Subscriber, origin: Origin) -> str:

@@ -358,6 +358,16 @@ METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 #: ... or coming from one of these addresses or CIDR networks (comma-separated; empty: none).
 #: With neither set, /metrics answers 404.
 METRICS_ALLOWED_IPS: list[str] = env.list("METRICS_ALLOWED_IPS", default=[])
+#: SNS topics whose SES bounce and complaint notifications /hooks/ses/ accepts (comma-separated
+#: ARNs); empty: the endpoint refuses every message (decision 0043).
+SES_FEEDBACK_TOPIC_ARNS: list[str] = env.list("SES_FEEDBACK_TOPIC_ARNS", default=[])
+#: Regular expression that the host[:port] of an SNS SigningCertURL or SubscribeURL must match
+#: in full (the URL must be https too). Only tests point it elsewhere.
+SES_FEEDBACK_CERT_HOST_PATTERN: str = env.str(
+    "SES_FEEDBACK_CERT_HOST_PATTERN", default=r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+)
+#: An SNS message older than this (by its Timestamp) is refused: the replay window.
+SES_FEEDBACK_MAX_AGE_SECONDS: int = env.int("SES_FEEDBACK_MAX_AGE_SECONDS", default=3600)
 #: What channels.mail.LedgerEmailBackend uses while no email channel is enabled.
 LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
     "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"

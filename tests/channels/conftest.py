@@ -6,6 +6,7 @@ import email
 import email.policy
 import re
 import socket
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -13,12 +14,16 @@ from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
+from pytest_httpserver import HTTPServer
 
 from channels import journal
+from channels import sns as sns_module
 from channels.models import Channel
 from publishing.models import Dispatch, Publication, Topic
 from subscribers.models import Subscriber, Subscription, email_hash
+from tests.channels.sns_peer import CERT_PATH, TOPIC_ARN, SnsPeer, make_key_and_certificate
 from tests.factories import DispatchFactory, PublicationFactory, TopicFactory
 
 DELIVERY_ID = re.compile(rb"^X-Delivery-ID: (\d+)\r?$", re.MULTILINE)
@@ -169,3 +174,47 @@ def body(message: bytes, subtype: str) -> str:
     part = parsed.get_body(preferencelist=(subtype,))
     assert part is not None, f"no text/{subtype} part"
     return str(part.get_content())
+
+
+@pytest.fixture(scope="session")
+def sns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnsPeer]:
+    """SNS's signing side: an RSA key, its self-signed certificate served over HTTPS on
+    loopback (the same certificate is the server's TLS certificate, trusted through
+    REQUESTS_CA_BUNDLE by the ``sns`` fixture)."""
+    key, pem = make_key_and_certificate("sns.test")
+    folder = tmp_path_factory.mktemp("sns")
+    (folder / "cert.pem").write_bytes(pem)
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context, threaded=True)
+    server.start()
+    try:
+        yield SnsPeer(key=key, server=server, ca_bundle=folder / "cert.pem")
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()
+
+
+@pytest.fixture
+def sns(sns_server: SnsPeer, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[SnsPeer]:
+    """The SNS peer for one test: the endpoint trusts its host and topic, its certificate is
+    served, no certificate is cached from an earlier test."""
+    settings.SES_FEEDBACK_TOPIC_ARNS = [TOPIC_ARN]
+    settings.SES_FEEDBACK_CERT_HOST_PATTERN = r"127\.0\.0\.1:\d+"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sns_server.ca_bundle))
+    sns_module.clear_certificate_cache()
+    sns_server.server.clear()
+    sns_server.server.expect_request(CERT_PATH, method="GET").respond_with_data(
+        sns_server.ca_bundle.read_bytes(), content_type="application/x-pem-file"
+    )
+    yield sns_server
+    sns_module.clear_certificate_cache()
+    sns_server.server.clear()

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from channels.models import Delivery
+from channels.models import Delivery, SesFeedback
 from publishing.models import Dispatch
 from tests.factories import DeliveryFactory
 
@@ -55,3 +55,26 @@ def test_a_publisher_requeues_failed_and_dead_deliveries(
         ("sent", 0),
     ]
     assert Dispatch.objects.get(pk=dead.dispatch_id).status == "sending"
+
+
+def test_a_delivery_shows_the_ses_feedback_it_received(paula: Client) -> None:
+    delivery = DeliveryFactory.create(status="sent", provider_message_id="ses-1")
+    feedback = SesFeedback.objects.create(
+        sns_message_id="sns-1",
+        topic_arn="arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+        type=SesFeedback.Type.BOUNCE,
+        subtype="Permanent",
+        provider_message_id="ses-1",
+        delivery=delivery,
+        suppressed=1,
+    )
+
+    page = paula.get(f"/admin/channels/delivery/{delivery.pk}/change/").content.decode()
+    listing = paula.get("/admin/channels/sesfeedback/?type__exact=bounce")
+
+    assert "SES feedback" in page
+    assert "sns-1" in page
+    assert "Permanent" in page
+    assert listing.status_code == 200
+    assert f"/admin/channels/sesfeedback/{feedback.pk}/change/" in listing.content.decode()
+    assert paula.get("/admin/channels/sesfeedback/add/").status_code == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from typing import Any, cast
 
 import pytest
@@ -18,6 +19,7 @@ from channels.configuration import save_channel
 from channels.models import Channel, Delivery, SendStat
 from publishing.models import Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
+from tests.channels.sns_peer import SnsPeer, bounce, complaint
 from tests.factories import ChannelFactory, DeliveryFactory
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +167,26 @@ def test_a_malformed_allowed_network_is_refused_by_name(settings: Any) -> None:
 
     assert [e.id for e in errors] == ["channels.E005"]
     assert "METRICS_ALLOWED_IPS: 'not-a-network'" in errors[0].msg
+
+
+def test_ses_feedback_is_counted_by_type_and_subtype(
+    client: Client, metrics_on: None, sns: SnsPeer
+) -> None:
+    for event in (
+        bounce("notification", ["a@example.com"]),
+        bounce("event", ["b@example.com"]),
+        bounce("event", ["c@example.com"], "Transient"),
+        complaint("notification", ["d@example.com"]),
+    ):
+        posted = client.post(
+            "/hooks/ses/", data=json.dumps(sns.notification(event)), content_type="text/plain"
+        )
+        assert posted.status_code == 200
+
+    feedback = samples(scrape(client)["publishing_ses_feedback"], "publishing_ses_feedback_total")
+
+    assert feedback == {
+        (("subtype", "Permanent"), ("type", "bounce")): 2,
+        (("subtype", "Transient"), ("type", "bounce")): 1,
+        (("subtype", "abuse"), ("type", "complaint")): 1,
+    }
