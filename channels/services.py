@@ -625,7 +625,7 @@ class SubscriberLinks:
 
 
 def _subscriber_message(
-    row: Delivery, version: Any, from_email: str, date: str, links: SubscriberLinks
+    row: Delivery, version: Any, from_email: str, date: str, links: SubscriberLinks, domain: str
 ) -> Message | None:
     subscriber = row.subscriber
     if (
@@ -640,7 +640,7 @@ def _subscriber_message(
     token = manage_token(subscriber.pk, subscriber.token_key)
     preferences, unsubscribe, list_headers = links.for_token(token)
     headers = {"X-Delivery-ID": str(row.pk), **list_headers}
-    message_id = f"delivery-{row.pk}@{message_id_domain()}"
+    message_id = f"delivery-{row.pk}@{domain}"
     raw = prepared.build(
         to=subscriber.email,
         message_id=message_id,
@@ -683,6 +683,7 @@ def build_messages(
         )
     versions = load_versions(rows)
     links = SubscriberLinks.build()
+    domain = message_id_domain()
     messages: list[Message] = []
     cancelled: list[Delivery] = []
     failures: list[Outcome] = []
@@ -691,7 +692,7 @@ def build_messages(
         message: Message | None = None
         try:
             if row.kind == Delivery.Kind.SUBSCRIBER:
-                message = _subscriber_message(row, version, from_email, date, links)
+                message = _subscriber_message(row, version, from_email, date, links, domain)
             elif row.kind == Delivery.Kind.BROADCAST and version is not None:
                 payload = _broadcast_payload(version, channel.kind)
                 message = Message(delivery_id=row.pk, payload=payload)

@@ -70,6 +70,8 @@ class SmtpBackend(Backend):
         super().__init__(config, secrets)
         self._django: EmailBackend | None = None
         self._failure: BaseException | None = None
+        # The engine calls ``send`` once per message (decision 0039): parse the sender once.
+        self._sender: str | None = None
 
     def _connection(self) -> smtplib.SMTP:
         if self._django is None or self._django.connection is None:
@@ -93,7 +95,9 @@ class SmtpBackend(Backend):
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        sender = envelope_sender(self.config)
+        if self._sender is None:
+            self._sender = envelope_sender(self.config)
+        sender = self._sender
         if self._failure is not None:
             return [self._broken(m.delivery_id, self._failure) for m in batch]
         try:
@@ -169,7 +173,8 @@ class SmtpBackend(Backend):
             smtp.getreply()
             smtp.rset()
             return _classify(refused[0], refused[1], message.delivery_id)
-        content = _DOT_LINE.sub(b"..", data)
+        # Most messages have no line starting with a dot: skip the regex over 5 KB then.
+        content = _DOT_LINE.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
         if not content.endswith(b"\r\n"):
             content += b"\r\n"
         smtp.send(content + b".\r\n")
