@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db
 LATER = dt.timedelta(minutes=5)
 
 
-def claimed_batch(topic: Topic, channel: Channel, count: int) -> tuple[list[Delivery], dt.datetime]:
+def claimed_batch(
+    topic: Topic, channel: Channel, count: int
+) -> tuple[list[services.ClaimedRow], dt.datetime]:
     add_subscribers(topic, count)
     services.plan_dispatch(make_dispatch(topic).pk)
     rows, lease = services.claim(channel, count, timezone.now())
