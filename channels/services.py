@@ -48,6 +48,7 @@ from publishing.models import Dispatch, Publication
 from publishing.rendering import EmailTemplate, render_email, render_for_kind
 from subscribers.models import Subscriber, Subscription, Suppression, email_hash
 from subscribers.tokens import (
+    ManageTokenSigner,
     list_unsubscribe_headers,
     manage_token,
     preferences_url,
@@ -653,6 +654,8 @@ class SubscriberLinks:
     preferences: list[str]
     unsubscribe: list[str]
     headers: dict[str, list[str]]
+    #: Signs each recipient's manage token with a key derived once per batch.
+    sign: ManageTokenSigner
 
     @classmethod
     def build(cls) -> SubscriberLinks:
@@ -662,6 +665,7 @@ class SubscriberLinks:
             preferences=preferences_url(sample).split(sample),
             unsubscribe=unsubscribe_url(sample).split(sample),
             headers={k: v.split(sample) for k, v in list_unsubscribe_headers(sample).items()},
+            sign=ManageTokenSigner(),
         )
 
     def for_token(self, token: str) -> tuple[str, str, dict[str, str]]:
@@ -697,7 +701,7 @@ def _subscriber_message(
     ):
         return None
     prepared = _email_template(version, from_email)
-    token = manage_token(subscriber.pk, subscriber.token_key)
+    token = links.sign(subscriber.pk, subscriber.token_key)
     preferences, unsubscribe, list_headers = links.for_token(token)
     headers = {"X-Delivery-ID": str(row.pk), **list_headers}
     message_id = f"delivery-{row.pk}@{domain}"
