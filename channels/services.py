@@ -350,12 +350,7 @@ def _send_each(
     each outcome before the next message goes (the sent journal's write, decision 0039)."""
     if on_outcome is None:
         return list(backend.send(messages))
-    outcomes: list[Outcome] = []
-    for message in messages:
-        for outcome in backend.send([message]):
-            on_outcome(outcome)
-            outcomes.append(outcome)
-    return outcomes
+    return backend.send_each(messages, on_outcome)
 
 
 def send_paced(
