@@ -2,9 +2,10 @@
 
 One connection serves a whole batch (opened on the first send, closed by ``close``). A 4xx
 answer is transient, a 5xx answer permanent; a dropped connection is transient for the
-message in flight and the rest of the batch, also when the engine hands the batch over one
-message per ``send`` call (the sent journal, decision 0039): a connection that failed is not
-tried again before ``close``.
+message in flight and the rest of the batch, also across ``send`` calls: a connection that
+failed is not tried again before ``close``. With the sent journal (decision 0039) the engine
+calls ``send_each``; with PIPELINING, each next envelope leaves with the content before it
+(decision 0067).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class SmtpBackend(Backend):
         super().__init__(config, secrets)
         self._django: EmailBackend | None = None
         self._failure: BaseException | None = None
-        # The engine calls ``send`` once per message (decision 0039): parse the sender once.
+        # Parsed on the first send and kept for the batch (decision 0064).
         self._sender: str | None = None
 
     def _connection(self) -> smtplib.SMTP:
