@@ -47,6 +47,7 @@ VAR = ROOT / "var" / "bench"
 POSTFIX = VAR / "postfix"
 NEWSLETTER_VENV = VAR / "newsletter-venv"
 NEWSLETTER_PROJECT = VAR / "newsletter-project"
+NEWSLETTER_SCHEMA = "newsletter_bench"
 WORKERS = 2
 TARGETS = {
     "fanout": 0.5,
@@ -84,6 +85,13 @@ def ensure_database(url: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def ensure_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 def setup_django() -> None:
@@ -546,7 +554,8 @@ INSTALLED_APPS = [
 SITE_ID = 1
 ROOT_URLCONF = "benchurls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "%(db)s",
-    "USER": "postgres", "HOST": "127.0.0.1", "PORT": 5432}}
+    "USER": "postgres", "HOST": "127.0.0.1", "PORT": 5432,
+    "OPTIONS": {"options": "-c search_path=%(schema)s"}}}
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
     "OPTIONS": {"context_processors": ["django.template.context_processors.request"]}}]
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -626,11 +635,13 @@ def ensure_newsletter_venv() -> Path:
 def bench_newsletter(count: int, sink: SmtpSinkProcess) -> dict[str, Any]:
     try:
         python = ensure_newsletter_venv()
-        db = "pub_speed_bench_newsletter"
-        ensure_database(database_url().rsplit("/", 1)[0] + "/" + db)
+        # Its own schema of the benchmark's database: no other database name is needed, and
+        # its tables (auth, sites, its own migrations) never meet ours.
+        db = database_url().rsplit("/", 1)[1]
+        ensure_schema(database_url(), NEWSLETTER_SCHEMA)
         NEWSLETTER_PROJECT.mkdir(parents=True, exist_ok=True)
         (NEWSLETTER_PROJECT / "benchsettings.py").write_text(
-            NEWSLETTER_SETTINGS % {"db": db, "port": sink.port}
+            NEWSLETTER_SETTINGS % {"db": db, "schema": NEWSLETTER_SCHEMA, "port": sink.port}
         )
         (NEWSLETTER_PROJECT / "benchurls.py").write_text(
             "from django.urls import include, path\n"

@@ -8,7 +8,7 @@ with the ledger's live counts (decision 0060).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,23 @@ class TimedBackend:
             return list(self.backend.send(messages))
         finally:
             self.calls.append((time.perf_counter() - started, len(messages)))
+
+    def send_each(
+        self, messages: Sequence[Message], on_outcome: Callable[[Outcome], None]
+    ) -> list[Outcome]:
+        """The backend's ``send_each``; each message's latency is the time from the previous
+        outcome (or the start) to its own, the ``on_outcome`` callback not included."""
+        started = time.perf_counter()
+
+        def timed(outcome: Outcome) -> None:
+            nonlocal started
+            self.calls.append((time.perf_counter() - started, 1))
+            try:
+                on_outcome(outcome)
+            finally:
+                started = time.perf_counter()
+
+        return list(self.backend.send_each(messages, timed))
 
     def close(self) -> None:
         self.backend.close()

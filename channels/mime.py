@@ -32,8 +32,16 @@ def encode_header_value(value: str) -> bytes:
     return Header(value, "utf-8").encode(linesep="\r\n").encode()
 
 
+#: An address parseaddr() would return unchanged: dot-separated atoms of common characters.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+
+
 def encode_address(value: str) -> bytes:
     """An address header value (``Name <addr>`` or ``addr``) safe for a header line."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        return value.encode()  # what parseaddr() would give, without its 50 µs of parsing
     name, address = parseaddr(value)
     if not name:
         return address.encode()

@@ -12,7 +12,12 @@ months-old email must still work. Confirmation tokens expire after
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -43,6 +48,41 @@ class TokenClaims:
 def manage_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     """A token for the preference center and one-click unsubscribe links."""
     return signing.dumps([subscriber_id, str(token_key)], salt=MANAGE_SALT, compress=True)
+
+
+class ManageTokenSigner:
+    """``manage_token`` for many subscribers: the same tokens, signed with a key derived once.
+
+    ``signing.dumps`` derives the HMAC key from the salt and SECRET_KEY (one hash) and builds a
+    signer for every token: about 40 µs, more than the rest of a bulk email's personalisation.
+    This signer derives the key once (for one batch) and copies a keyed HMAC per token; the
+    output is byte for byte what ``manage_token`` gives at the same second (a test compares
+    them), so ``read_manage_token`` reads it as any other.
+    """
+
+    def __init__(self) -> None:
+        signer = signing.TimestampSigner(salt=MANAGE_SALT)
+        self._sep = signer.sep
+        digest = getattr(hashlib, signer.algorithm)
+        key = digest(_bytes(signer.salt) + b"signer" + _bytes(signer.key)).digest()
+        self._mac = hmac.new(key, digestmod=digest)
+
+    def __call__(self, subscriber_id: int, token_key: uuid.UUID | str) -> str:
+        # signing.dumps(..., compress=True): JSON, zlib only when it saves more than a byte.
+        data = json.dumps([subscriber_id, str(token_key)], separators=(",", ":")).encode("latin-1")
+        compressed = zlib.compress(data)
+        if len(compressed) < len(data) - 1:
+            payload = "." + signing.b64_encode(compressed).decode()
+        else:
+            payload = signing.b64_encode(data).decode()
+        value = f"{payload}{self._sep}{signing.b62_encode(int(time.time()))}"
+        mac = self._mac.copy()
+        mac.update(value.encode())
+        return f"{value}{self._sep}{signing.b64_encode(mac.digest()).decode()}"
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def confirmation_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:

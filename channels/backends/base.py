@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -83,6 +83,20 @@ class Backend(ABC):
     @abstractmethod
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
         """Send every message of the batch; return one Outcome per message, in order."""
+
+    def send_each(
+        self, batch: Sequence[Message], on_outcome: Callable[[Outcome], None]
+    ) -> list[Outcome]:
+        """Send the messages in order, calling ``on_outcome`` with each message's outcome
+        before the provider gets the next one (the sent journal's write, decision 0039).
+        Returns the outcomes. By default, one ``send`` call per message; a backend may
+        overlap what does not hand a message over (SMTP's envelope, decision 0067)."""
+        outcomes: list[Outcome] = []
+        for message in batch:
+            for outcome in self.send([message]):
+                on_outcome(outcome)
+                outcomes.append(outcome)
+        return outcomes
 
     def check(self) -> None:
         """Raise BackendError when the provider cannot be reached with this configuration."""

@@ -2,9 +2,10 @@
 
 One connection serves a whole batch (opened on the first send, closed by ``close``). A 4xx
 answer is transient, a 5xx answer permanent; a dropped connection is transient for the
-message in flight and the rest of the batch, also when the engine hands the batch over one
-message per ``send`` call (the sent journal, decision 0039): a connection that failed is not
-tried again before ``close``.
+message in flight and the rest of the batch, also across ``send`` calls: a connection that
+failed is not tried again before ``close``. With the sent journal (decision 0039) the engine
+calls ``send_each``; with PIPELINING, each next envelope leaves with the content before it
+(decision 0067).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
@@ -53,6 +54,11 @@ def _envelope(smtp: smtplib.SMTP, side: str, address: str) -> tuple[int, bytes]:
     return smtp.mail(address) if side == "from" else smtp.rcpt(address)
 
 
+def _envelope_commands(sender: str, to: str) -> bytes:
+    """MAIL FROM, RCPT TO and DATA for plain addresses, as one pipelined write."""
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode()
+
+
 def _classify(code: int, text: bytes | str, delivery_id: int) -> Outcome:
     detail = text.decode(errors="replace") if isinstance(text, bytes) else text
     status = OutcomeStatus.PERMANENT if 500 <= code < 600 else OutcomeStatus.TRANSIENT
@@ -70,6 +76,8 @@ class SmtpBackend(Backend):
         super().__init__(config, secrets)
         self._django: EmailBackend | None = None
         self._failure: BaseException | None = None
+        # Parsed on the first send and kept for the batch (decision 0064).
+        self._sender: str | None = None
 
     def _connection(self) -> smtplib.SMTP:
         if self._django is None or self._django.connection is None:
@@ -92,24 +100,59 @@ class SmtpBackend(Backend):
         return connection
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        return self.send_each(batch, lambda outcome: None)
+
+    def send_each(
+        self, batch: Sequence[Message], on_outcome: Callable[[Outcome], None]
+    ) -> list[Outcome]:
+        """Send the batch over one connection, ``on_outcome`` called with each message's
+        outcome before the next message's content leaves.
+
+        With PIPELINING, the next message's MAIL, RCPT and DATA leave in the same write as this
+        message's content (RFC 2920 allows the content to open a group): one round trip per
+        message. An envelope hands nothing over (the content follows its 354 only after this
+        message's outcome is given), so the sent journal's guarantee is unchanged.
+        """
         outcomes: list[Outcome] = []
-        sender = envelope_sender(self.config)
+
+        def give(outcome: Outcome) -> None:
+            on_outcome(outcome)
+            outcomes.append(outcome)
+
+        if self._sender is None:
+            self._sender = envelope_sender(self.config)
+        sender = self._sender
         if self._failure is not None:
-            return [self._broken(m.delivery_id, self._failure) for m in batch]
+            for message in batch:
+                give(self._broken(message.delivery_id, self._failure))
+            return outcomes
         try:
             smtp = self._connection()
         except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
             self._failure = error
-            return [self._broken(m.delivery_id, error) for m in batch]
+            for message in batch:
+                give(self._broken(message.delivery_id, error))
+            return outcomes
+        pipelining = smtp.has_extn("pipelining") and bool(_PLAIN_ADDRESS.fullmatch(sender))
+        # The envelope of batch[index] already left with the previous message's content.
+        ahead = False
         for index, message in enumerate(batch):
             try:
-                outcomes.append(self._send_one(smtp, sender, message))
+                if pipelining and _PLAIN_ADDRESS.fullmatch(message.to):
+                    following = batch[index + 1] if index + 1 < len(batch) else None
+                    outcome, ahead = self._send_pipelined(
+                        smtp, sender, message, ahead=ahead, following=following
+                    )
+                else:
+                    outcome, ahead = self._send_one(smtp, sender, message), False
             except (OSError, smtplib.SMTPServerDisconnected) as error:
                 # The connection is gone: this message and the rest are retried later.
                 self.close()
                 self._failure = error
-                outcomes.extend(self._broken(m.delivery_id, error) for m in batch[index:])
+                for rest in batch[index:]:
+                    give(self._broken(rest.delivery_id, error))
                 break
+            give(outcome)
         return outcomes
 
     @staticmethod
@@ -121,13 +164,8 @@ class SmtpBackend(Backend):
         )
 
     def _send_one(self, smtp: smtplib.SMTP, sender: str, message: Message) -> Outcome:
+        """One command at a time: servers without PIPELINING, addresses that need parsing."""
         data = message_bytes(message, self.config)
-        if (
-            smtp.has_extn("pipelining")
-            and _PLAIN_ADDRESS.fullmatch(sender)
-            and _PLAIN_ADDRESS.fullmatch(message.to)
-        ):
-            return self._send_pipelined(smtp, sender, message, data)
         code, text = _envelope(smtp, "from", sender)
         if code != 250:
             smtp.rset()
@@ -148,12 +186,24 @@ class SmtpBackend(Backend):
         return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=provider_id)
 
     def _send_pipelined(
-        self, smtp: smtplib.SMTP, sender: str, message: Message, data: bytes
-    ) -> Outcome:
-        """MAIL, RCPT and DATA in one write (RFC 2920), then the content: two round trips to
-        the server per message instead of four. The answers are read in order, so each
-        refusal is classified exactly as in the one-command-at-a-time dialogue."""
-        smtp.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{message.to}>\r\nDATA\r\n")
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        message: Message,
+        *,
+        ahead: bool,
+        following: Message | None,
+    ) -> tuple[Outcome, bool]:
+        """MAIL, RCPT and DATA in one write (RFC 2920), then the content, with the envelope of
+        ``following`` (when it can be pipelined) in the same write. ``ahead``: this message's
+        envelope already left. Returns the outcome and whether the next envelope left.
+
+        The answers are read in order, so each refusal is classified exactly as in the
+        one-command-at-a-time dialogue. RSET is sent only while nothing else is in flight: a
+        finished DATA (250 or not) ends its transaction anyway.
+        """
+        if not ahead:
+            smtp.send(_envelope_commands(sender, message.to))
         mail, rcpt, start = smtp.getreply(), smtp.getreply(), smtp.getreply()
         refused = next(
             (reply for reply, ok in ((mail, (250,)), (rcpt, (250, 251))) if reply[0] not in ok),
@@ -162,23 +212,30 @@ class SmtpBackend(Backend):
         if start[0] != 354:
             smtp.rset()
             code, text = refused or start
-            return _classify(code, text, message.delivery_id)
+            return _classify(code, text, message.delivery_id), False
         if refused is not None:
             # The server opened DATA without a valid transaction: send nothing, end it.
             smtp.send(b".\r\n")
             smtp.getreply()
             smtp.rset()
-            return _classify(refused[0], refused[1], message.delivery_id)
-        content = _DOT_LINE.sub(b"..", data)
+            return _classify(refused[0], refused[1], message.delivery_id), False
+        data = message_bytes(message, self.config)
+        # Most messages have no line starting with a dot: skip the regex over 5 KB then.
+        content = _DOT_LINE.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
         if not content.endswith(b"\r\n"):
             content += b"\r\n"
-        smtp.send(content + b".\r\n")
+        envelope = b""
+        if following is not None and _PLAIN_ADDRESS.fullmatch(following.to):
+            envelope = _envelope_commands(sender, following.to)
+        smtp.send(content + b".\r\n" + envelope)
         code, text = smtp.getreply()
         if code != 250:
-            smtp.rset()
-            return _classify(code, text, message.delivery_id)
+            if not envelope:
+                smtp.rset()
+            return _classify(code, text, message.delivery_id), bool(envelope)
         provider_id = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-        return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=provider_id)
+        outcome = Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=provider_id)
+        return outcome, bool(envelope)
 
     def check(self) -> None:
         try:

@@ -51,15 +51,26 @@ class SmtpSink:
     """An aiosmtpd handler recording each accepted message as the server received it.
 
     ``answer`` may return an SMTP reply (e.g. "451 4.3.0 try later") to refuse a message.
+    With ``pipelining`` it announces PIPELINING (RFC 2920), as Postfix does; aiosmtpd reads
+    commands one after another from the stream, so pipelined commands work.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
+        self.pipelining = pipelining
         self.messages: list[bytes] = []
         self.recipients: list[str] = []
         self.refused = 0
         self.answer: Callable[[bytes, list[str]], str | None] | None = None
         self.refuse_rcpt: set[str] = set()
         self._lock = threading.Lock()
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]

@@ -106,9 +106,12 @@ class HoldingSink(SmtpSink):
         return reply
 
 
-@pytest.fixture
-def holding_sink() -> Iterator[tuple[HoldingSink, int]]:
+@pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
+def holding_sink(request: pytest.FixtureRequest) -> Iterator[tuple[HoldingSink, int]]:
+    """The sink with and without PIPELINING: pipelined, each next envelope (held at its RCPT)
+    leaves with the content before it (decision 0067)."""
     sink = HoldingSink()
+    sink.pipelining = request.param
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()

@@ -75,14 +75,10 @@ def test_smtp_sends_to_an_address_with_a_display_name_through_smtplibs_own_parsi
 
 
 class PipeliningSink(SmtpSink):
-    """The sink announcing PIPELINING (RFC 2920), as Postfix does; aiosmtpd reads commands
-    one after another from the stream, so pipelined commands work."""
+    """The sink announcing PIPELINING (RFC 2920), as Postfix does."""
 
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+    def __init__(self) -> None:
+        super().__init__(pipelining=True)
 
 
 def test_smtp_pipelines_commands_when_the_server_allows_it_and_classifies_each_refusal() -> None:
@@ -121,6 +117,68 @@ def test_smtp_pipelines_commands_when_the_server_allows_it_and_classifies_each_r
     assert outcomes[2].error.startswith("SMTP 452")
     assert sink.recipients == ["ana@example.com", "cy@example.com"]
     assert b"\r\n.dot\r\nhello" in sink.messages[0]  # the doubled dot is removed again
+
+
+def test_smtp_sends_each_next_envelope_with_a_content_and_gives_each_outcome_before_it() -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import free_port
+
+    sink = PipeliningSink()
+    sink.refuse_rcpt = {"nobody@example.com"}
+    given: list[int] = []
+    # How many outcomes the engine had been given when each content reached the sink.
+    seen: list[int] = []
+
+    def answer(content: bytes, rcpt: list[str]) -> str | None:
+        seen.append(len(given))
+        return "452 4.2.2 Mailbox full" if b"full" in content else None
+
+    sink.answer = answer
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        backend = SmtpBackend({"host": "127.0.0.1", "port": port, "timeout": 5}, {})
+        outcomes = backend.send_each(
+            [
+                Message(delivery_id=1, to="ana@example.com", subject="Hi", text="one"),
+                # Not a plain address: one command at a time, nothing sent ahead of it.
+                Message(delivery_id=2, to="Zoe Example <zoe@example.com>", text="two"),
+                # Refused after its content, with message 4's envelope already sent.
+                Message(delivery_id=3, to="bo@example.com", subject="Hi", text="full"),
+                Message(delivery_id=4, to="nobody@example.com", subject="Hi", text="four"),
+                Message(delivery_id=5, to="eve@example.com", subject="Hi", text=".five"),
+                # Refused last, with nothing in flight after it.
+                Message(delivery_id=6, to="cy@example.com", subject="Hi", text="full"),
+            ],
+            lambda outcome: given.append(outcome.delivery_id),
+        )
+        # The connection is still in step: the next batch goes through it.
+        again = backend.send([Message(delivery_id=7, to="di@example.com", text="seven")])
+        backend.close()
+    finally:
+        controller.stop()
+
+    assert given == [1, 2, 3, 4, 5, 6]
+    assert [o.status for o in outcomes] == [
+        "sent",
+        "sent",
+        "transient",
+        "permanent",
+        "sent",
+        "transient",
+    ]
+    assert outcomes[3].error.startswith("SMTP 550")
+    assert seen == [0, 1, 2, 4, 5, 6]
+    assert [o.status for o in again] == ["sent"]
+    assert sink.recipients == [
+        "ana@example.com",
+        "zoe@example.com",
+        "eve@example.com",
+        "di@example.com",
+    ]
+    assert b"\r\n.five" in sink.messages[2]
 
 
 def test_the_file_backend_reports_an_unusable_folder_as_transient(tmp_path: Path) -> None:

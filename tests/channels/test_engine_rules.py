@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from channels import services
 from channels.backends.base import Backend, Message, Outcome, OutcomeStatus, register, registry
-from channels.mime import PreparedEmail, encode_body
+from channels.mime import PreparedEmail, encode_address, encode_body
 from channels.models import Channel, Delivery
 from publishing.rendering import EmailTemplate
 from tests.channels.conftest import body, make_smtp_channel
@@ -86,6 +86,31 @@ def test_prepared_mime_decodes_to_exactly_what_personalize_gives(name: str, para
     assert body(raw, "plain").replace("\r\n", "\n").rstrip("\n") == text
     assert body(raw, "html").replace("\r\n", "\n").rstrip("\n") == html
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ana@example.com",
+        "ana.maria+news@mail.example.co.uk",
+        "o_k-1@x-y.example",
+        "Ana <ana@example.com>",
+        "Zoë <zoe@example.com>",
+        "a..b@example.com",
+        ".lead@example.com",
+        "tail.@example.com",
+        "ana@example..com",
+        '"quoted local"@example.com',
+        "ana @example.com",
+    ],
+)
+def test_a_to_header_is_what_parseaddr_would_give(address: str) -> None:
+    from email.utils import formataddr, parseaddr
+
+    name, parsed = parseaddr(address)
+    expected = formataddr((name, parsed), charset="utf-8") if name else parsed
+
+    assert encode_address(address) == expected.encode()
 
 
 class GoneForm(forms.Form):

@@ -202,6 +202,32 @@ def test_an_unsubscribe_between_fan_out_and_send_stops_that_message(
     assert dispatch.status == Dispatch.Status.DONE
 
 
+def test_a_subscriber_deleted_between_fan_out_and_send_is_cancelled_and_the_rest_sent(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    readers = add_subscribers(topic, 3)
+    dispatch = make_dispatch(topic)
+    services.plan_dispatch(dispatch.pk)
+    gone = Delivery.objects.get(subscriber=readers[0])
+    Subscriber.objects.filter(pk=readers[0].pk).delete()  # the delivery keeps no subscriber
+
+    rows, lease = services.claim(smtp_channel, 10, timezone.now())
+    by_id = {row.pk: row for row in rows}
+    assert by_id[gone.pk].subscriber is None
+    kept = next(row for row in rows if row.pk != gone.pk)
+    assert kept.subscriber is not None and kept.subscriber.email in {r.email for r in readers}
+    assert kept.version_id == dispatch.version_id
+    assert (kept.status, kept.attempts, kept.lease_expires_at) == ("sending", 1, lease)
+    Delivery.objects.filter(pk__in=by_id).update(status=Delivery.Status.QUEUED, attempts=0)
+
+    report = services.send_batch(smtp_channel.pk)
+
+    assert (report.claimed, report.cancelled) == (3, 1)
+    assert report.outcomes == {Delivery.Status.SENT: 2}
+    assert sorted(sink.recipients) == sorted([readers[1].email, readers[2].email])
+    assert Delivery.objects.get(pk=gone.pk).status == Delivery.Status.CANCELLED
+
+
 def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
     topic: Topic,
     smtp_channel: Channel,

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db
 LATER = dt.timedelta(minutes=5)
 
 
-def claimed_batch(topic: Topic, channel: Channel, count: int) -> tuple[list[Delivery], dt.datetime]:
+def claimed_batch(
+    topic: Topic, channel: Channel, count: int
+) -> tuple[list[services.ClaimedRow], dt.datetime]:
     add_subscribers(topic, count)
     services.plan_dispatch(make_dispatch(topic).pk)
     rows, lease = services.claim(channel, count, timezone.now())
@@ -51,6 +53,36 @@ def test_the_send_loop_journals_each_accepted_message_before_handing_over_the_ne
     # Once the batch's UPDATE has recorded them, their entries are gone.
     assert journal.accepted((pk, None) for pk in ids) == {}
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def test_with_pipelining_each_message_is_journaled_before_its_content_follows_the_next_envelope(
+    topic: Topic,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import free_port, make_smtp_channel
+
+    sink = SmtpSink(pipelining=True)
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        channel = make_smtp_channel(port)
+        add_subscribers(topic, 6)
+        services.plan_dispatch(make_dispatch(topic).pk)
+        ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+        journaled_when_received: list[int] = []
+        sink.answer = lambda content, rcpt: journaled_when_received.append(
+            len(journal.accepted((pk, None) for pk in ids))
+        )
+
+        report = services.send_batch(channel.pk)
+    finally:
+        controller.stop()
+
+    assert report.outcomes == {Delivery.Status.SENT: 6}
+    assert journaled_when_received == [0, 1, 2, 3, 4, 5]
+    assert sink.delivery_ids() == dict.fromkeys(ids, 1)
 
 
 def test_the_sweeper_records_as_sent_what_a_dead_worker_had_handed_over(

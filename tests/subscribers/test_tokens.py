@@ -19,6 +19,27 @@ def test_it_reads_back_what_a_manage_token_carries() -> None:
     assert claims == tokens.TokenClaims(subscriber_id=42, token_key=str(key))
 
 
+@pytest.mark.parametrize("subscriber_id", [1, 42, 2**40])
+def test_the_batch_signer_gives_exactly_the_tokens_manage_token_gives(subscriber_id: int) -> None:
+    keys: list[uuid.UUID | str] = [uuid.uuid4(), str(uuid.uuid4()), "0" * 36]
+
+    with time_machine.travel(timezone.now(), tick=False):
+        sign = tokens.ManageTokenSigner()
+        signed = [sign(subscriber_id, key) for key in keys]
+        expected = [tokens.manage_token(subscriber_id, key) for key in keys]
+
+    assert signed == expected
+    assert [tokens.read_manage_token(token).token_key for token in signed] == [str(k) for k in keys]
+
+
+def test_the_batch_signer_signs_with_the_current_secret_key() -> None:
+    with override_settings(SECRET_KEY="rotated-" + "z" * 50):
+        token = tokens.ManageTokenSigner()(9, uuid.uuid4())
+        assert tokens.read_manage_token(token).subscriber_id == 9
+    with pytest.raises(tokens.TokenError):
+        tokens.read_manage_token(token)
+
+
 def test_it_never_expires_a_manage_token() -> None:
     token = tokens.manage_token(42, uuid.uuid4())
 
