@@ -13,3 +13,7 @@ class ChannelsConfig(AppConfig):
         from subscribers.signals import subscriber_erased
 
         subscriber_erased.connect(forget_recipient, dispatch_uid="channels.forget_recipient")
+
+        from channels.digests import forget_digests
+
+        subscriber_erased.connect(forget_digests, dispatch_uid="channels.forget_digests")

@@ -113,6 +113,7 @@ class Delivery(models.Model):
         SUBSCRIBER = "subscriber", "To a subscriber"
         BROADCAST = "broadcast", "To a broadcast channel"
         TRANSACTIONAL = "transactional", "Site mail (confirmation, test send)"
+        DIGEST = "digest", "A subscriber's daily or weekly digest"
 
     #: Statuses the engine never changes again on its own.
     SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED)
@@ -237,6 +238,45 @@ class SesFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} {self.subtype} ({self.sns_message_id})"
+
+
+class Digest(models.Model):
+    """One subscriber's digest of one period: the record that makes it exactly once.
+
+    Written in the transaction that creates its Delivery (channels.digests): the unique
+    constraint on (subscriber, frequency, period_end) means a second run, or a concurrent one,
+    finds the period taken. The next digest of that frequency starts at this one's
+    ``period_end``, so a publication is never listed twice nor skipped.
+    """
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber", on_delete=models.CASCADE, related_name="digests"
+    )
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    delivery = models.OneToOneField(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="digest"
+    )
+    publications = models.ManyToManyField(
+        "publishing.Publication", related_name="digests", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_end", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "frequency", "period_end"], name="one_digest_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_frequency_display()} digest of {self.subscriber_id} to {self.period_end}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -761,6 +761,8 @@ def build_messages(
                 and email_hash(row.recipient) not in blocked_hashes
             ):
                 message = _site_message(row)
+            elif row.kind == Delivery.Kind.DIGEST:
+                message = _digest_message(row)
         except Exception as error:  # one broken row must not hold the batch
             logger.exception("Delivery %s cannot be rendered", row.pk)
             failures.append(
@@ -776,6 +778,21 @@ def build_messages(
 
 def _site_message(row: ClaimedRow) -> Message:
     return Message(delivery_id=row.pk, to=row.recipient, raw=bytes(row.raw_message or b""))
+
+
+def _digest_message(row: ClaimedRow) -> Message | None:
+    """A digest (channels.digests) keeps its complete bytes, built when it was written; it goes
+    only to a subscriber still reachable now (None: cancel it)."""
+    subscriber = row.subscriber
+    if (
+        subscriber is None
+        or subscriber.status != Subscriber.Status.ACTIVE
+        or subscriber.confirmed_at is None
+        or getattr(row, "is_suppressed", False)
+        or row.raw_message is None
+    ):
+        return None
+    return Message(delivery_id=row.pk, to=row.recipient, raw=bytes(row.raw_message))
 
 
 def _apply_outcome(row: ClaimedRow, outcome: Outcome, now: datetime) -> None:

@@ -6,7 +6,7 @@ makes a second run harmless and the sweeper replaces a task that never ran.
 
 from __future__ import annotations
 
-from channels import services
+from channels import digests, services
 
 
 def plan_dispatch(dispatch_id: int) -> int:
@@ -19,3 +19,7 @@ def send_batch(channel_id: int) -> int:
 
 def sweep() -> None:
     services.sweep()
+
+
+def send_digests() -> int:
+    return digests.send_digests_for_a_while()

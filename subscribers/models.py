@@ -115,6 +115,11 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
             paused_until__gt=today
         )
 
+    def receiving_digest(self, frequency: str, today: date) -> SubscriptionQuerySet:
+        """Subscriptions whose publications go into the ``frequency`` ("daily" or "weekly")
+        digest sent ``today``: not paused that day (channels.digests)."""
+        return self.filter(frequency=frequency).exclude(paused_until__gt=today)
+
 
 class Subscription(models.Model):
     class Frequency(models.TextChoices):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from corsheaders.defaults import default_headers as default_cors_headers
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env
@@ -372,3 +373,17 @@ SES_FEEDBACK_MAX_AGE_SECONDS: int = env.int("SES_FEEDBACK_MAX_AGE_SECONDS", defa
 LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
     "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"
 )
+
+# --- Digests (decision 0025) ----------------------------------------------------------------
+#: Hour of the day (UTC, 0-23) at which daily and weekly digests close their period and go out.
+DIGEST_HOUR: int = env.int("DIGEST_HOUR", default=7)
+if not 0 <= DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured(f"DIGEST_HOUR must be an hour from 0 to 23, not {DIGEST_HOUR}.")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_digest_weekday = env.str("DIGEST_WEEKDAY", default="monday").strip().lower()
+if _digest_weekday not in WEEKDAYS:
+    raise ImproperlyConfigured(
+        f"DIGEST_WEEKDAY must be a day name (monday ... sunday), not {_digest_weekday!r}."
+    )
+#: Day weekly digests go out, as datetime.weekday() counts it (0 is Monday).
+DIGEST_WEEKDAY: int = WEEKDAYS.index(_digest_weekday)

@@ -1,0 +1,368 @@
+"""Daily and weekly digests: who gets one, what it lists, and how it reaches the engine.
+
+Decision 0025. A digest period of a frequency ends at ``DIGEST_HOUR`` (UTC) every day, or on
+``DIGEST_WEEKDAY`` for weekly digests. For each reachable subscriber with an unpaused
+subscription of that frequency, one transaction locks the subscriber row, writes a ``Digest``
+(unique per subscriber, frequency and period end) and the ``Delivery`` that carries its
+complete message (kind ``digest``, on the default email channel); the engine then sends it like
+any other row, so suppression, retries, the rate limit, the circuit breaker and the sent journal
+apply. A run killed midway rolls back the subscriber it was writing; a second or concurrent run
+finds each period already taken. A digest's period starts where the subscriber's previous one
+of that frequency ended, so a publication is listed once and none is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import css_inline
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django_q.tasks import async_task
+
+from channels.backends.email_common import crlf_bytes
+from channels.models import Channel, Delivery, Digest
+from channels.services import default_email_channel, enqueue_due_batches, message_id_domain
+from publishing.models import Dispatch, Publication
+from subscribers.models import Subscriber, Subscription
+from subscribers.tokens import (
+    list_unsubscribe_headers,
+    manage_token,
+    preferences_url,
+    unsubscribe_url,
+)
+
+logger = logging.getLogger(__name__)
+
+SEND_DIGESTS_TASK = "channels.tasks.send_digests"
+FREQUENCIES: tuple[str, ...] = (Digest.Frequency.DAILY, Digest.Frequency.WEEKLY)
+#: How far back a first digest looks (no previous digest of that frequency).
+PERIOD: dict[str, timedelta] = {
+    Digest.Frequency.DAILY: timedelta(days=1),
+    Digest.Frequency.WEEKLY: timedelta(weeks=1),
+}
+#: The furthest back any digest looks, however old the previous one: after a pause, a change of
+#: topics or frequency, or a long outage of the workers, a digest is not a months-long backlog.
+MAX_LOOKBACK: dict[str, timedelta] = {
+    Digest.Frequency.DAILY: timedelta(days=7),
+    Digest.Frequency.WEEKLY: timedelta(weeks=4),
+}
+
+_inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+
+
+class DigestError(ValueError):
+    """A digest run was asked for something impossible (an unknown frequency, a future time)."""
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """A publication first published in the lookback window, as a digest lists it."""
+
+    publication_id: int
+    title: str
+    summary: str
+    url: str
+    published_at: datetime
+    topic_ids: frozenset[int]
+
+
+@dataclass
+class DigestReport:
+    """What one run did for one frequency, for logs, the command and tests."""
+
+    frequency: str
+    period_end: datetime
+    candidates: int = 0
+    created: int = 0
+    #: False when the run stopped at its deadline with subscribers left (the next run goes on).
+    finished: bool = True
+
+
+def check_frequency(frequency: str) -> str:
+    """Return ``frequency`` if digests exist for it; raise DigestError otherwise."""
+    if frequency not in FREQUENCIES:
+        raise DigestError(
+            f"Unknown digest frequency {frequency!r}: choose one of {', '.join(FREQUENCIES)}."
+        )
+    return frequency
+
+
+def period_end(frequency: str, now: datetime) -> datetime:
+    """The end of the latest period of ``frequency`` ended at ``now``, in UTC.
+
+    Daily: the last DIGEST_HOUR:00 at or before ``now``; weekly: the last such time that falls
+    on DIGEST_WEEKDAY.
+    """
+    check_frequency(frequency)
+    now = now.astimezone(UTC)
+    end = now.replace(hour=settings.DIGEST_HOUR, minute=0, second=0, microsecond=0)
+    if end > now:
+        end -= timedelta(days=1)
+    if frequency == Digest.Frequency.WEEKLY:
+        end -= timedelta(days=(end.weekday() - settings.DIGEST_WEEKDAY) % 7)
+    return end
+
+
+def published_between(start: datetime, end: datetime) -> list[DigestItem]:
+    """Publications first published (their ``publish`` dispatch) in [start, end) and still
+    published, newest first, with their current title, summary and topics. Two queries."""
+    dispatches = (
+        Dispatch.objects.filter(
+            kind=Dispatch.Kind.PUBLISH,
+            created_at__gte=start,
+            created_at__lt=end,
+            publication__status=Publication.Status.PUBLISHED,
+        )
+        .select_related("publication")
+        .only("created_at", "publication__title", "publication__slug", "publication__summary")
+        .order_by("-created_at", "-pk")
+    )
+    rows = list(dispatches)
+    topics: dict[int, set[int]] = {}
+    for publication_id, topic_id in Publication.topics.through.objects.filter(
+        publication_id__in=[row.publication_id for row in rows]
+    ).values_list("publication_id", "topic_id"):
+        topics.setdefault(publication_id, set()).add(topic_id)
+    return [
+        DigestItem(
+            publication_id=row.publication_id,
+            title=row.publication.title,
+            summary=row.publication.summary,
+            url=settings.SITE_URL + row.publication.get_absolute_url(),
+            published_at=row.created_at,
+            topic_ids=frozenset(topics.get(row.publication_id, ())),
+        )
+        for row in rows
+    ]
+
+
+def due_subscriber_ids(frequency: str, end: datetime, topic_ids: Iterable[int]) -> list[int]:
+    """Reachable subscribers with an unpaused ``frequency`` subscription to one of
+    ``topic_ids`` and no digest of that frequency for this period (or a later one)."""
+    subscriptions = (
+        Subscription.objects.receiving_digest(frequency, end.date())
+        .filter(subscriber_id=OuterRef("pk"), topic_id__in=list(topic_ids))
+        .values("pk")
+    )
+    done = Digest.objects.filter(
+        subscriber_id=OuterRef("pk"), frequency=frequency, period_end__gte=end
+    ).values("pk")
+    return list(
+        Subscriber.objects.reachable()
+        .filter(Exists(subscriptions))
+        .exclude(Exists(done))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def build_digest_email(
+    subscriber: Subscriber,
+    frequency: str,
+    items: Sequence[DigestItem],
+    *,
+    delivery_id: int,
+    from_email: str,
+) -> bytes:
+    """The complete message (CRLF bytes) of a digest, in the subscriber's language.
+
+    HTML and text parts (text only for subscribers who chose it), the subscriber's links, and
+    the headers the engine's bulk email carries: ``Message-ID: <delivery-ID@domain>``,
+    ``X-Delivery-ID``, ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058).
+    """
+    token = manage_token(subscriber.pk, subscriber.token_key)
+    context: dict[str, Any] = {
+        "name": subscriber.name.strip(),
+        "frequency": frequency,
+        "items": items,
+        "count": len(items),
+        "site_name": settings.SITE_NAME,
+        "site_url": settings.SITE_URL,
+        "preferences_url": preferences_url(token),
+        "unsubscribe_url": unsubscribe_url(token),
+        "language": subscriber.locale,
+    }
+    with translation.override(subscriber.locale):
+        subject = render_to_string("channels/digest/subject.txt", context)
+        text = render_to_string("channels/digest/email.txt", context)
+        html = None
+        if subscriber.email_format == Subscriber.EmailFormat.HTML:
+            html = render_to_string("channels/digest/email.html", context)
+    message_id = f"delivery-{delivery_id}@{message_id_domain()}"
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text.strip() + "\n",
+        from_email=from_email,
+        to=[subscriber.email],
+        headers={
+            "Message-ID": f"<{message_id}>",
+            "X-Delivery-ID": str(delivery_id),
+            **list_unsubscribe_headers(token),
+        },
+    )
+    if html is not None:
+        message.attach_alternative(_inliner.inline(html), "text/html")
+    return crlf_bytes(message)
+
+
+def create_digest(
+    subscriber_id: int,
+    frequency: str,
+    end: datetime,
+    items: Sequence[DigestItem],
+    channel: Channel,
+) -> Digest | None:
+    """Write one subscriber's digest of the period ending at ``end``, and its delivery.
+
+    One transaction: the subscriber row is locked (``SELECT ... FOR UPDATE``), so two runs
+    handling the same subscriber take turns and the second finds the period taken; the unique
+    constraint on (subscriber, frequency, period_end) is the last word. ``items`` are the
+    candidates of the whole lookback window (published_between), newest first. Returns None,
+    writing nothing, when the subscriber is no longer reachable, already has this period's
+    digest, or has nothing to read (nothing published on their topics since their last one).
+    """
+    try:
+        with transaction.atomic():
+            subscriber = (
+                Subscriber.objects.reachable().select_for_update().filter(pk=subscriber_id).first()
+            )
+            if subscriber is None:
+                return None
+            digests = Digest.objects.filter(subscriber=subscriber, frequency=frequency)
+            if digests.filter(period_end__gte=end).exists():
+                return None
+            previous = (
+                digests.filter(period_end__lt=end)
+                .order_by("-period_end")
+                .values_list("period_end", flat=True)
+                .first()
+            )
+            start = max(previous or end - PERIOD[frequency], end - MAX_LOOKBACK[frequency])
+            topic_ids = set(
+                Subscription.objects.receiving_digest(frequency, end.date())
+                .filter(subscriber=subscriber)
+                .values_list("topic_id", flat=True)
+            )
+            listed = [
+                item
+                for item in items
+                if start <= item.published_at < end and item.topic_ids & topic_ids
+            ]
+            if not listed:
+                return None
+            now = timezone.now()
+            delivery = Delivery.objects.create(
+                kind=Delivery.Kind.DIGEST,
+                channel=channel,
+                subscriber=subscriber,
+                recipient=subscriber.email,
+                priority=Delivery.PRIORITY_BULK,
+                next_attempt_at=now,
+            )
+            # The Message-ID names the delivery, so the bytes are built once its id exists.
+            delivery.raw_message = build_digest_email(
+                subscriber,
+                frequency,
+                listed,
+                delivery_id=delivery.pk,
+                from_email=str(channel.config.get("from_email") or settings.DEFAULT_FROM_EMAIL),
+            )
+            delivery.save(update_fields=["raw_message"])
+            digest = Digest.objects.create(
+                subscriber=subscriber,
+                frequency=frequency,
+                period_start=start,
+                period_end=end,
+                delivery=delivery,
+            )
+            digest.publications.set([item.publication_id for item in listed])
+    except IntegrityError:
+        # Another run wrote this period between our check and our insert.
+        logger.info("Digest of subscriber %s to %s already written", subscriber_id, end)
+        return None
+    return digest
+
+
+def send_digests(
+    now: datetime | None = None,
+    *,
+    frequencies: Sequence[str] = FREQUENCIES,
+    deadline: float | None = None,
+) -> list[DigestReport]:
+    """Write every digest due at ``now`` (default: the current time) and enqueue their sending.
+
+    For each frequency, the period is the latest one ended at ``now`` (period_end). Idempotent
+    and safe to run concurrently: see create_digest. ``deadline`` (a time.monotonic() value)
+    stops the run between subscribers; the rest is done by the next run. Raises DigestError
+    for an unknown frequency or a ``now`` in the future. With no enabled email channel nothing
+    is written (the next run, once one exists, sends the digests).
+    """
+    current = timezone.now()
+    now = now or current
+    if now > current + timedelta(minutes=1):
+        raise DigestError(f"Cannot send digests for a time in the future ({now.isoformat()}).")
+    for frequency in frequencies:
+        check_frequency(frequency)
+    channel = default_email_channel()
+    if channel is None:
+        logger.warning("No enabled email channel: digests wait for one")
+        return []
+    reports: list[DigestReport] = []
+    for frequency in frequencies:
+        end = period_end(frequency, now)
+        report = DigestReport(frequency=frequency, period_end=end)
+        reports.append(report)
+        items = published_between(end - MAX_LOOKBACK[frequency], end)
+        if not items:
+            continue
+        topic_ids = set().union(*(item.topic_ids for item in items))
+        candidates = due_subscriber_ids(frequency, end, topic_ids)
+        report.candidates = len(candidates)
+        for subscriber_id in candidates:
+            if deadline is not None and time.monotonic() >= deadline:
+                report.finished = False
+                break
+            if create_digest(subscriber_id, frequency, end, items, channel) is not None:
+                report.created += 1
+        logger.info(
+            "Digests %s to %s: %s candidates, %s written",
+            frequency,
+            end.isoformat(),
+            report.candidates,
+            report.created,
+        )
+    if any(report.created for report in reports):
+        enqueue_due_batches(channel_id=channel.pk)
+    return reports
+
+
+def send_digests_for_a_while() -> int:
+    """The scheduled task's body: send_digests for up to DELIVERY_TASK_SECONDS, then hand the
+    rest to a new task. Returns the number of digests written."""
+    reports = send_digests(deadline=time.monotonic() + settings.DELIVERY_TASK_SECONDS)
+    if not all(report.finished for report in reports):
+        async_task(SEND_DIGESTS_TASK)
+    return sum(report.created for report in reports)
+
+
+def forget_digests(sender: object, *, email: str, **kwargs: object) -> int:
+    """Receiver of subscribers' ``subscriber_erased``: scrub the digests kept for ``email``.
+
+    A digest delivery keeps the address and the whole message; on erasure both go, and a digest
+    not yet sent is cancelled. (The Digest rows go with the subscriber.) Returns how many.
+    """
+    rows = Delivery.objects.filter(kind=Delivery.Kind.DIGEST, recipient__iexact=email)
+    rows.exclude(status__in=Delivery.SETTLED).update(
+        status=Delivery.Status.CANCELLED, last_error="recipient erased", lease_expires_at=None
+    )
+    return rows.update(recipient="", raw_message=None)
