@@ -678,6 +678,17 @@ class SubscriberLinks:
         )
 
 
+def _reachable(row: ClaimedRow) -> bool:
+    """The row's subscriber may still be sent to: active, confirmed, address not suppressed."""
+    subscriber = row.subscriber
+    return (
+        subscriber is not None
+        and subscriber.status == Subscriber.Status.ACTIVE
+        and subscriber.confirmed_at is not None
+        and not row.is_suppressed
+    )
+
+
 def _subscriber_message(
     row: ClaimedRow,
     version: Any,
@@ -687,13 +698,7 @@ def _subscriber_message(
     domain: str,
 ) -> Message | None:
     subscriber = row.subscriber
-    if (
-        subscriber is None
-        or subscriber.status != Subscriber.Status.ACTIVE
-        or subscriber.confirmed_at is None
-        or row.is_suppressed
-        or version is None
-    ):
+    if subscriber is None or not _reachable(row) or version is None:
         return None
     prepared = _email_template(version, from_email)
     token = links.sign(subscriber.pk, subscriber.token_key)
@@ -783,14 +788,7 @@ def _site_message(row: ClaimedRow) -> Message:
 def _digest_message(row: ClaimedRow) -> Message | None:
     """A digest (channels.digests) keeps its complete bytes, built when it was written; it goes
     only to a subscriber still reachable now (None: cancel it)."""
-    subscriber = row.subscriber
-    if (
-        subscriber is None
-        or subscriber.status != Subscriber.Status.ACTIVE
-        or subscriber.confirmed_at is None
-        or getattr(row, "is_suppressed", False)
-        or row.raw_message is None
-    ):
+    if not _reachable(row) or row.raw_message is None:
         return None
     return Message(delivery_id=row.pk, to=row.recipient, raw=bytes(row.raw_message))
 

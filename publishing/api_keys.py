@@ -49,6 +49,14 @@ class NewApiKey:
     key: str
 
 
+def prefix_of(key: str) -> str | None:
+    """The visible prefix of ``key``, or None when it does not have the shape of a key."""
+    prefix = key[:API_KEY_PREFIX_LENGTH]
+    if not prefix.startswith(KEY_PREFIX) or not prefix.isascii() or len(key) <= len(prefix):
+        return None
+    return prefix
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -191,8 +199,8 @@ def authenticate_key(key: str, now: datetime | None = None, cached: Any = UNREAD
     read from the cache by the caller (None if absent), when it read it already.
     """
     now = now or timezone.now()
-    prefix = key[:API_KEY_PREFIX_LENGTH]
-    if not prefix.startswith(KEY_PREFIX) or len(key) <= API_KEY_PREFIX_LENGTH:
+    prefix = prefix_of(key)
+    if prefix is None:
         return None
     found = _lookup(prefix, now, cached)
     if found is None:

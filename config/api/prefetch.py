@@ -36,15 +36,10 @@ class Prefetched:
 
 def bearer_prefix(request: Request) -> str | None:
     """The visible prefix of the request's bearer key, if it has the shape of one."""
-    from publishing.api_keys import KEY_PREFIX
-    from publishing.models import API_KEY_PREFIX_LENGTH
+    from publishing.api_keys import prefix_of
 
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or len(key) <= API_KEY_PREFIX_LENGTH:
-        return None
-    prefix = key[:API_KEY_PREFIX_LENGTH]
-    return prefix if prefix.startswith(KEY_PREFIX) and prefix.isascii() else None
+    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return prefix_of(key) if scheme.lower() == "bearer" else None
 
 
 def prefetched(request: Request) -> Prefetched | None:
@@ -55,7 +50,7 @@ def prefetched(request: Request) -> Prefetched | None:
 def prefetch(request: Request, view: APIView) -> None:
     """Read the bearer key's snapshot and count the request in every window throttle, in one
     pipelined round trip; the authentication and the throttles then use what it read."""
-    from config.api.throttles import WindowRateThrottle
+    from config.api.throttles import WindowRateThrottle, queue_hits
     from publishing.api_keys import snapshot_cache_key
 
     cache = caches["default"]
@@ -63,18 +58,16 @@ def prefetch(request: Request, view: APIView) -> None:
     if prefix is None or not isinstance(cache, RedisCache):
         return
     now = time.time()
-    counters = []
-    for throttle in view.get_throttles():
-        if isinstance(throttle, WindowRateThrottle):
-            counter = throttle.window(request, view, now)
-            if counter is not None:
-                counters.append((cache.make_and_validate_key(counter[0]), counter))
+    counters = [
+        counter
+        for throttle in view.get_throttles()
+        if isinstance(throttle, WindowRateThrottle)
+        and (counter := throttle.window(request, view, now)) is not None
+    ]
     pipeline = redis_client(cache).pipeline(transaction=False)
     pipeline.get(cache.make_and_validate_key(snapshot_cache_key(prefix)))
-    for full_key, (_, ttl) in counters:
-        pipeline.incr(full_key)
-        pipeline.expire(full_key, ttl)
+    queue_hits(pipeline, cache, counters)
     raw, *replies = pipeline.execute()
-    counts = {key: int(count) for (_, (key, _)), count in zip(counters, replies[::2], strict=True)}
+    counts = {key: int(count) for (key, _), count in zip(counters, replies[::2], strict=True)}
     snapshot = None if raw is None else json.loads(raw)
     request.__dict__[ATTRIBUTE] = Prefetched(snapshot=snapshot, counts=counts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -26,18 +26,23 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 
+def queue_hits(pipeline: Any, cache: RedisCache, keys: Sequence[tuple[str, int]]) -> None:
+    """Add to a Redis pipeline the commands counting one request under each ``(key, ttl)``:
+    an INCR and an EXPIRE each, so every other reply from there on is a count."""
+    for key, ttl in keys:
+        full_key = cache.make_and_validate_key(key)
+        pipeline.incr(full_key)
+        pipeline.expire(full_key, ttl)
+
+
 def hit_many(keys: Sequence[tuple[str, int]]) -> list[int]:
     """Count one request under each ``(key, ttl)`` (the key expires after ``ttl`` seconds);
     return the counts. On Redis, one pipelined round trip for all of them."""
     cache = caches["default"]  # the backend itself: django.core.cache.cache is a proxy
     if isinstance(cache, RedisCache):
         pipeline = redis_client(cache).pipeline(transaction=False)
-        for key, ttl in keys:
-            full_key = cache.make_and_validate_key(key)
-            pipeline.incr(full_key)
-            pipeline.expire(full_key, ttl)
-        replies = pipeline.execute()
-        return [int(count) for count in replies[::2]]
+        queue_hits(pipeline, cache, keys)
+        return [int(count) for count in pipeline.execute()[::2]]
     counts = []
     for key, ttl in keys:
         cache.add(key, 0, timeout=ttl)

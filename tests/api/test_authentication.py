@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.cache import cache_add_json
+from config.cache import cache_add_json, cache_get_json, cache_set_json
 from publishing.api_keys import (
     authenticate_key,
     create_api_key,
@@ -324,3 +324,19 @@ def test_a_write_with_an_owned_key_acts_as_its_owner(any_cache: None) -> None:
     assert created.status_code == 201
     version = Publication.history.get()
     assert version.history_user == owner
+
+
+def test_the_tombstone_is_written_again_once_the_revocation_commits(
+    any_cache: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    created = create_api_key(name="x", scopes=["publications:read"])
+    key = snapshot_cache_key(created.api_key.prefix)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        revoke_api_key(created.api_key)
+    # A request that read the key before the commit filled the slot meanwhile (say the
+    # tombstone expired); the commit buries it again.
+    cache_set_json(key, snapshot(ApiKey.objects.get(), owner_active=True), 60)
+    for callback in callbacks:
+        callback()
+    assert cache_get_json(key) == {"forgotten": True}
+    assert authenticate_key(created.key) is None
