@@ -61,7 +61,14 @@ class ChannelAdminForm(_ModelForm):
 
     class Meta:
         model = Channel
-        fields = ["name", "is_enabled", "topics", "rate_limit_per_second", "batch_size"]
+        fields = [
+            "name",
+            "is_enabled",
+            "topics",
+            "rate_limit_per_second",
+            "batch_size",
+            "uncertain_policy",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -205,7 +212,14 @@ class ChannelAdmin(_ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Channel | None = None) -> Any:
         kind = self._kind(request, obj)
-        general = ["name", "is_enabled", "topics", "rate_limit_per_second", "batch_size"]
+        general = [
+            "name",
+            "is_enabled",
+            "topics",
+            "rate_limit_per_second",
+            "batch_size",
+            "uncertain_policy",
+        ]
         if obj is not None:
             general.insert(1, "kind")
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [(None, {"fields": general})]

@@ -1,9 +1,9 @@
-"""The Delivery admin: the ledger, read-only, with a re-queue action for failed and dead rows,
-and the SES feedback (bounces, complaints) each delivery received."""
+"""The Delivery admin: the ledger, read-only, with a re-queue action for failed, dead and
+uncertain rows, and the SES feedback (bounces, complaints) each delivery received."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -76,6 +76,32 @@ class SesFeedbackAdmin(SesFeedbackAdminBase):
         return False
 
 
+class UncertainFilter(admin.SimpleListFilter):
+    """Deliveries handed over at least once without an answer (decision 0068)."""
+
+    title = "uncertain hand-over"
+    parameter_name = "uncertain"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        return [
+            ("any", "Any (resent or not)"),
+            ("resent", "Resent (may have arrived twice)"),
+            ("skipped", "Not resent (may not have arrived)"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        uncertain = queryset.filter(uncertain_at__isnull=False)
+        if self.value() == "any":
+            return uncertain
+        if self.value() == "resent":
+            return uncertain.exclude(status=Delivery.Status.UNCERTAIN)
+        if self.value() == "skipped":
+            return uncertain.filter(status=Delivery.Status.UNCERTAIN)
+        return queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(DeliveryAdminBase):
     list_display = [
@@ -88,9 +114,10 @@ class DeliveryAdmin(DeliveryAdminBase):
         "attempts",
         "next_attempt_at",
         "sent_at",
+        "uncertain_at",
         "last_error",
     ]
-    list_filter = ["status", "kind", "channel"]
+    list_filter = ["status", UncertainFilter, "kind", "channel"]
     list_select_related = ["channel", "dispatch"]
     search_fields = ["=id", "=dispatch__id", "=subscriber__id", "provider_message_id"]
     date_hierarchy = "created_at"
@@ -113,6 +140,7 @@ class DeliveryAdmin(DeliveryAdminBase):
         "created_at",
         "updated_at",
         "sent_at",
+        "uncertain_at",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -121,7 +149,7 @@ class DeliveryAdmin(DeliveryAdminBase):
     def has_delete_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
-    @admin.action(description="Re-queue the selected failed or dead deliveries")
+    @admin.action(description="Re-queue the selected failed, dead or uncertain deliveries")
     def requeue(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = services.requeue_deliveries(queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} deliveries re-queued.", messages.SUCCESS)

@@ -2,7 +2,8 @@
 
 publishing/admin.py registers Dispatch without knowing the engine (the dependency points from
 channels to publishing); this module replaces that registration with a subclass whose change
-page shows the dispatch's progress and lets a Publisher re-queue its failed or dead deliveries.
+page shows the dispatch's progress and lets a Publisher re-queue its failed, dead or uncertain
+deliveries.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REQUEUE_CHOICES = {
     "failed": [Delivery.Status.FAILED],
     "dead": [Delivery.Status.DEAD],
     "both": [Delivery.Status.FAILED, Delivery.Status.DEAD],
+    "uncertain": [Delivery.Status.UNCERTAIN],
 }
 
 

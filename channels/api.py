@@ -58,6 +58,7 @@ class ChannelSerializer(serializers.ModelSerializer[Channel]):
             "topics",
             "rate_limit_per_second",
             "batch_size",
+            "uncertain_policy",
             "circuit_state",
             "last_error",
             "last_error_at",
@@ -102,6 +103,15 @@ class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
         min_value=0.001, max_value=MAX_RATE_PER_SECOND, allow_null=True, default=None
     )
     batch_size = serializers.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, default=100)
+    uncertain_policy = serializers.ChoiceField(
+        choices=["", "resend", "skip"],
+        default="",
+        allow_blank=True,
+        help_text="What happens to a message handed over without an answer (a worker killed "
+        "or a timeout after sending): resend (at least once) or skip (at most once; an operator "
+        "may re-queue it). Empty: the kind's default, resend for email and webhooks, skip for "
+        "Slack and Discord.",
+    )
     config = serializers.DictField(
         child=SettingValueField(), default=dict, validators=[_bounded_dict]
     )
@@ -136,7 +146,7 @@ TestOutcomeSerializer = inline_serializer(
     "TestOutcome",
     {
         "status": serializers.ChoiceField(
-            choices=["sent", "transient", "permanent", "rate_limited"]
+            choices=["sent", "transient", "permanent", "rate_limited", "uncertain"]
         ),
         "provider_message_id": serializers.CharField(),
         "error": serializers.CharField(),
@@ -231,6 +241,7 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
             is_enabled=data["is_enabled"],
             rate_limit_per_second=data["rate_limit_per_second"],
             batch_size=data["batch_size"],
+            uncertain_policy=data["uncertain_policy"],
         )
         self._save(channel, data, {**data["config"], **data["secrets"]})
         response = self._detail(channel, status.HTTP_201_CREATED)
@@ -250,7 +261,7 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
         if Channel.objects.filter(name=name).exclude(pk=channel.pk).exists():
             raise serializers.ValidationError({"name": ["Another channel has this name."]})
         channel.name = name
-        for field in ("is_enabled", "rate_limit_per_second", "batch_size"):
+        for field in ("is_enabled", "rate_limit_per_second", "batch_size", "uncertain_policy"):
             if field in data:
                 setattr(channel, field, data[field])
         config = {**channel.config, **data.get("config", {})} if partial else data["config"]
@@ -391,16 +402,23 @@ class DeliverySerializer(serializers.ModelSerializer[Delivery]):
             "created_at",
             "updated_at",
             "sent_at",
+            "uncertain_at",
         ]
         read_only_fields = fields
 
 
 class DeliveryFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.ChoiceFilter(choices=Delivery.Status.choices)
+    uncertain = django_filters.BooleanFilter(
+        field_name="uncertain_at",
+        lookup_expr="isnull",
+        exclude=True,
+        label="true: deliveries handed over at least once without an answer (resent or not).",
+    )
 
     class Meta:
         model = Delivery
-        fields = ["status", "channel", "dispatch"]
+        fields = ["status", "channel", "dispatch", "uncertain"]
 
 
 RetryResultSerializer = inline_serializer(
@@ -424,8 +442,9 @@ class DeliveryViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Delivery]):
 
     @document(
         summary="List deliveries",
-        description="The ledger, newest first, by cursor; filter by `status`, `channel` and "
-        "`dispatch`. Needs deliveries:read.",
+        description="The ledger, newest first, by cursor; filter by `status`, `channel`, "
+        "`dispatch` and `uncertain` (true: handed over at least once without an answer; "
+        "`status=uncertain`: those a skip policy did not send again). Needs deliveries:read.",
         responses={200: DeliverySerializer(many=True)},
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -440,9 +459,10 @@ class DeliveryViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Delivery]):
         return super().retrieve(request, *args, **kwargs)
 
     @document(
-        summary="Retry a failed or dead delivery",
-        description="Queues it again with fresh attempts (the admin's re-queue). A delivery "
-        "that is not failed or dead answers 409. Needs deliveries:write.",
+        summary="Retry a failed, dead or uncertain delivery",
+        description="Queues it again with fresh attempts (the admin's re-queue). An uncertain "
+        "one may then arrive twice. A delivery that is not failed, dead or uncertain answers "
+        "409. Needs deliveries:write.",
         request=None,
         responses={200: RetryResultSerializer},
         errors=WRITE_ERRORS,
@@ -453,7 +473,8 @@ class DeliveryViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Delivery]):
         count = services.requeue_deliveries([delivery.pk])
         if not count:
             raise ProblemError(
-                f"Only a failed or dead delivery can be retried; this one is {delivery.status}.",
+                "Only a failed, dead or uncertain delivery can be retried; this one is "
+                f"{delivery.status}.",
                 code="not_retryable",
                 status_code=409,
             )

@@ -1,10 +1,13 @@
-"""django-q2 brokers that also record a heartbeat, so /readyz can tell a worker is polling."""
+"""django-q2 brokers that also record a heartbeat, so /readyz can tell a worker is polling, and
+wake the channels whose retries have become due (decision 0068)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +15,11 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 
+logger = logging.getLogger(__name__)
+
 _last_beat = 0.0
+#: The end of the window the last wake-up looked at (decision 0068); None before the first.
+_woken_until: datetime | None = None
 
 
 def beat() -> None:
@@ -29,13 +36,40 @@ def beat() -> None:
     _last_beat = now
 
 
+def wake() -> int:
+    """Enqueue batches for the channels whose retries became due since the last call, at most
+    once per DELIVERY_WAKE_SECONDS (channels.services.wake_due_channels). The first call looks
+    back DELIVERY_SWEEP_STALE_SECONDS; anything older is the sweeper's. Returns the tasks
+    enqueued."""
+    global _woken_until
+    interval = settings.DELIVERY_WAKE_SECONDS
+    now = timezone.now()
+    if interval <= 0 or (
+        _woken_until is not None and (now - _woken_until).total_seconds() < interval
+    ):
+        return 0
+    from channels.services import wake_due_channels
+
+    since = _woken_until or now - timedelta(seconds=settings.DELIVERY_SWEEP_STALE_SECONDS)
+    _woken_until = now
+    return wake_due_channels(since, now)
+
+
+def _between_polls() -> None:
+    beat()
+    try:
+        wake()
+    except Exception:  # a worker boundary: polling must go on; the sweeper is the fallback
+        logger.exception("Waking the channels with due retries failed")
+
+
 class HeartbeatORM(ORM):
     def dequeue(self) -> Any:
-        beat()
+        _between_polls()
         return super().dequeue()
 
 
 class HeartbeatRedis(Redis):
     def dequeue(self) -> Any:
-        beat()
+        _between_polls()
         return super().dequeue()

@@ -1,24 +1,35 @@
-"""The sent journal: which deliveries a provider accepted, kept outside SQL (decision 0039).
+"""The sent journal: what became of each message a batch handed over, kept outside SQL.
 
-A batch records its outcomes in one UPDATE at its end. A worker killed before that UPDATE
-leaves rows ``sending`` whose messages the provider may already have accepted; without a
-trace of that acceptance the sweeper re-queues them and they are sent again. So, right after
-the provider accepts each message, the send loop writes one cache entry
-(delivery id -> provider message id, the claim's lease, the time), and every path that takes
-back a row whose earlier attempt may have sent it (the sweeper's recovery of expired leases,
-the claim of a retried row) reads the entries in one bulk read and records those rows as
-``sent`` instead of sending them again. Entries are deleted once the batch's own UPDATE has
-recorded them, and expire after ``DELIVERY_JOURNAL_TTL_SECONDS`` otherwise.
+A batch records its outcomes in one UPDATE at its end (decision 0032). A worker killed before
+that UPDATE leaves rows ``sending``; the journal tells recovery what happened to each one
+(decisions 0039 and 0068). For every message the send loop writes one cache entry (key:
+database + delivery id) twice:
+
+- ``F`` (in flight) just before the step that hands the message over (the content and final
+  dot of SMTP's DATA, the HTTP request), under the claim's lease;
+- ``A`` (accepted, with the provider's message id) or ``R`` (refused, with the outcome) as soon
+  as the answer is read, before the next message is handed over.
+
+Recovery (the sweeper, for expired leases) reads the entries in one bulk read and sorts the
+rows: accepted (recorded as sent), refused under this claim (the outcome applied), in flight
+under this claim (*uncertain*: the provider may have it; the channel's policy resends or
+skips it) and no entry of this claim (never started: sent). The claim of a retried row also
+reads the journal and records as sent a row some earlier claim had accepted. Entries are
+deleted once the batch's own UPDATE has recorded them, and expire after
+``DELIVERY_JOURNAL_TTL_SECONDS`` otherwise.
 
 The store is named by ``DELIVERY_JOURNAL_URL``: ``redis://`` (shared by every host: the
 production setting, and the default whenever ``REDIS_URL`` is set), ``file:///dir`` (shared by
 the processes of one host: the development default), ``locmem://`` (one process: unit tests)
-or ``off``. A failing store never stops sending: the engine falls back to the behaviour without
-a journal (the batch in flight may be sent again) and logs it.
+or ``off``. A batch whose journal write fails stops handing messages over (the rest are
+retried later, decision 0068); a recovery whose journal read fails leaves the rows for the
+next sweep. With ``off`` there is nothing to read: every expired row is uncertain.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -35,6 +46,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
+from channels.backends.base import JournalUnavailableError, Outcome, OutcomeStatus
 from config.cache import redis_client
 
 logger = logging.getLogger(__name__)
@@ -50,28 +62,56 @@ FILE_MAX_ENTRIES = 1_000_000
 _stores: dict[tuple[str, int], BaseCache | None] = {}
 
 
+class State(enum.StrEnum):
+    IN_FLIGHT = "F"
+    ACCEPTED = "A"
+    REFUSED = "R"
+
+
 @dataclass(frozen=True)
-class Acceptance:
-    """One journal entry: the provider accepted ``delivery_id`` under the claim ``lease``."""
+class Entry:
+    """One journal entry: what became of ``delivery_id`` under the claim ``lease``.
+
+    ``detail`` is the provider's message id (accepted) or ``<outcome status>|<error>``
+    (refused); empty while in flight.
+    """
 
     delivery_id: int
-    provider_message_id: str
+    state: State
     lease: str
-    accepted_at: datetime
+    at: datetime
+    detail: str = ""
+
+    @property
+    def provider_message_id(self) -> str:
+        return self.detail if self.state == State.ACCEPTED else ""
+
+    @property
+    def accepted_at(self) -> datetime:
+        return self.at
+
+    def refusal(self) -> tuple[str, str]:
+        """(outcome status, error) of a refused entry."""
+        status, _, error = self.detail.partition("|")
+        return status, error
 
     def encode(self) -> str:
-        return f"{self.lease}|{self.accepted_at.timestamp():.6f}|{self.provider_message_id}"
+        return f"{self.state}|{self.lease}|{self.at.timestamp():.6f}|{self.detail}"
 
     @classmethod
-    def decode(cls, delivery_id: int, value: object) -> Acceptance | None:
+    def decode(cls, delivery_id: int, value: object) -> Entry | None:
         if not isinstance(value, str):
             return None
         try:
-            lease, stamp, provider_id = value.split("|", 2)
-            accepted_at = datetime.fromtimestamp(float(stamp), tz=UTC)
+            state, lease, stamp, detail = value.split("|", 3)
+            at = datetime.fromtimestamp(float(stamp), tz=UTC)
+            return cls(delivery_id, State(state), lease, at, detail)
         except ValueError:
             return None
-        return cls(delivery_id, provider_id, lease, accepted_at)
+
+
+#: The name the earlier code and its tests use for an accepted entry.
+Acceptance = Entry
 
 
 def _build(url: str, ttl: int) -> BaseCache | None:
@@ -119,23 +159,28 @@ def lease_token(lease: datetime) -> str:
     return lease.isoformat()
 
 
-def record(delivery_id: int, provider_message_id: str, lease: datetime) -> bool:
+def record(
+    delivery_id: int, provider_message_id: str, lease: datetime, state: State = State.ACCEPTED
+) -> bool:
     """Write one entry (what a BatchWriter does for each message of a batch). Returns whether
     it was written; a failing store is logged, never raised."""
     writer = BatchWriter(lease)
-    writer.record(delivery_id, provider_message_id)
+    entry = Entry(delivery_id, state, writer.lease, datetime.now(tz=UTC), provider_message_id)
+    with contextlib.suppress(JournalUnavailableError):
+        writer.write(entry)
     writer.close()
     return writer.works
 
 
 class BatchWriter:
-    """The journal writes of one batch, each made before the provider gets the next message.
+    """The journal writes of one batch: the ``Handover`` a backend's ``send_each`` reports to.
 
     On Redis the writes are pipelined on one connection: an entry's ``SET`` leaves at once and
-    its reply is read just before the next ``SET``, while the next message is with the provider,
-    so the journal adds no round trip of its own to the batch. The command is in Redis's socket
-    before the next message leaves, so a worker killed then still leaves the entry behind.
-    A failing store is logged once and left alone for the rest of the batch.
+    its reply is read just before the next ``SET``, while the message is with the provider, so
+    the journal adds no round trip of its own to the batch. The command is in Redis's socket
+    before the message leaves, so a worker killed then still leaves the entry behind. A failing
+    store is logged, and ``handing_over`` then raises JournalUnavailableError: a message the
+    journal cannot follow is not handed over (decision 0068).
     """
 
     def __init__(self, lease: datetime) -> None:
@@ -146,19 +191,43 @@ class BatchWriter:
         self._pending = 0
         self._ttl = str(getattr(self.cache, "default_timeout", 0) or 0).encode()
 
-    def record(self, delivery_id: int, provider_message_id: str) -> None:
-        if not self.works or self.cache is None:
+    def handing_over(self, delivery_id: int) -> None:
+        """Record ``delivery_id`` as in flight; raise JournalUnavailableError when the journal
+        cannot be written (this entry or an earlier one of the batch)."""
+        self.write(Entry(delivery_id, State.IN_FLIGHT, self.lease, datetime.now(tz=UTC)))
+
+    def answered(self, outcome: Outcome) -> None:
+        """Record the answer: accepted, or refused with its outcome. An uncertain outcome (no
+        answer) leaves the entry in flight, which is what it is."""
+        if outcome.status == OutcomeStatus.UNCERTAIN or not self.works:
             return
-        entry = Acceptance(delivery_id, provider_message_id, self.lease, datetime.now(tz=UTC))
+        now = datetime.now(tz=UTC)
+        if outcome.status == OutcomeStatus.SENT:
+            entry = Entry(
+                outcome.delivery_id, State.ACCEPTED, self.lease, now, outcome.provider_message_id
+            )
+        else:
+            detail = f"{outcome.status}|{outcome.error[:200]}"
+            entry = Entry(outcome.delivery_id, State.REFUSED, self.lease, now, detail)
+        # On failure the next handing_over raises; this answer is recorded by the batch.
+        with contextlib.suppress(JournalUnavailableError):
+            self.write(entry)
+
+    def write(self, entry: Entry) -> None:
+        if not self.works or self.cache is None:
+            raise JournalUnavailableError("the sent journal cannot be written")
         try:
             if isinstance(self.cache, RedisCache):
-                self._send(self.cache, _key(delivery_id), entry.encode())
+                self._send(self.cache, _key(entry.delivery_id), entry.encode())
             else:
-                self.cache.set(_key(delivery_id), entry.encode())
-        except Exception:  # the store is a boundary: Redis down must not stop a batch
-            logger.warning("Sent journal: cannot record delivery %s", delivery_id, exc_info=True)
+                self.cache.set(_key(entry.delivery_id), entry.encode())
+        except Exception as error:  # the store is a boundary: logged, then the batch stops
+            logger.warning(
+                "Sent journal: cannot record delivery %s", entry.delivery_id, exc_info=True
+            )
             self.works = False
             self._drop()
+            raise JournalUnavailableError("the sent journal cannot be written") from error
 
     def _send(self, cache: RedisCache, key: str, value: str) -> None:
         if self._connection is None:
@@ -219,11 +288,16 @@ def _resp_set(key: bytes, value: bytes, ttl: bytes) -> bytes:
     )
 
 
-def accepted(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Acceptance]:
+class JournalReadError(Exception):
+    """The journal could not be read: what became of the rows is unknown for now."""
+
+
+def read(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Entry]:
     """The journal entries of ``rows`` ((delivery id, created_at) pairs), in one bulk read.
 
     An entry older than its row (less CLOCK_TOLERANCE) belongs to an earlier row with the same
-    id and is ignored. A failing store is logged and reads as empty.
+    id and is ignored. Raises JournalReadError when the store fails (logged); returns {} when
+    the journal is off.
     """
     cache = store()
     wanted = dict(rows)
@@ -232,18 +306,27 @@ def accepted(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Acceptanc
     keys = {_key(delivery_id): delivery_id for delivery_id in wanted}
     try:
         values = cache.get_many(list(keys))
-    except Exception:  # the store is a boundary: recovery then behaves as without a journal
+    except Exception as error:  # the store is a boundary: the caller decides what to do
         logger.warning("Sent journal: cannot read %s entries", len(keys), exc_info=True)
-        return {}
-    found: dict[int, Acceptance] = {}
+        raise JournalReadError(str(error)) from error
+    found: dict[int, Entry] = {}
     for key, value in values.items():
         delivery_id = keys[key]
-        entry = Acceptance.decode(delivery_id, value)
+        entry = Entry.decode(delivery_id, value)
         created = wanted[delivery_id]
-        if entry is None or (created is not None and entry.accepted_at < created - CLOCK_TOLERANCE):
+        if entry is None or (created is not None and entry.at < created - CLOCK_TOLERANCE):
             continue
         found[delivery_id] = entry
     return found
+
+
+def accepted(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Entry]:
+    """The accepted entries among ``rows`` (see ``read``); a failing store reads as empty."""
+    try:
+        entries = read(rows)
+    except JournalReadError:
+        return {}
+    return {pk: entry for pk, entry in entries.items() if entry.state == State.ACCEPTED}
 
 
 def forget(delivery_ids: Iterable[int]) -> None:

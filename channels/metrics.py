@@ -8,12 +8,12 @@ with the ledger's live counts (decision 0060).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from channels.backends.base import Backend, Message, Outcome, OutcomeStatus
+from channels.backends.base import Backend, Handover, Message, Outcome, OutcomeStatus
 from channels.models import Channel, Delivery, SendStat, SesFeedback
 
 #: Upper bounds (seconds) of the send-latency histogram buckets; +Inf is implied.
@@ -52,25 +52,32 @@ class TimedBackend:
         finally:
             self.calls.append((time.perf_counter() - started, len(messages)))
 
-    def send_each(
-        self, messages: Sequence[Message], on_outcome: Callable[[Outcome], None]
-    ) -> list[Outcome]:
+    def send_each(self, messages: Sequence[Message], handover: Handover) -> list[Outcome]:
         """The backend's ``send_each``; each message's latency is the time from the previous
-        outcome (or the start) to its own, the ``on_outcome`` callback not included."""
-        started = time.perf_counter()
-
-        def timed(outcome: Outcome) -> None:
-            nonlocal started
-            self.calls.append((time.perf_counter() - started, 1))
-            try:
-                on_outcome(outcome)
-            finally:
-                started = time.perf_counter()
-
-        return list(self.backend.send_each(messages, timed))
+        outcome (or the start) to its own, the journal's writes not included."""
+        return list(self.backend.send_each(messages, _TimedHandover(self.calls, handover)))
 
     def close(self) -> None:
         self.backend.close()
+
+
+class _TimedHandover:
+    """Passes a backend's reports on to the journal and times each message between them."""
+
+    def __init__(self, calls: list[tuple[float, int]], handover: Handover) -> None:
+        self.calls = calls
+        self.handover = handover
+        self.started = time.perf_counter()
+
+    def handing_over(self, delivery_id: int) -> None:
+        self.handover.handing_over(delivery_id)
+
+    def answered(self, outcome: Outcome) -> None:
+        self.calls.append((time.perf_counter() - self.started, 1))
+        try:
+            self.handover.answered(outcome)
+        finally:
+            self.started = time.perf_counter()
 
 
 def batch_stats(
@@ -135,6 +142,35 @@ class DeliveryCollector(Collector):
             channel = names.get(row["channel_id"], str(row["channel_id"]))
             deliveries.add_metric([channel, row["status"]], row["n"])
         yield deliveries
+
+        uncertain = GaugeMetricFamily(
+            "publishing_deliveries_uncertain",
+            "Deliveries handed over at least once without an answer (the worker died or the "
+            "provider did not reply), by channel and what the channel's policy did: resent "
+            "(may have arrived twice) or skipped (may not have arrived).",
+            labels=["channel", "resolution"],
+        )
+        last_uncertain = GaugeMetricFamily(
+            "publishing_delivery_last_uncertain_timestamp_seconds",
+            "When the channel last handed a message over without an answer (Unix time).",
+            labels=["channel"],
+        )
+        for marked in (
+            Delivery.objects.filter(uncertain_at__isnull=False)
+            .values("channel_id")
+            .annotate(
+                total=Count("id"),
+                skipped=Count("id", filter=Q(status=Delivery.Status.UNCERTAIN)),
+                last=Max("uncertain_at"),
+            )
+            .order_by("channel_id")
+        ):
+            channel = names.get(marked["channel_id"], str(marked["channel_id"]))
+            uncertain.add_metric([channel, "resent"], marked["total"] - marked["skipped"])
+            uncertain.add_metric([channel, "skipped"], marked["skipped"])
+            last_uncertain.add_metric([channel], marked["last"].timestamp())
+        yield uncertain
+        yield last_uncertain
 
         depth = GaugeMetricFamily(
             "publishing_delivery_queue_depth",

@@ -34,6 +34,25 @@ class Channel(models.Model):
         related_name="channels",
         help_text="Broadcast channels carry publications of these topics; none means all.",
     )
+    # What recovery does with a message that may have arrived (decision 0068); empty: the
+    # kind's default (resend for email and webhooks, skip for Slack and Discord).
+    uncertain_policy = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        choices=[
+            ("", "The kind's default"),
+            ("resend", "Resend (at least once)"),
+            ("skip", "Skip (at most once)"),
+        ],
+        help_text=(
+            "When a worker dies after handing a message over but before the answer, the "
+            "message may or may not have arrived. Resend: send it again (email keeps its "
+            "Message-ID, webhooks their webhook-id, so receivers can drop the repeat). Skip: "
+            "do not send it again; it stays 'uncertain' until an operator re-queues it. Empty: "
+            "resend for email and webhooks, skip for Slack and Discord."
+        ),
+    )
     rate_limit_per_second = models.FloatField(
         null=True, blank=True, help_text="Messages per second across all workers; empty: no limit."
     )
@@ -64,6 +83,18 @@ class Channel(models.Model):
     @property
     def is_email(self) -> bool:
         return self.kind.startswith("email")
+
+    @property
+    def effective_uncertain_policy(self) -> str:
+        """``uncertain_policy``, or the kind's default when it is empty."""
+        if self.uncertain_policy:
+            return self.uncertain_policy
+        from channels.backends.base import BackendError, get_backend_class
+
+        try:
+            return str(get_backend_class(self.kind).default_uncertain_policy)
+        except BackendError:
+            return "resend"
 
 
 class RateBucket(models.Model):
@@ -108,6 +139,8 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
         DEAD = "dead", "Dead"
         CANCELLED = "cancelled", "Cancelled (recipient left before sending)"
+        #: Handed over, no answer, not sent again: the channel's policy is skip.
+        UNCERTAIN = "uncertain", "Uncertain (may have arrived; not resent)"
 
     class Kind(models.TextChoices):
         SUBSCRIBER = "subscriber", "To a subscriber"
@@ -116,10 +149,14 @@ class Delivery(models.Model):
         DIGEST = "digest", "A subscriber's daily or weekly digest"
 
     #: Statuses the engine never changes again on its own.
-    SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED)
+    SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED, Status.UNCERTAIN)
+    #: Statuses an operator may put back in the queue.
+    REQUEUEABLE = (Status.FAILED, Status.DEAD, Status.UNCERTAIN)
     #: Claim order: lower first, so site mail never waits behind a large dispatch.
     PRIORITY_TRANSACTIONAL = 10
     PRIORITY_BULK = 100
+    #: Every priority the engine writes; the wake-up of due retries looks at each.
+    PRIORITIES = (PRIORITY_TRANSACTIONAL, PRIORITY_BULK)
 
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SUBSCRIBER)
     # Empty for transactional mail, which belongs to no publication.
@@ -152,6 +189,9 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The last time a hand-over of this delivery got no answer (a timeout after the request
+    # left, or a worker killed in between): it may have arrived twice if it was resent.
+    uncertain_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -184,6 +224,13 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["dispatch", "status"], name="delivery_dispatch_status"),
             models.Index(fields=["channel", "status"], name="delivery_channel_status"),
+            # Uncertain hand-overs (decision 0068), for /metrics and the admin: a handful of
+            # rows, so a partial index that costs nothing to the rows that never have one.
+            models.Index(
+                fields=["channel", "uncertain_at"],
+                condition=Q(uncertain_at__isnull=False),
+                name="delivery_uncertain",
+            ),
             # SES feedback finds its delivery by the provider's message id (decision 0043).
             # Partial: most rows of a large dispatch are not sent yet, or never will be.
             models.Index(

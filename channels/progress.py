@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from channels.models import Delivery
 from publishing.models import Dispatch, Publication
@@ -17,6 +17,7 @@ STATUS_ORDER = [
     Delivery.Status.FAILED,
     Delivery.Status.DEAD,
     Delivery.Status.CANCELLED,
+    Delivery.Status.UNCERTAIN,
 ]
 
 
@@ -27,6 +28,9 @@ class DispatchProgress:
     dispatch_id: int
     dispatch_status: str
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Deliveries whose hand-over got no answer at least once, by status (decision 0068):
+    #: ``uncertain`` ones were not resent; the others were (and may have arrived twice).
+    uncertain_by_status: dict[str, int] = field(default_factory=dict)
 
     @property
     def by_status(self) -> dict[str, int]:
@@ -46,8 +50,18 @@ class DispatchProgress:
 
     @property
     def retryable(self) -> int:
-        """Failed and dead deliveries: what a Publisher may re-queue."""
-        return self.by_status[Delivery.Status.FAILED] + self.by_status[Delivery.Status.DEAD]
+        """Failed, dead and uncertain (not resent) deliveries: what a Publisher may re-queue."""
+        return sum(self.by_status[str(status)] for status in Delivery.REQUEUEABLE)
+
+    @property
+    def uncertain(self) -> int:
+        """Deliveries handed over without an answer at least once, resent or not."""
+        return sum(self.uncertain_by_status.values())
+
+    @property
+    def uncertain_resent(self) -> int:
+        """Uncertain deliveries their channel's policy sent again (at least once)."""
+        return self.uncertain - self.by_status[Delivery.Status.UNCERTAIN]
 
     @property
     def percent(self) -> float:
@@ -77,11 +91,16 @@ def dispatch_progress(dispatch: Dispatch) -> DispatchProgress:
     counts = (
         Delivery.objects.filter(dispatch_id=dispatch.pk)
         .values("channel__name", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), uncertain=Count("id", filter=Q(uncertain_at__isnull=False)))
         .order_by()
     )
     for row in counts:
         progress.by_channel.setdefault(row["channel__name"], {})[row["status"]] = row["n"]
+        if row["uncertain"]:
+            status = row["status"]
+            progress.uncertain_by_status[status] = (
+                progress.uncertain_by_status.get(status, 0) + row["uncertain"]
+            )
     return progress
 
 

@@ -34,9 +34,12 @@ from channels import journal
 from channels.backends.base import (
     Backend,
     BackendError,
+    Handover,
+    JournalUnavailableError,
     Message,
     Outcome,
     OutcomeStatus,
+    UncertainPolicy,
     get_backend_class,
 )
 from channels.backends.email_common import crlf_bytes
@@ -255,6 +258,37 @@ def enqueue_due_batches(
     return enqueued
 
 
+def wake_due_channels(since: datetime, until: datetime) -> int:
+    """Enqueue one batch for each enabled channel with queued rows whose next attempt time
+    falls in (``since``, ``until``]: retries and rate-limited rows come back when they are
+    due, not when the sweeper next notices them. Returns the number of tasks enqueued.
+
+    One query whatever the queue's size: per channel and priority, an index range scan of
+    ``delivery_due`` (channel, priority, next_attempt_at), never a scan of the ledger. The
+    worker's broker calls it every DELIVERY_WAKE_SECONDS (channels.broker).
+    """
+    becoming_due = [
+        Exists(
+            Delivery.objects.filter(
+                channel_id=OuterRef("pk"),
+                status=Delivery.Status.QUEUED,
+                priority=priority,
+                next_attempt_at__gt=since,
+                next_attempt_at__lte=until,
+            )
+        )
+        for priority in Delivery.PRIORITIES
+    ]
+    channel_ids = list(
+        Channel.objects.filter(is_enabled=True)
+        .filter(Q(*becoming_due, _connector=Q.OR))
+        .values_list("pk", flat=True)
+    )
+    for channel_id in channel_ids:
+        async_task(SEND_BATCH_TASK, channel_id)
+    return len(channel_ids)
+
+
 def finish_dispatches(dispatch_ids: Iterable[int] | None = None) -> int:
     """Mark done the sending dispatches whose deliveries are all settled. Returns how many."""
     unsettled = Delivery.objects.filter(dispatch_id=OuterRef("pk")).unsettled()
@@ -344,13 +378,13 @@ def reserve_rate(channel_id: int, rate: float, count: int) -> float:
 def _send_each(
     backend: Backend | TimedBackend,
     messages: Sequence[Message],
-    on_outcome: Callable[[Outcome], None] | None,
+    handover: Handover | None,
 ) -> list[Outcome]:
-    """Hand the messages to the backend; with ``on_outcome``, one at a time, calling it with
-    each outcome before the next message goes (the sent journal's write, decision 0039)."""
-    if on_outcome is None:
+    """Hand the messages to the backend; with ``handover`` (the sent journal), one at a time,
+    reporting each hand-over and each answer before the next message goes (decision 0068)."""
+    if handover is None:
         return list(backend.send(messages))
-    return backend.send_each(messages, on_outcome)
+    return backend.send_each(messages, handover)
 
 
 def send_paced(
@@ -359,11 +393,11 @@ def send_paced(
     rate: float | None,
     channel_id: int,
     sleep: Callable[[float], None] = time.sleep,
-    on_outcome: Callable[[Outcome], None] | None = None,
+    handover: Handover | None = None,
 ) -> list[Outcome]:
     """Hand the messages to the backend, never faster than ``rate`` per second (if set)."""
     if not rate:
-        return _send_each(backend, messages, on_outcome)
+        return _send_each(backend, messages, handover)
     wait = reserve_rate(channel_id, rate, len(messages))
     slice_size = max(1, int(rate * settings.DELIVERY_RATE_SLICE_SECONDS))
     started = time.monotonic() + wait
@@ -372,7 +406,7 @@ def send_paced(
         delay = started + offset / rate - time.monotonic()
         if delay > 0:
             sleep(delay)
-        outcomes.extend(_send_each(backend, messages[offset : offset + slice_size], on_outcome))
+        outcomes.extend(_send_each(backend, messages[offset : offset + slice_size], handover))
     return outcomes
 
 
@@ -402,7 +436,8 @@ def _record_channel_health(
 ) -> None:
     """Update the failure streak and the circuit in one statement."""
     answered = [o.status in (OutcomeStatus.SENT, OutcomeStatus.PERMANENT) for o in outcomes]
-    transient = [o.status == OutcomeStatus.TRANSIENT for o in outcomes]
+    # No answer (UNCERTAIN) counts against the provider like a transient failure.
+    transient = [o.status in (OutcomeStatus.TRANSIENT, OutcomeStatus.UNCERTAIN) for o in outcomes]
     errors = [o.error for o in outcomes if o.status != OutcomeStatus.SENT and o.error]
     updates: dict[str, Any] = {}
     if errors:
@@ -448,6 +483,8 @@ class BatchReport:
     cancelled: int = 0
     #: Retried rows the sent journal showed were already accepted: recorded, not sent again.
     recovered: int = 0
+    #: Retried rows held back because the sent journal could not be read.
+    held_back: int = 0
     blocked: bool = False
     continued: bool = False
 
@@ -536,6 +573,7 @@ class ClaimedRow:
     pk: int
     kind: str
     dispatch_id: int | None
+    channel_id: int
     recipient: str
     raw_message: bytes | memoryview | None
     attempts: int
@@ -546,6 +584,7 @@ class ClaimedRow:
     provider_message_id: str
     sent_at: datetime | None
     created_at: datetime | None
+    uncertain_at: datetime | None
     subscriber: ClaimedSubscriber | None = None
     #: The publication version the row renders (None for site mail).
     version_id: int | None = None
@@ -559,6 +598,7 @@ ROW_COLUMNS = (
     "pk",
     "kind",
     "dispatch_id",
+    "channel_id",
     "recipient",
     "raw_message",
     "attempts",
@@ -570,6 +610,7 @@ ROW_COLUMNS = (
     "sent_at",
     # The sent journal ignores an entry older than its row (decision 0039).
     "created_at",
+    "uncertain_at",
 )
 SUBSCRIBER_COLUMNS = (
     "subscriber_id",
@@ -793,7 +834,7 @@ def _digest_message(row: ClaimedRow) -> Message | None:
     return Message(delivery_id=row.pk, to=row.recipient, raw=bytes(row.raw_message))
 
 
-def _apply_outcome(row: ClaimedRow, outcome: Outcome, now: datetime) -> None:
+def _apply_outcome(row: ClaimedRow, outcome: Outcome, now: datetime, policy: str) -> None:
     row.lease_expires_at = None
     row.updated_at = now
     row.last_error = outcome.error[:MAX_ERROR_LENGTH]
@@ -804,18 +845,25 @@ def _apply_outcome(row: ClaimedRow, outcome: Outcome, now: datetime) -> None:
         row.last_error = ""
     elif outcome.status == OutcomeStatus.PERMANENT:
         row.status = Delivery.Status.FAILED
+    elif outcome.status == OutcomeStatus.UNCERTAIN and policy == UncertainPolicy.SKIP:
+        # Handed over, no answer, and this channel sends at most once (decision 0068).
+        row.uncertain_at = now
+        row.status = Delivery.Status.UNCERTAIN
     elif outcome.status == OutcomeStatus.RATE_LIMITED:
         # The provider asked us to slow down: wait as told, without spending an attempt.
         row.status = Delivery.Status.QUEUED
         row.attempts = max(row.attempts - 1, 0)
         wait = outcome.retry_after or settings.DELIVERY_BACKOFF_BASE_SECONDS
         row.next_attempt_at = now + timedelta(seconds=wait)
-    elif row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-        row.status = Delivery.Status.DEAD
     else:
-        row.status = Delivery.Status.QUEUED
-        delay = backoff_seconds(row.attempts, outcome.retry_after)
-        row.next_attempt_at = now + timedelta(seconds=delay)
+        if outcome.status == OutcomeStatus.UNCERTAIN:
+            row.uncertain_at = now  # resent: at least once, and counted (decision 0068)
+        if row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+            row.status = Delivery.Status.DEAD
+        else:
+            row.status = Delivery.Status.QUEUED
+            delay = backoff_seconds(row.attempts, outcome.retry_after)
+            row.next_attempt_at = now + timedelta(seconds=delay)
 
 
 RECORDED_FIELDS = [
@@ -826,6 +874,7 @@ RECORDED_FIELDS = [
     "last_error",
     "provider_message_id",
     "sent_at",
+    "uncertain_at",
     "updated_at",
 ]
 
@@ -837,6 +886,8 @@ def record_outcomes(
     now: datetime,
     *,
     sent_at: Mapping[int, datetime] | None = None,
+    policies: Mapping[int, str] | None = None,
+    retry_now: bool = False,
 ) -> dict[str, int]:
     """Write every outcome of a batch in one UPDATE. Returns counts, by final status, of the
     rows written.
@@ -844,7 +895,9 @@ def record_outcomes(
     Only rows still held under this claim's lease are written, so a worker that somehow
     outlived its lease can neither overwrite what the sweeper or another worker recorded nor
     count it twice. ``sent_at`` gives the acceptance time of rows recovered from the sent
-    journal, whose entries are deleted once their row is written as sent (decision 0039).
+    journal; the journal entries of every row written are deleted (decision 0039).
+    ``policies`` maps channel ids to their uncertain policy (resend when missing);
+    ``retry_now`` re-queues rows for now rather than after a backoff (crash recovery).
     """
     by_id = {row.pk: row for row in rows}
     changed = []
@@ -852,9 +905,12 @@ def record_outcomes(
         row = by_id.get(outcome.delivery_id)
         if row is None:
             continue
-        _apply_outcome(row, outcome, now)
+        policy = (policies or {}).get(row.channel_id, UncertainPolicy.RESEND)
+        _apply_outcome(row, outcome, now, policy)
         if sent_at and row.status == Delivery.Status.SENT and row.pk in sent_at:
             row.sent_at = sent_at[row.pk]
+        if retry_now and row.status == Delivery.Status.QUEUED:
+            row.next_attempt_at = now
         changed.append(row)
     if not changed:
         return {}
@@ -878,9 +934,7 @@ def record_outcomes(
     for row in changed:
         if row.pk in written:
             counts[row.status] = counts.get(row.status, 0) + 1
-    journal.forget(
-        row.pk for row in changed if row.pk in written and row.status == Delivery.Status.SENT
-    )
+    journal.forget(row.pk for row in changed if row.pk in written)
     return counts
 
 
@@ -893,10 +947,12 @@ def _record_postgresql(rows: Sequence[ClaimedRow], lease: datetime, now: datetim
         UPDATE {table} AS d
         SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
             last_error = v.last_error, provider_message_id = v.provider_message_id,
-            sent_at = v.sent_at, lease_expires_at = NULL, updated_at = %s
+            sent_at = v.sent_at, uncertain_at = v.uncertain_at, lease_expires_at = NULL,
+            updated_at = %s
         FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::timestamptz[],
-                    %s::varchar[], %s::varchar[], %s::timestamptz[])
-            AS v(id, status, attempts, next_attempt_at, last_error, provider_message_id, sent_at)
+                    %s::varchar[], %s::varchar[], %s::timestamptz[], %s::timestamptz[])
+            AS v(id, status, attempts, next_attempt_at, last_error, provider_message_id, sent_at,
+                 uncertain_at)
         WHERE d.id = v.id AND d.status = %s AND d.lease_expires_at = %s
         RETURNING d.id
     """  # noqa: S608 (table name from model metadata, values are parameters)
@@ -908,6 +964,7 @@ def _record_postgresql(rows: Sequence[ClaimedRow], lease: datetime, now: datetim
         [row.last_error for row in rows],
         [row.provider_message_id for row in rows],
         [row.sent_at for row in rows],
+        [row.uncertain_at for row in rows],
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, *columns, Delivery.Status.SENDING, lease])
@@ -958,10 +1015,15 @@ def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
                 circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None
             )
         return report
-    accepted = _accepted_before(rows)
+    accepted, unknown = _accepted_before(rows)
     report.recovered = len(accepted)
+    report.held_back = len(unknown)
     messages, cancelled, failures = build_messages(
-        channel, [row for row in rows if row.pk not in accepted], now
+        channel, [row for row in rows if row.pk not in accepted and row.pk not in unknown], now
+    )
+    failures.extend(
+        Outcome(pk, OutcomeStatus.TRANSIENT, error="The sent journal cannot be read: held back.")
+        for pk in unknown
     )
     if cancelled:
         report.cancelled = Delivery.objects.filter(
@@ -980,7 +1042,8 @@ def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
             [*outcomes, *failures, *_journal_outcomes(accepted)],
             lease,
             done,
-            sent_at={pk: entry.accepted_at for pk, entry in accepted.items()},
+            sent_at={pk: entry.at for pk, entry in accepted.items()},
+            policies={channel.pk: channel.effective_uncertain_policy},
         )
         if outcomes:
             _record_channel_health(channel.pk, outcomes, trial=trial, now=done)
@@ -1025,30 +1088,57 @@ def send_batches(channel_id: int) -> int:
             return claimed
 
 
-def _accepted_before(rows: Sequence[ClaimedRow]) -> dict[int, journal.Acceptance]:
-    """Sent-journal entries of the claimed rows tried before (decision 0039), in one read.
+def _accepted_before(
+    rows: Sequence[ClaimedRow],
+) -> tuple[dict[int, journal.Entry], set[int]]:
+    """Accepted sent-journal entries of the claimed rows tried before (decision 0039), in one
+    read, and the ids of those rows when the journal cannot be read.
 
     A row on its second attempt or later may have been accepted by a worker that died, or
-    outlived its lease, before recording it: such a row is recorded as sent, not sent again.
-    First attempts cost no read.
+    outlived its lease, before recording it: such a row is recorded as sent, not sent again;
+    while the journal cannot tell, it is not sent at all (decision 0068). First attempts cost
+    no read.
     """
     retried = [(row.pk, row.created_at) for row in rows if row.attempts > 1]
-    return journal.accepted(retried) if retried else {}
+    if not retried:
+        return {}, set()
+    try:
+        entries = journal.read(retried)
+    except journal.JournalReadError:
+        return {}, {pk for pk, _ in retried}
+    return {pk: e for pk, e in entries.items() if e.state == journal.State.ACCEPTED}, set()
 
 
-def _journal_outcomes(accepted: Mapping[int, journal.Acceptance]) -> list[Outcome]:
+def _journal_outcomes(accepted: Mapping[int, journal.Entry]) -> list[Outcome]:
     return [
         Outcome(pk, OutcomeStatus.SENT, provider_message_id=entry.provider_message_id)
         for pk, entry in accepted.items()
     ]
 
 
+class _GivenOutcomes:
+    """The sent journal's writer as a backend's Handover, keeping the outcomes given so far
+    (a backend that raises mid-batch keeps the answers it had)."""
+
+    def __init__(self, writer: journal.BatchWriter) -> None:
+        self.writer = writer
+        self.outcomes: list[Outcome] = []
+
+    def handing_over(self, delivery_id: int) -> None:
+        self.writer.handing_over(delivery_id)
+
+    def answered(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.writer.answered(outcome)
+
+
 def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> list[Outcome]:
     """Call the backend; a crash or a broken configuration is a transient outcome for all.
 
-    With the sent journal on, each message the provider accepts is journaled under ``lease``
-    before the next one is handed over (decision 0039), and a backend crash keeps the
-    outcomes given before it.
+    With the sent journal on, each message is journaled under ``lease`` as in flight before it
+    is handed over and as accepted or refused once answered, before the next one (decisions
+    0039 and 0068); a backend crash keeps the outcomes given before it, and a journal that
+    fails stops the batch before the next hand-over.
     """
     try:
         backend = TimedBackend(get_backend(channel))
@@ -1058,27 +1148,30 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
             Outcome(m.delivery_id, OutcomeStatus.TRANSIENT, error=f"Backend unavailable: {error}")
             for m in messages
         ]
-    given: list[Outcome] = []
     writer = journal.BatchWriter(lease) if journal.is_enabled() else None
-
-    def journaled(outcome: Outcome) -> None:
-        given.append(outcome)
-        if outcome.status == OutcomeStatus.SENT and writer is not None:
-            writer.record(outcome.delivery_id, outcome.provider_message_id)
-
+    given = _GivenOutcomes(writer) if writer is not None else None
     try:
         outcomes = send_paced(
-            backend,
-            messages,
-            channel.rate_limit_per_second,
-            channel.pk,
-            on_outcome=journaled if writer is not None else None,
+            backend, messages, channel.rate_limit_per_second, channel.pk, handover=given
         )
+    except JournalUnavailableError as error:
+        logger.warning(
+            "Channel %s: the sent journal failed; the rest of the batch waits", channel.pk
+        )
+        answered = {outcome.delivery_id for outcome in given.outcomes} if given else set()
+        outcomes = [
+            *(given.outcomes if given else []),
+            *(
+                Outcome(m.delivery_id, OutcomeStatus.TRANSIENT, error=f"Not handed over: {error}.")
+                for m in messages
+                if m.delivery_id not in answered
+            ),
+        ]
     except Exception as error:  # a worker boundary: the batch must still be recorded
         logger.exception("Backend of channel %s raised", channel.pk)
-        answered = {outcome.delivery_id for outcome in given}
+        answered = {outcome.delivery_id for outcome in given.outcomes} if given else set()
         outcomes = [
-            *given,
+            *(given.outcomes if given else []),
             *(
                 Outcome(
                     m.delivery_id,
@@ -1104,6 +1197,10 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
 class SweepReport:
     #: Expired rows the sent journal showed were accepted: recorded as sent, not re-queued.
     recovered: int = 0
+    #: Expired rows the journal showed were handed over with no answer (decision 0068).
+    uncertain: int = 0
+    #: Expired rows the journal showed were refused: their outcome applied.
+    refused: int = 0
     requeued: int = 0
     dead: int = 0
     finished: int = 0
@@ -1114,8 +1211,10 @@ class SweepReport:
 def sweep() -> SweepReport:
     """Repair what crashes and lost tasks left behind; run by a django-q2 schedule.
 
-    - deliveries whose lease expired (their worker died) are sent when the sent journal shows
-      the provider accepted them, else go back to queued, or dead on their last attempt;
+    - deliveries whose lease expired (their worker died) are sorted by the sent journal
+      (``recover_expired_leases``): accepted ones are recorded as sent, refused ones get their
+      outcome, uncertain ones follow their channel's policy, the never started are re-queued
+      (dead on their last attempt);
     - a half-open circuit whose trial batch never reported goes back to open;
     - dispatches still planning long after creation are planned again (their task was lost);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
@@ -1123,24 +1222,7 @@ def sweep() -> SweepReport:
     """
     now = timezone.now()
     report = SweepReport()
-    report.recovered = recover_expired_leases(now)
-    expired = Delivery.objects.lease_expired(now)
-    report.dead = expired.filter(attempts__gte=settings.DELIVERY_MAX_ATTEMPTS).update(
-        status=Delivery.Status.DEAD,
-        lease_expires_at=None,
-        last_error="The worker stopped while sending (lease expired) on the last attempt.",
-        updated_at=now,
-    )
-    report.requeued = expired.update(
-        status=Delivery.Status.QUEUED,
-        lease_expires_at=None,
-        next_attempt_at=now,
-        updated_at=now,
-    )
-    if report.requeued or report.dead:
-        logger.warning(
-            "Sweeper: %s expired leases re-queued, %s dead", report.requeued, report.dead
-        )
+    recover_expired_leases(now, report)
     lease = timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     Channel.objects.filter(
         circuit_state=Channel.CircuitState.HALF_OPEN, circuit_opened_at__lt=now - lease
@@ -1165,52 +1247,118 @@ def sweep() -> SweepReport:
     return report
 
 
-#: Expired rows the sweeper looks up in the sent journal per run; any beyond it are looked up
-#: when they are claimed again (their second attempt).
+#: Expired rows the sweeper sorts per run; any beyond it wait for the next run.
 SWEEP_JOURNAL_LIMIT = 10_000
+WORKER_DIED = "The worker stopped while sending (lease expired)"
 
 
-def recover_expired_leases(now: datetime) -> int:
-    """Record as sent the expired rows whose acceptance the sent journal holds (decision 0039).
+def recover_expired_leases(now: datetime, report: SweepReport | None = None) -> int:
+    """Sort the rows whose lease expired by what the sent journal says (decision 0068).
 
     One read of the rows, one bulk read of the journal, then one conditional UPDATE per claim
-    (lease) found: a row is written only while it is still ``sending`` under the lease read,
-    so a worker that outlived its lease and records later changes nothing. Returns how many.
+    (lease): a row is written only while it is still ``sending`` under the lease read, so a
+    worker that outlived its lease and records later changes nothing. Per row:
+
+    - accepted (by any claim): sent, with the provider's id and acceptance time;
+    - refused under this claim: that outcome (failed, or queued for a retry);
+    - in flight under this claim, or any row when the journal is off: uncertain, resolved by
+      the channel's policy (queued again at once with ``resend``, ``uncertain`` with ``skip``);
+    - no entry of this claim (never handed over): queued again at once, dead on its last
+      attempt.
+
+    When the journal cannot be read, nothing is changed: the rows wait for the next sweep.
+    Returns how many rows were recorded as sent.
     """
-    if not journal.is_enabled():
-        return 0
+    report = report if report is not None else SweepReport()
     rows = claimed_rows(
         Delivery.objects.lease_expired(now)
         .annotate(is_suppressed=Value(False), version_id=F("dispatch__version_id"))
         .order_by("pk")[:SWEEP_JOURNAL_LIMIT]
     )
-    accepted = journal.accepted((row.pk, row.created_at) for row in rows)
-    claims: dict[datetime, list[ClaimedRow]] = {}
+    if not rows:
+        return 0
+    enabled = journal.is_enabled()
+    try:
+        entries = journal.read((row.pk, row.created_at) for row in rows) if enabled else {}
+    except journal.JournalReadError:
+        logger.warning("Sweeper: %s expired leases wait: the journal cannot be read", len(rows))
+        return 0
+    claims: dict[datetime, list[tuple[ClaimedRow, Outcome]]] = {}
+    accepted_at: dict[int, datetime] = {}
     for row in rows:
-        if row.pk in accepted and row.lease_expires_at is not None:
-            claims.setdefault(row.lease_expires_at, []).append(row)
-    recovered = 0
+        outcome = _recovered_outcome(row, entries.get(row.pk), journal_on=enabled)
+        if outcome.status == OutcomeStatus.SENT:
+            accepted_at[row.pk] = entries[row.pk].at
+        if row.lease_expires_at is not None:
+            claims.setdefault(row.lease_expires_at, []).append((row, outcome))
+    policies = {
+        pk: Channel(pk=pk, kind=kind, uncertain_policy=policy).effective_uncertain_policy
+        for pk, kind, policy in Channel.objects.filter(
+            pk__in={row.channel_id for row in rows}
+        ).values_list("pk", "kind", "uncertain_policy")
+    }
     for lease, held in claims.items():
         counts = record_outcomes(
-            held,
-            _journal_outcomes({row.pk: accepted[row.pk] for row in held}),
+            [row for row, _ in held],
+            [outcome for _, outcome in held],
             lease,
             now,
-            sent_at={row.pk: accepted[row.pk].accepted_at for row in held},
+            sent_at=accepted_at,
+            policies=policies,
+            retry_now=True,
         )
-        recovered += counts.get(Delivery.Status.SENT, 0)
-    if recovered:
-        logger.warning("Sweeper: %s expired leases found sent in the journal", recovered)
-    return recovered
+        report.recovered += counts.get(Delivery.Status.SENT, 0)
+        report.dead += counts.get(Delivery.Status.DEAD, 0)
+        report.refused += counts.get(Delivery.Status.FAILED, 0)
+        # Uncertain rows are counted whether their policy re-queued or skipped them.
+        report.uncertain += sum(1 for _, o in held if o.status == OutcomeStatus.UNCERTAIN)
+        report.requeued += counts.get(Delivery.Status.QUEUED, 0)
+    if report.recovered or report.uncertain or report.requeued or report.dead or report.refused:
+        logger.warning(
+            "Sweeper: expired leases: %s found sent in the journal, %s uncertain, %s refused, "
+            "%s re-queued, %s dead",
+            report.recovered,
+            report.uncertain,
+            report.refused,
+            report.requeued,
+            report.dead,
+        )
+    return report.recovered
+
+
+def _recovered_outcome(
+    row: ClaimedRow, entry: journal.Entry | None, *, journal_on: bool
+) -> Outcome:
+    """What the journal says became of an expired row (see recover_expired_leases)."""
+    if entry is not None and entry.state == journal.State.ACCEPTED:
+        return Outcome(row.pk, OutcomeStatus.SENT, provider_message_id=entry.detail)
+    this_claim = (
+        entry is not None
+        and row.lease_expires_at is not None
+        and entry.lease == journal.lease_token(row.lease_expires_at)
+    )
+    if entry is not None and this_claim and entry.state == journal.State.REFUSED:
+        status, error = entry.refusal()
+        try:
+            refused = OutcomeStatus(status)
+        except ValueError:
+            refused = OutcomeStatus.TRANSIENT
+        return Outcome(row.pk, refused, error=error)
+    if (entry is not None and this_claim) or not journal_on:
+        return Outcome(
+            row.pk,
+            OutcomeStatus.UNCERTAIN,
+            error=f"{WORKER_DIED} after handing the message over, before the answer.",
+        )
+    return Outcome(row.pk, OutcomeStatus.TRANSIENT, error=f"{WORKER_DIED} before sending it.")
 
 
 def requeue_deliveries(delivery_ids: Iterable[int]) -> int:
-    """Put failed or dead deliveries back in the queue with fresh attempts (admin action)."""
+    """Put failed, dead or uncertain (skipped) deliveries back in the queue with fresh
+    attempts (admin action, API, ``retry_deliveries``)."""
     now = timezone.now()
     ids = list(delivery_ids)
-    count = Delivery.objects.filter(
-        pk__in=ids, status__in=[Delivery.Status.FAILED, Delivery.Status.DEAD]
-    ).update(
+    count = Delivery.objects.filter(pk__in=ids, status__in=Delivery.REQUEUEABLE).update(
         status=Delivery.Status.QUEUED,
         attempts=0,
         next_attempt_at=now,
@@ -1240,11 +1388,12 @@ REQUEUE_CHUNK = 10_000
 def requeue_matching(
     *, statuses: Sequence[str], channel_id: int | None = None, dispatch_id: int | None = None
 ) -> int:
-    """Re-queue every delivery in ``statuses`` (failed and/or dead only) of a channel and/or a
-    dispatch, through requeue_deliveries, in chunks that stay under the database's parameter
-    limit. Used by ``retry_deliveries`` and the dispatch admin. Returns how many were re-queued.
+    """Re-queue every delivery in ``statuses`` (failed, dead and/or uncertain only) of a channel
+    and/or a dispatch, through requeue_deliveries, in chunks that stay under the database's
+    parameter limit. Used by ``retry_deliveries`` and the dispatch admin. Returns how many were
+    re-queued.
     """
-    allowed = [s for s in statuses if s in (Delivery.Status.FAILED, Delivery.Status.DEAD)]
+    allowed = [s for s in statuses if s in Delivery.REQUEUEABLE]
     rows = Delivery.objects.filter(status__in=allowed)
     if channel_id is not None:
         rows = rows.filter(channel_id=channel_id)

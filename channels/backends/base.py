@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from django import forms
 
 
 class BackendError(Exception):
     """The channel cannot work at all (bad configuration, provider unreachable)."""
+
+
+class JournalUnavailableError(Exception):
+    """Raised by ``Handover.handing_over`` when the sent journal cannot follow the message:
+    the backend must not hand it over (decision 0068)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,19 @@ class OutcomeStatus(enum.StrEnum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
     RATE_LIMITED = "rate_limited"
+    #: The message was handed over (the final dot of DATA, the whole HTTP request) and no
+    #: answer came: the provider may or may not have it. The channel's policy decides
+    #: (resend or skip, decision 0068); never a plain failure.
+    UNCERTAIN = "uncertain"
+
+
+class UncertainPolicy(enum.StrEnum):
+    """What recovery does with a message that may have arrived (decision 0068)."""
+
+    #: At least once: send it again (receivers deduplicate by Message-ID or webhook-id).
+    RESEND = "resend"
+    #: At most once: do not send it again; an operator may re-queue it.
+    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,19 @@ class Outcome:
     disable_channel: bool = False
 
 
+class Handover(Protocol):
+    """What a backend tells the sent journal while it sends (decision 0068)."""
+
+    def handing_over(self, delivery_id: int) -> None:
+        """Called just before the step that hands the message over (the content and final
+        dot of SMTP's DATA, the HTTP request): the journal records it as in flight. Raises
+        JournalUnavailableError when it cannot: the message must not be handed over."""
+
+    def answered(self, outcome: Outcome) -> None:
+        """Called with the message's outcome as soon as it is known, before the next message
+        is handed over: the journal records it as accepted or refused."""
+
+
 class Backend(ABC):
     """Base class of channel backends.
 
@@ -75,6 +106,8 @@ class Backend(ABC):
     is_broadcast: ClassVar[bool] = False
     config_form: ClassVar[type[forms.Form]]
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    #: What recovery does with this kind's uncertain messages unless the channel says.
+    default_uncertain_policy: ClassVar[UncertainPolicy] = UncertainPolicy.RESEND
 
     def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         self.config = config
@@ -84,17 +117,17 @@ class Backend(ABC):
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
         """Send every message of the batch; return one Outcome per message, in order."""
 
-    def send_each(
-        self, batch: Sequence[Message], on_outcome: Callable[[Outcome], None]
-    ) -> list[Outcome]:
-        """Send the messages in order, calling ``on_outcome`` with each message's outcome
-        before the provider gets the next one (the sent journal's write, decision 0039).
-        Returns the outcomes. By default, one ``send`` call per message; a backend may
-        overlap what does not hand a message over (SMTP's envelope, decision 0067)."""
+    def send_each(self, batch: Sequence[Message], handover: Handover) -> list[Outcome]:
+        """Send the messages in order, telling ``handover`` before each message is handed
+        over and as soon as its outcome is known, before the next one (the sent journal,
+        decisions 0039 and 0068). Returns the outcomes. By default, one ``send`` call per
+        message; a backend may overlap what does not hand a message over (SMTP's envelope,
+        decision 0067) and should report ``handing_over`` as late as it can."""
         outcomes: list[Outcome] = []
         for message in batch:
+            handover.handing_over(message.delivery_id)
             for outcome in self.send([message]):
-                on_outcome(outcome)
+                handover.answered(outcome)
                 outcomes.append(outcome)
         return outcomes
 

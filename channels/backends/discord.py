@@ -16,8 +16,22 @@ import requests
 from discord_webhook import DiscordWebhook
 from django import forms
 
-from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, required_secret, safe_error
+from channels.backends.base import (
+    Backend,
+    BackendError,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    UncertainPolicy,
+    register,
+)
+from channels.backends.utils import (
+    network_error_text,
+    parse_retry_after,
+    requests_failure,
+    required_secret,
+    safe_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +60,8 @@ class DiscordBackend(Backend):
     is_broadcast = True
     config_form = DiscordConfigForm
     secret_fields = frozenset({"webhook_url"})
+    # A post shown twice is seen by the whole server: better missed (and re-queued) than doubled.
+    default_uncertain_policy = UncertainPolicy.SKIP
 
     def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         super().__init__(config, secrets)
@@ -72,12 +88,10 @@ class DiscordBackend(Backend):
             # api_post_request, not execute: execute parses every answer as JSON (a 204 or a
             # proxy's HTML page would raise after Discord posted) and logs error bodies itself.
             response = webhook.api_post_request()
-        except requests.Timeout:
-            return self._outcome(
-                message, OutcomeStatus.TRANSIENT, f"timed out after {self.timeout}s"
-            )
         except requests.RequestException as exc:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, f"connection error: {exc}")
+            # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
+            status = requests_failure(exc)
+            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
         return self._classify(message, response)
 
     def _classify(self, message: Message, response: requests.Response) -> Outcome:

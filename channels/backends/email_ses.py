@@ -18,14 +18,29 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    HTTPClientError,
+    ParamValidationError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
+from urllib3.exceptions import ProtocolError
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, safe_error
+from channels.backends.utils import (
+    network_error_text,
+    parse_retry_after,
+    protocol_error_failure,
+    safe_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -196,12 +211,22 @@ class SesBackend(Backend):
             return self._client_error_outcome(message, exc)
         except ParamValidationError as exc:
             return self._outcome(message, OutcomeStatus.PERMANENT, f"invalid request: {exc}")
+        except (BotoConnectionError, HTTPClientError) as exc:
+            status = network_failure(exc)
+            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
         except BotoCoreError as exc:
-            # Connection refused or reset, timeouts, missing credentials.
+            # Raised before anything was sent (missing credentials, say).
             return self._outcome(message, OutcomeStatus.TRANSIENT, str(exc))
-        return Outcome(
-            message.delivery_id, OutcomeStatus.SENT, provider_message_id=response["MessageId"]
-        )
+        message_id = response.get("MessageId")
+        if not message_id:
+            # A 200 whose body was cut short (botocore reads to the end without checking the
+            # length): SES has the message or not.
+            return self._outcome(
+                message,
+                OutcomeStatus.UNCERTAIN,
+                "the answer was cut short: no MessageId after the request was sent (uncertain)",
+            )
+        return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id=message_id)
 
     def _client_error_outcome(self, message: Message, exc: ClientError) -> Outcome:
         error = exc.response.get("Error", {})
@@ -247,3 +272,21 @@ class SesBackend(Backend):
     def close(self) -> None:
         # The client stays in the process's cache for the next batch (see ``client``).
         self._client = None
+
+
+def network_failure(exc: BotoCoreError) -> OutcomeStatus:
+    """Whether the request botocore failed with ``exc`` may have reached SES.
+
+    Before the request was fully sent, TRANSIENT: ConnectTimeoutError, EndpointConnectionError
+    and botocore's other ConnectionErrors (TLS, proxy). After it, UNCERTAIN: ReadTimeoutError
+    (no answer in time), ConnectionClosedError (closed or reset instead of an answer, unless
+    urllib3 timed out writing the request) and ResponseStreamingError (an answer cut short).
+    """
+    if isinstance(exc, ConnectionClosedError):
+        error = exc.kwargs.get("error")
+        if isinstance(error, ProtocolError):
+            return protocol_error_failure(error)
+        return OutcomeStatus.UNCERTAIN
+    if isinstance(exc, ReadTimeoutError | ResponseStreamingError):
+        return OutcomeStatus.UNCERTAIN
+    return OutcomeStatus.TRANSIENT

@@ -5,21 +5,32 @@ answer is transient, a 5xx answer permanent; a dropped connection is transient f
 message in flight and the rest of the batch, also across ``send`` calls: a connection that
 failed is not tried again before ``close``. With the sent journal (decision 0039) the engine
 calls ``send_each``; with PIPELINING, each next envelope leaves with the content before it
-(decision 0067).
+(decision 0067). A connection lost after a message's final dot, before the answer, leaves that
+message UNCERTAIN (decision 0068).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.core.mail.backends.smtp import EmailBackend
 
-from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.base import (
+    Backend,
+    BackendError,
+    Handover,
+    JournalUnavailableError,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    register,
+)
 from channels.backends.email_common import envelope_sender, message_bytes
 
 
@@ -57,6 +68,34 @@ def _envelope(smtp: smtplib.SMTP, side: str, address: str) -> tuple[int, bytes]:
 def _envelope_commands(sender: str, to: str) -> bytes:
     """MAIL FROM, RCPT TO and DATA for plain addresses, as one pipelined write."""
     return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode()
+
+
+def _content(data: bytes) -> bytes:
+    """The message as DATA carries it: dot-stuffed, ending with CRLF (the final dot follows).
+    Most messages have no line starting with a dot: the regex over 5 KB is skipped then."""
+    content = _DOT_LINE.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
+    return content if content.endswith(b"\r\n") else content + b"\r\n"
+
+
+class _NoAnswerError(Exception):
+    """The connection was lost after a message's final dot left, before its answer."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _NoJournal:
+    """The Handover of a plain ``send``: nothing is journaled."""
+
+    def handing_over(self, delivery_id: int) -> None:
+        return None
+
+    def answered(self, outcome: Outcome) -> None:
+        return None
+
+
+_NO_JOURNAL = _NoJournal()
 
 
 def _classify(code: int, text: bytes | str, delivery_id: int) -> Outcome:
@@ -100,23 +139,23 @@ class SmtpBackend(Backend):
         return connection
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
-        return self.send_each(batch, lambda outcome: None)
+        return self.send_each(batch, _NO_JOURNAL)
 
-    def send_each(
-        self, batch: Sequence[Message], on_outcome: Callable[[Outcome], None]
-    ) -> list[Outcome]:
-        """Send the batch over one connection, ``on_outcome`` called with each message's
-        outcome before the next message's content leaves.
+    def send_each(self, batch: Sequence[Message], handover: Handover) -> list[Outcome]:
+        """Send the batch over one connection, telling ``handover`` just before each message's
+        content and final dot leave and as soon as the server's answer to them is read.
 
         With PIPELINING, the next message's MAIL, RCPT and DATA leave in the same write as this
         message's content (RFC 2920 allows the content to open a group): one round trip per
         message. An envelope hands nothing over (the content follows its 354 only after this
-        message's outcome is given), so the sent journal's guarantee is unchanged.
+        message's answer is recorded), so the journal's guarantee is unchanged. A connection
+        lost after the final dot left makes that message UNCERTAIN (the server may have it),
+        and the rest of the batch TRANSIENT.
         """
         outcomes: list[Outcome] = []
 
         def give(outcome: Outcome) -> None:
-            on_outcome(outcome)
+            handover.answered(outcome)
             outcomes.append(outcome)
 
         if self._sender is None:
@@ -141,19 +180,56 @@ class SmtpBackend(Backend):
                 if pipelining and _PLAIN_ADDRESS.fullmatch(message.to):
                     following = batch[index + 1] if index + 1 < len(batch) else None
                     outcome, ahead = self._send_pipelined(
-                        smtp, sender, message, ahead=ahead, following=following
+                        smtp, sender, message, handover, ahead=ahead, following=following
                     )
                 else:
-                    outcome, ahead = self._send_one(smtp, sender, message), False
+                    outcome, ahead = self._send_one(smtp, sender, message, handover), False
+            except _NoAnswerError as no_answer:
+                self._abort(no_answer.error)
+                give(
+                    Outcome(
+                        message.delivery_id,
+                        OutcomeStatus.UNCERTAIN,
+                        error=(
+                            "SMTP connection lost after the message was handed over, before "
+                            f"the server answered (uncertain): {no_answer.error!r}"
+                        )[:1000],
+                    )
+                )
+                for rest in batch[index + 1 :]:
+                    give(self._broken(rest.delivery_id, no_answer.error))
+                break
             except (OSError, smtplib.SMTPServerDisconnected) as error:
-                # The connection is gone: this message and the rest are retried later.
-                self.close()
-                self._failure = error
+                # The connection is gone before this message was handed over: it and the
+                # rest are retried later.
+                self._abort(error)
                 for rest in batch[index:]:
                     give(self._broken(rest.delivery_id, error))
                 break
+            except JournalUnavailableError as error:
+                # Nothing may be handed over that the journal cannot follow; the server is
+                # waiting for content, so the connection is dropped, not closed politely.
+                self._abort(error)
+                for rest in batch[index:]:
+                    outcomes.append(
+                        Outcome(
+                            rest.delivery_id,
+                            OutcomeStatus.TRANSIENT,
+                            error=f"Not handed over: {error}.",
+                        )
+                    )
+                break
             give(outcome)
         return outcomes
+
+    def _abort(self, error: BaseException) -> None:
+        """Drop the connection without QUIT (the dialogue may be mid-DATA) and remember why."""
+        if self._django is not None and self._django.connection is not None:
+            with contextlib.suppress(OSError):
+                self._django.connection.close()
+            self._django.connection = None
+        self._django = None
+        self._failure = error
 
     @staticmethod
     def _broken(delivery_id: int, error: BaseException) -> Outcome:
@@ -163,7 +239,22 @@ class SmtpBackend(Backend):
             error=f"SMTP connection failed: {type(error).__name__}: {error}"[:1000],
         )
 
-    def _send_one(self, smtp: smtplib.SMTP, sender: str, message: Message) -> Outcome:
+    @staticmethod
+    def _hand_over(
+        smtp: smtplib.SMTP, message: Message, content: bytes, handover: Handover
+    ) -> tuple[int, bytes]:
+        """Journal the message as in flight, send ``content`` (which ends with the final dot)
+        and read the answer at once. A connection lost while reading raises _NoAnswerError."""
+        handover.handing_over(message.delivery_id)
+        smtp.send(content)
+        try:
+            return smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            raise _NoAnswerError(error) from error
+
+    def _send_one(
+        self, smtp: smtplib.SMTP, sender: str, message: Message, handover: Handover
+    ) -> Outcome:
         """One command at a time: servers without PIPELINING, addresses that need parsing."""
         data = message_bytes(message, self.config)
         code, text = _envelope(smtp, "from", sender)
@@ -174,11 +265,11 @@ class SmtpBackend(Backend):
         if code not in (250, 251):
             smtp.rset()
             return _classify(code, text, message.delivery_id)
-        try:
-            code, text = smtp.data(data)
-        except smtplib.SMTPDataError as error:
+        code, text = smtp.docmd("data")
+        if code != 354:
             smtp.rset()
-            return _classify(error.smtp_code, error.smtp_error, message.delivery_id)
+            return _classify(code, text, message.delivery_id)
+        code, text = self._hand_over(smtp, message, _content(data) + b".\r\n", handover)
         if code != 250:
             smtp.rset()
             return _classify(code, text, message.delivery_id)
@@ -190,6 +281,7 @@ class SmtpBackend(Backend):
         smtp: smtplib.SMTP,
         sender: str,
         message: Message,
+        handover: Handover,
         *,
         ahead: bool,
         following: Message | None,
@@ -219,16 +311,11 @@ class SmtpBackend(Backend):
             smtp.getreply()
             smtp.rset()
             return _classify(refused[0], refused[1], message.delivery_id), False
-        data = message_bytes(message, self.config)
-        # Most messages have no line starting with a dot: skip the regex over 5 KB then.
-        content = _DOT_LINE.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
-        if not content.endswith(b"\r\n"):
-            content += b"\r\n"
+        content = _content(message_bytes(message, self.config))
         envelope = b""
         if following is not None and _PLAIN_ADDRESS.fullmatch(following.to):
             envelope = _envelope_commands(sender, following.to)
-        smtp.send(content + b".\r\n" + envelope)
-        code, text = smtp.getreply()
+        code, text = self._hand_over(smtp, message, content + b".\r\n" + envelope, handover)
         if code != 250:
             if not envelope:
                 smtp.rset()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -17,8 +18,21 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, required_secret, safe_error
+from channels.backends.base import (
+    Backend,
+    BackendError,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    UncertainPolicy,
+    register,
+)
+from channels.backends.utils import (
+    network_error_text,
+    parse_retry_after,
+    required_secret,
+    safe_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +121,8 @@ class SlackBackend(Backend):
     is_broadcast = True
     config_form = SlackConfigForm
     secret_fields = frozenset({"bot_token", "webhook_url"})
+    # A post shown twice is seen by the whole channel: better missed (and re-queued) than doubled.
+    default_uncertain_policy = UncertainPolicy.SKIP
 
     def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
         super().__init__(config, secrets)
@@ -151,10 +167,9 @@ class SlackBackend(Backend):
             )
         except SlackApiError as exc:
             return self._api_error_outcome(message, exc)
-        except TimeoutError:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, "timed out")
         except _NETWORK_ERRORS as exc:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, f"connection error: {exc}")
+            status = network_failure(exc)
+            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
         return Outcome(
             message.delivery_id, OutcomeStatus.SENT, provider_message_id=str(response["ts"])
         )
@@ -207,6 +222,20 @@ class SlackBackend(Backend):
                     self.secrets.values(),
                 )
             )
+
+
+def network_failure(exc: BaseException) -> OutcomeStatus:
+    """Whether the request slack-sdk failed with ``exc`` may have reached Slack.
+
+    slack-sdk calls urllib's urlopen and lets its errors through. urllib wraps what fails while
+    connecting and writing the request (DNS, refused, connect or write timeout, TLS) in a
+    URLError: TRANSIENT. What fails while waiting for or reading the answer escapes raw
+    (TimeoutError, http.client.RemoteDisconnected, IncompleteRead or another HTTPException,
+    ConnectionResetError): UNCERTAIN. A SlackClientError here is a URL slack-sdk refused to open.
+    """
+    if isinstance(exc, urllib.error.URLError | SlackClientError):
+        return OutcomeStatus.TRANSIENT
+    return OutcomeStatus.UNCERTAIN
 
 
 def classify(status_code: int, code: str) -> OutcomeStatus:

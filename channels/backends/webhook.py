@@ -23,7 +23,13 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
-from channels.backends.utils import parse_retry_after, required_secret, safe_error
+from channels.backends.utils import (
+    network_error_text,
+    parse_retry_after,
+    requests_failure,
+    required_secret,
+    safe_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +129,10 @@ class WebhookBackend(Backend):
                 # A redirected POST would turn into a GET elsewhere: an endpoint must answer.
                 allow_redirects=False,
             )
-        except requests.Timeout:
-            return self._outcome(
-                message, OutcomeStatus.TRANSIENT, f"timed out after {self.timeout}s"
-            )
         except requests.RequestException as exc:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, f"connection error: {exc}")
+            # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
+            status = requests_failure(exc)
+            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
         return self._classify(message, response)
 
     def _classify(self, message: Message, response: requests.Response) -> Outcome:

@@ -343,6 +343,9 @@ DELIVERY_CIRCUIT_TRIAL_SIZE: int = env.int("DELIVERY_CIRCUIT_TRIAL_SIZE", defaul
 #: The sweeper enqueues batches for due deliveries nobody has claimed for this long, and
 #: re-plans dispatches still planning after it.
 DELIVERY_SWEEP_STALE_SECONDS: int = env.int("DELIVERY_SWEEP_STALE_SECONDS", default=30)
+#: How often a worker looks for retries that have become due and enqueues their batches
+#: (one indexed query per cluster; 0 leaves them to the sweeper).
+DELIVERY_WAKE_SECONDS: float = env.float("DELIVERY_WAKE_SECONDS", default=1.0)
 #: Domain of the Message-ID of every bulk email (default: SITE_URL's host).
 DELIVERY_MESSAGE_ID_DOMAIN: str = env.str("DELIVERY_MESSAGE_ID_DOMAIN", default="")
 #: Where the sent journal lives (decision 0039): redis:// (shared by every host), file:///dir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -53,6 +54,10 @@ class SmtpSink:
     ``answer`` may return an SMTP reply (e.g. "451 4.3.0 try later") to refuse a message.
     With ``pipelining`` it announces PIPELINING (RFC 2920), as Postfix does; aiosmtpd reads
     commands one after another from the stream, so pipelined commands work.
+
+    ``hold_when(n)`` (n: messages received, this one included) holds the reply to the message
+    just received: the sink has it, the sender does not know. ``held`` is set while a reply is
+    held; setting ``release`` lets it go (a real provider's processing time, stretched).
     """
 
     def __init__(self, *, pipelining: bool = False) -> None:
@@ -62,6 +67,11 @@ class SmtpSink:
         self.refused = 0
         self.answer: Callable[[bytes, list[str]], str | None] | None = None
         self.refuse_rcpt: set[str] = set()
+        self.hold_when: Callable[[int], bool] | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+        #: The messages whose reply was held, as received.
+        self.held_messages: list[bytes] = []
         self._lock = threading.Lock()
 
     async def handle_EHLO(
@@ -89,6 +99,16 @@ class SmtpSink:
                 return reply
             self.messages.append(content)
             self.recipients.extend(envelope.rcpt_tos)
+            hold = self.hold_when is not None and self.hold_when(len(self.messages))
+            if hold:
+                self.held_messages.append(content)
+        if hold:
+            self.held.set()
+            try:
+                while not self.release.is_set():
+                    await asyncio.sleep(0.005)
+            finally:  # also when aiosmtpd cancels the session: its client is gone
+                self.held.clear()
         return "250 2.0.0 Ok: queued"
 
     def delivery_ids(self) -> Counter[int]:

@@ -109,7 +109,7 @@ def test_requeueing_names_a_bad_choice_and_refuses_get() -> None:
     bad = paula.post(url, {"statuses": "everything"}, follow=True)
 
     page = bad.content.decode()
-    assert "Statuses must be one of failed, dead, both." in page
+    assert "Statuses must be one of failed, dead, both, uncertain." in page
     assert paula.get(url).status_code == 405
     assert Delivery.objects.filter(status__in=["failed", "dead"]).count() == 3
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import redis
@@ -20,6 +22,7 @@ from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 from channels import journal, services
+from channels.configuration import save_channel
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from tests.channels.cluster import Cluster, running_cluster, wait_for
@@ -38,6 +41,7 @@ NEW_SECRET_KEY = "rotated-" + "k" * 60
 #: Keys carry the test database's name, so parallel runs on other databases do not collide.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 BATCH_SIZE = 50
+WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 MESSAGE_ID = re.compile(rb"^Message-ID: <delivery-(\d+)@", re.MULTILINE | re.IGNORECASE)
 RECIPIENTS = 2000
 
@@ -246,7 +250,10 @@ def test_a_secret_key_rotation_with_a_dispatch_queued_still_delivers_everything_
     settings.SECRET_KEY = NEW_SECRET_KEY
     log = output_dir / "qcluster.log"
     log.unlink(missing_ok=True)
-    with running_cluster(log, SECRET_KEY=NEW_SECRET_KEY, **redis_journal):
+    # The wake-up of due rows would rebuild the work too: this test is about the sweeper's.
+    with running_cluster(
+        log, SECRET_KEY=NEW_SECRET_KEY, DELIVERY_WAKE_SECONDS="0", **redis_journal
+    ):
         wait_for(lambda: OrmQ.objects.count() == 0, timeout=30)  # the old tasks are dropped
         assert sink.messages == []
         sweep_until_settled([planned, waiting], timeout=45)
@@ -256,3 +263,222 @@ def test_a_secret_key_rotation_with_a_dispatch_queued_still_delivers_everything_
     assert set(rows.values_list("status", flat=True)) == {"sent"}
     assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
     assert "Failed to push task to queue" in log.read_text()
+
+
+# --- Kills inside the window: a reply held back by the peer (decision 0068) ---------------------
+
+#: Messages between two kills: never a multiple of a batch, so each kill lands mid-batch.
+SMTP_KILL_STEPS = (137, 174, 91, 203, 119)
+WEBHOOK_KILL_STEPS = (13, 17, 23, 11, 19)
+#: Workers with short leases, so that five recoveries fit in a test run.
+FAST_RECOVERY = {"Q_TIMEOUT": "3", "Q_RETRY": "5", "DELIVERY_LEASE_SECONDS": "4"}
+
+
+class HoldingPeer(Protocol):
+    held: threading.Event
+    release: threading.Event
+
+    def hold_after(self, count: int) -> None:
+        """Hold the reply to the ``count``-th message received from now on."""
+
+    def received(self) -> Counter[int]:
+        """How many times each delivery arrived."""
+
+    def held_ids(self) -> list[int]:
+        """The deliveries whose reply was held."""
+
+
+class HeldSmtpSink(SmtpSink):
+    def hold_after(self, count: int) -> None:
+        target = len(self.messages) + count
+        self.hold_when = lambda received: received == target
+
+    def received(self) -> Counter[int]:
+        return self.delivery_ids()
+
+    def held_ids(self) -> list[int]:
+        return [
+            int(match.group(1))
+            for match in map(MESSAGE_ID.search, self.held_messages)
+            if match is not None
+        ]
+
+
+class HeldWebhookPeer:
+    """A webhook receiver that records each request's webhook-id and holds the reply to a
+    chosen one (it has the request; the sender waits) until released."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self._held: list[int] = []
+        self._target: int | None = None
+        self._lock = threading.Lock()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                delivery_id = int(self.headers["webhook-id"])
+                with peer._lock:
+                    peer.ids.append(delivery_id)
+                    hold = len(peer.ids) == peer._target
+                    if hold:
+                        peer._held.append(delivery_id)
+                if hold:
+                    peer.held.set()
+                    peer.release.wait(60)
+                    peer.held.clear()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def hold_after(self, count: int) -> None:
+        with self._lock:
+            self._target = len(self.ids) + count
+
+    def received(self) -> Counter[int]:
+        with self._lock:
+            return Counter(self.ids)
+
+    def held_ids(self) -> list[int]:
+        with self._lock:
+            return list(self._held)
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def kill_while_a_reply_is_held(
+    peer: HoldingPeer,
+    steps: tuple[int, ...],
+    dispatches: list[Dispatch],
+    log: Path,
+    env: dict[str, str],
+) -> None:
+    """Start a cluster; for each step, let the peer hold the reply to the step-th message
+    from now, SIGKILL the cluster's process group while the reply is held, release the peer
+    (the answer goes to a dead socket), start a new cluster. Then let everything settle."""
+    cluster = Cluster(log, **FAST_RECOVERY, **env)
+    cluster.start()
+    try:
+        for step in steps:
+            peer.hold_after(step)
+            deadline = time.monotonic() + 60
+            while not peer.held.wait(0.5):
+                assert time.monotonic() < deadline, "the peer never got to hold a reply"
+                services.sweep()  # recovers the previous kill's rows, as its schedule would
+            cluster.kill()
+            peer.release.set()
+            wait_for(lambda: not peer.held.is_set(), timeout=10, every=0.01)
+            peer.release.clear()
+            cluster = Cluster(log, **FAST_RECOVERY, **env)
+            cluster.start()
+        sweep_until_settled(dispatches, timeout=90)
+    finally:
+        cluster.stop()
+
+
+def check_policy(peer: HoldingPeer, rows: Any, policy: str, kills: int) -> str:
+    """Assert the promise of ``policy`` per delivery; return a one-line summary."""
+    ids = set(rows.values_list("pk", flat=True))
+    received = peer.received()
+    held = set(peer.held_ids())
+    uncertain = set(rows.filter(uncertain_at__isnull=False).values_list("pk", flat=True))
+    twice = {pk for pk in ids if received[pk] > 1}
+    missing = {pk for pk in ids if received[pk] == 0}
+    # Each kill held one reply: that delivery was handed over and never answered (a resent
+    # one may be held again by a later kill).
+    assert len(peer.held_ids()) == kills
+    assert held <= uncertain
+    if policy == "resend":
+        # At least once: nothing missing, and a duplicate only where the ledger says so.
+        assert set(rows.values_list("status", flat=True)) == {"sent"}
+        assert not missing
+        assert twice <= uncertain
+    else:
+        # At most once: no duplicate at all; whatever did not arrive is marked and skipped.
+        assert not twice
+        skipped = set(rows.filter(status="uncertain").values_list("pk", flat=True))
+        assert held <= skipped
+        assert missing <= skipped
+        assert set(rows.values_list("status", flat=True)) <= {"sent", "uncertain"}
+        assert uncertain == skipped
+    return (
+        f"{policy}: {kills} kills, {len(ids)} deliveries, {len(uncertain)} uncertain, "
+        f"{len(twice)} received twice, {len(missing)} missing"
+    )
+
+
+@pytest.mark.parametrize("policy", ["resend", "skip"])
+def test_smtp_kills_while_the_sink_holds_its_reply_duplicate_or_skip_only_uncertain_messages(
+    transactional_db: None,
+    topic: Topic,
+    queue_for_real: None,
+    redis_journal: dict[str, str],
+    output_dir: Path,
+    policy: str,
+) -> None:
+    sink = HeldSmtpSink(pipelining=True)
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    log = output_dir / f"qcluster-smtp-{policy}.log"
+    log.unlink(missing_ok=True)
+    try:
+        make_smtp_channel(port, batch_size=BATCH_SIZE, uncertain_policy=policy)
+        add_subscribers(topic, 1000)
+        dispatch = make_dispatch(topic)
+        async_task(services.PLAN_DISPATCH_TASK, dispatch.pk)
+        kill_while_a_reply_is_held(sink, SMTP_KILL_STEPS, [dispatch], log, redis_journal)
+    finally:
+        sink.release.set()
+        controller.stop()
+
+    rows = Delivery.objects.filter(dispatch=dispatch)
+    assert rows.count() == 1000
+    print("\nSMTP " + check_policy(sink, rows, policy, len(SMTP_KILL_STEPS)))  # noqa: T201
+
+
+@pytest.mark.parametrize("policy", ["resend", "skip"])
+def test_webhook_kills_while_the_receiver_holds_its_reply_duplicate_or_skip_only_uncertain_ones(
+    transactional_db: None,
+    topic: Topic,
+    queue_for_real: None,
+    redis_journal: dict[str, str],
+    output_dir: Path,
+    policy: str,
+) -> None:
+    peer = HeldWebhookPeer()
+    log = output_dir / f"qcluster-webhook-{policy}.log"
+    log.unlink(missing_ok=True)
+    try:
+        channel = Channel(name="Receiver", kind="webhook", batch_size=10, uncertain_policy=policy)
+        save_channel(channel, {"url": peer.url, "secret": WHSEC, "timeout": 30})
+        dispatches = [make_dispatch(topic) for _ in range(120)]
+        for dispatch in dispatches:
+            services.plan_dispatch(dispatch.pk)
+        kill_while_a_reply_is_held(peer, WEBHOOK_KILL_STEPS, dispatches, log, redis_journal)
+    finally:
+        peer.stop()
+
+    rows = Delivery.objects.filter(channel__name="Receiver")
+    assert rows.count() == 120
+    print("\nwebhook " + check_policy(peer, rows, policy, len(WEBHOOK_KILL_STEPS)))  # noqa: T201

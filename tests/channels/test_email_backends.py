@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
-from channels.backends.base import BackendError, Message
+from channels.backends.base import BackendError, Message, Outcome
 from channels.backends.email_file import FileBackend
 from channels.backends.email_smtp import SmtpBackend, SmtpConfigForm
 from channels.models import Delivery
@@ -127,12 +127,21 @@ def test_smtp_sends_each_next_envelope_with_a_content_and_gives_each_outcome_bef
     sink = PipeliningSink()
     sink.refuse_rcpt = {"nobody@example.com"}
     given: list[int] = []
-    # How many outcomes the engine had been given when each content reached the sink.
-    seen: list[int] = []
+    handed: list[int] = []
+    # How many outcomes the engine had been given, and which message it had journaled as in
+    # flight last, when each content reached the sink.
+    seen: list[tuple[int, int]] = []
 
     def answer(content: bytes, rcpt: list[str]) -> str | None:
-        seen.append(len(given))
+        seen.append((len(given), handed[-1]))
         return "452 4.2.2 Mailbox full" if b"full" in content else None
+
+    class Journal:
+        def handing_over(self, delivery_id: int) -> None:
+            handed.append(delivery_id)
+
+        def answered(self, outcome: Outcome) -> None:
+            given.append(outcome.delivery_id)
 
     sink.answer = answer
     port = free_port()
@@ -152,7 +161,7 @@ def test_smtp_sends_each_next_envelope_with_a_content_and_gives_each_outcome_bef
                 # Refused last, with nothing in flight after it.
                 Message(delivery_id=6, to="cy@example.com", subject="Hi", text="full"),
             ],
-            lambda outcome: given.append(outcome.delivery_id),
+            Journal(),
         )
         # The connection is still in step: the next batch goes through it.
         again = backend.send([Message(delivery_id=7, to="di@example.com", text="seven")])
@@ -170,7 +179,10 @@ def test_smtp_sends_each_next_envelope_with_a_content_and_gives_each_outcome_bef
         "transient",
     ]
     assert outcomes[3].error.startswith("SMTP 550")
-    assert seen == [0, 1, 2, 4, 5, 6]
+    # Each content left after its own in-flight entry and every earlier outcome; message 4,
+    # refused at RCPT, was never handed over; message 7 went through a plain send.
+    assert seen == [(0, 1), (1, 2), (2, 3), (4, 5), (5, 6), (6, 6)]
+    assert handed == [1, 2, 3, 5, 6]
     assert [o.status for o in again] == ["sent"]
     assert sink.recipients == [
         "ana@example.com",

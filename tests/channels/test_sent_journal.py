@@ -13,7 +13,7 @@ import time_machine
 from django.utils import timezone
 
 from channels import journal, services
-from channels.backends.base import Outcome, OutcomeStatus
+from channels.backends.base import JournalUnavailableError, Outcome, OutcomeStatus
 from channels.models import Channel, Delivery
 from publishing.models import Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
@@ -168,7 +168,7 @@ def test_a_first_attempt_costs_no_journal_read_and_an_entry_older_than_its_row_i
     assert list(journal.accepted([(row.pk, row.created_at)])) == [row.pk]
 
 
-def test_sending_goes_on_when_the_journal_store_is_down(
+def test_a_batch_stops_before_handing_over_what_a_journal_that_is_down_cannot_follow(
     topic: Topic,
     smtp_channel: Channel,
     sink: SmtpSink,
@@ -182,16 +182,15 @@ def test_sending_goes_on_when_the_journal_store_is_down(
     with caplog.at_level(logging.WARNING, logger="channels.journal"):
         report = services.send_batch(smtp_channel.pk)
 
-    assert report.outcomes == {Delivery.Status.SENT: 3}
-    assert len(sink.messages) == 3
-    # One failed write, then the batch leaves the store alone.
-    assert [r.getMessage() for r in caplog.records].count(
-        f"Sent journal: cannot record delivery {min(sink.delivery_ids())}"
-    ) == 1
+    # Nothing left that the journal could not have told recovery about: the rows wait.
+    assert sink.messages == []
+    assert report.outcomes == {Delivery.Status.QUEUED: 3}
+    rows = Delivery.objects.all()
+    assert {row.last_error for row in rows} == {
+        "Not handed over: the sent journal cannot be written."
+    }
+    assert all(row.uncertain_at is None for row in rows)
     assert len([r for r in caplog.records if "cannot record" in r.getMessage()]) == 1
-    assert journal.accepted([(1, None)]) == {}
-    with time_machine.travel(timezone.now() + LATER):
-        assert services.sweep().recovered == 0
 
 
 def test_the_file_journal_is_shared_through_a_folder(settings: Any, tmp_path: Path) -> None:
@@ -206,7 +205,7 @@ def test_the_file_journal_is_shared_through_a_folder(settings: Any, tmp_path: Pa
     assert journal.accepted([(7, None)]) == {}
 
 
-def test_without_a_journal_nothing_is_recorded_or_recovered(
+def test_without_a_journal_every_expired_row_is_uncertain(
     topic: Topic, smtp_channel: Channel, sink: SmtpSink, settings: Any
 ) -> None:
     settings.DELIVERY_JOURNAL_URL = "off"
@@ -216,7 +215,10 @@ def test_without_a_journal_nothing_is_recorded_or_recovered(
     assert journal.record(rows[0].pk, "250", lease) is False
     with time_machine.travel(timezone.now() + LATER):
         report = services.sweep()
-    assert (report.recovered, report.requeued) == (0, 2)
+    # Nothing tells what the dead worker had handed over: every row is uncertain, and the
+    # SMTP channel's policy (resend) queues them again, marked.
+    assert (report.recovered, report.uncertain, report.requeued) == (0, 2, 2)
+    assert Delivery.objects.filter(status="queued", uncertain_at__isnull=False).count() == 2
 
 
 def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> None:
@@ -244,7 +246,8 @@ def test_a_batch_writer_hands_each_entry_to_redis_before_the_next_message(
     created = lease - dt.timedelta(seconds=5)
     writer = journal.BatchWriter(lease)
     try:
-        writer.record(515151, "<first@example.com>")
+        writer.handing_over(515151)
+        writer.answered(Outcome(515151, OutcomeStatus.SENT, "<first@example.com>"))
         # Not closed, its reply not read: the entry already reached Redis, readable by any
         # other process (Redis may take a moment to process the command it holds).
         found: dict[int, journal.Acceptance] = {}
@@ -254,16 +257,19 @@ def test_a_batch_writer_hands_each_entry_to_redis_before_the_next_message(
                 break
             time.sleep(0.01)
         assert found[515151].provider_message_id == "<first@example.com>"
-        writer.record(515152, "<second@example.com>")
+        writer.handing_over(515152)
         writer.close()
-        both = journal.accepted([(515151, created), (515152, created)])
-        assert sorted(both) == [515151, 515152]
+        both = journal.read([(515151, created), (515152, created)])
+        assert {pk: entry.state for pk, entry in both.items()} == {
+            515151: journal.State.ACCEPTED,
+            515152: journal.State.IN_FLIGHT,
+        }
         assert writer.works
     finally:
         store.clear()
 
 
-def test_a_batch_writer_whose_redis_is_down_gives_up_quietly(settings: Any) -> None:
+def test_a_batch_writer_whose_redis_is_down_refuses_every_hand_over(settings: Any) -> None:
     import socket
 
     with socket.socket() as probe:
@@ -271,7 +277,10 @@ def test_a_batch_writer_whose_redis_is_down_gives_up_quietly(settings: Any) -> N
         port = probe.getsockname()[1]
     settings.DELIVERY_JOURNAL_URL = f"redis://127.0.0.1:{port}/0"
     writer = journal.BatchWriter(timezone.now())
-    writer.record(1, "<a@example.com>")
-    writer.record(2, "<b@example.com>")
+    with pytest.raises(JournalUnavailableError):
+        writer.handing_over(1)
+    writer.answered(Outcome(1, OutcomeStatus.TRANSIENT, error="connection failed"))
+    with pytest.raises(JournalUnavailableError):
+        writer.handing_over(2)
     writer.close()
     assert writer.works is False

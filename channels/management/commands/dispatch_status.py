@@ -57,6 +57,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {channel:<{width}}  {cells}  {total:>9}")
         totals = "  ".join(f"{progress.by_status[s]:>9}" for s in STATUS_ORDER)
         self.stdout.write(f"  {'all':<{width}}  {totals}  {progress.total:>9}")
+        if progress.uncertain:
+            self.stdout.write(
+                f"  Uncertain hand-overs (no answer after sending): {progress.uncertain}; "
+                f"{progress.uncertain_resent} resent (may have arrived twice), "
+                f"{progress.by_status['uncertain']} not resent "
+                "(retry_deliveries --uncertain sends them again)."
+            )
 
     def _watch(
         self,

@@ -1,11 +1,14 @@
-"""Real local peers for the backends: moto's SES server (pytest-httpserver is a plugin)."""
+"""Real local peers for the backends: moto's SES server, a raw socket peer that drops the
+connection (pytest-httpserver is a plugin)."""
 
 from __future__ import annotations
 
 import socket
+import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -83,6 +86,18 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}/"
 
 
+@pytest.fixture
+def full_backlog_url() -> Iterator[str]:
+    """A loopback URL whose listener never accepts and has a full queue: connect times out."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        # Linux queues one connection past a backlog of 0, then drops further SYNs.
+        filler.connect(("127.0.0.1", port))
+        yield f"http://127.0.0.1:{port}/"
+
+
 @pytest.fixture(scope="session")
 def make_httpserver() -> Iterator[HTTPServer]:
     """pytest-httpserver's server, threaded: a delayed answer must not hold up the next one."""
@@ -92,3 +107,112 @@ def make_httpserver() -> Iterator[HTTPServer]:
     server.clear()
     if server.is_running():
         server.stop()
+
+
+#: What a RawPeer does with a connection: see its docstring.
+PeerMove = Literal["close", "reset", "truncate", "stall"]
+#: Half of a 200 answer: the headers promise 100 bytes of body, 9 come.
+TRUNCATED_ANSWER = (
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ok": tr'
+)
+
+
+class RawPeer:
+    """An HTTP peer on a loopback socket, for what pytest-httpserver cannot do.
+
+    With ``close``, ``reset`` or ``truncate`` it reads each request whole (headers and
+    Content-Length body, kept in ``received``), then closes the connection without a word,
+    resets it (RST), or sends half an answer and closes: the request was sent, no full answer
+    came. With ``stall`` it accepts and never reads: a large request fills the socket buffers
+    and the client's write times out before the request is sent.
+    """
+
+    def __init__(self, move: PeerMove) -> None:
+        self.move = move
+        self.received: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url_for(self, path: str) -> str:
+        port: int = self._listener.getsockname()[1]
+        return f"http://127.0.0.1:{port}{path}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            if self.move == "stall":
+                self._held.append(conn)
+                continue
+            with conn:
+                conn.settimeout(5)
+                self.received.append(_read_request(conn))
+                if self.move == "reset":
+                    # Linger on, zero seconds: close() sends RST instead of FIN.
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                elif self.move == "truncate":
+                    conn.sendall(TRUNCATED_ANSWER)
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One HTTP request, headers and Content-Length body, read whole from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def raw_peer() -> Iterator[Callable[[PeerMove], RawPeer]]:
+    """Start RawPeers on loopback: ``raw_peer("close")``; all stopped after the test."""
+    peers: list[RawPeer] = []
+
+    def start(move: PeerMove) -> RawPeer:
+        peer = RawPeer(move)
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+def request_body(raw: bytes) -> bytes:
+    """The body of a raw request RawPeer received."""
+    return raw.partition(b"\r\n\r\n")[2]
+
+
+def request_headers(raw: bytes) -> dict[str, str]:
+    """The headers of a raw request RawPeer received, names lowercased."""
+    lines = raw.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]
+    return {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from channels.backends import BackendError, Message, OutcomeStatus, get_backend_class
+from channels.backends.base import UncertainPolicy
 from channels.backends.discord import DiscordBackend
-from tests.channels.backends.conftest import delayed, wait_for_log
+from tests.channels.backends.conftest import PeerMove, RawPeer, delayed, request_body, wait_for_log
 from tests.channels.logs import production_logs
 from tests.fixtures import provider_json
 
@@ -70,17 +72,72 @@ def test_it_goes_through_429_then_500_then_a_timeout_before_delivering(
     # The late answer to the timed-out request goes out before the next test starts.
     wait_for_log(httpserver, 4)
 
+    # The timed-out request reached Discord: it may have posted it, so the outcome is uncertain.
     assert [o.status for o in outcomes] == [
         OutcomeStatus.RATE_LIMITED,
         OutcomeStatus.TRANSIENT,
-        OutcomeStatus.TRANSIENT,
+        OutcomeStatus.UNCERTAIN,
         OutcomeStatus.SENT,
     ]
     # The body's float retry_after wins over the rounded header.
     assert outcomes[0].retry_after == 1.337
     assert "500" in outcomes[1].error
-    assert "timed out" in outcomes[2].error
+    assert outcomes[2].error == "no answer within 0.3s after the request was sent (uncertain)"
     assert outcomes[3].provider_message_id == "1311700000000000042"
+
+
+def test_a_read_timeout_is_uncertain_and_discord_did_get_the_post(
+    httpserver: HTTPServer,
+) -> None:
+    ok = json.dumps(provider_json("discord", "execute_ok"))
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_handler(
+        delayed(1.0, Response(ok, content_type="application/json"))
+    )
+
+    [outcome] = make_backend(httpserver.url_for(WEBHOOK_PATH), timeout=0.3).send([message(4)])
+    wait_for_log(httpserver, 1)
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert outcome.error == "no answer within 0.3s after the request was sent (uncertain)"
+    [(request, _)] = httpserver.log
+    assert json.loads(request.get_data())["embeds"] == PAYLOAD["embeds"]
+
+
+def test_a_refused_connection_is_transient(closed_port_url: str) -> None:
+    [outcome] = make_backend(closed_port_url.rstrip("/") + WEBHOOK_PATH).send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert outcome.error.startswith("connection error: ")
+
+
+def test_a_connect_timeout_is_transient(full_backlog_url: str) -> None:
+    url = full_backlog_url.rstrip("/") + WEBHOOK_PATH
+
+    [outcome] = make_backend(url, timeout=0.3).send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "timed out after 0.3s before the request was fully sent" in outcome.error
+    assert "Tk3n-SeCrEt" not in outcome.error
+
+
+@pytest.mark.parametrize("move", ["close", "reset", "truncate"])
+def test_a_connection_dropped_after_the_post_was_read_is_uncertain(
+    raw_peer: Callable[[PeerMove], RawPeer], move: PeerMove
+) -> None:
+    peer = raw_peer(move)
+
+    [outcome] = make_backend(peer.url_for(WEBHOOK_PATH)).send([message(5)])
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert "after the request was sent" in outcome.error
+    assert "Tk3n-SeCrEt" not in outcome.error
+    [raw] = peer.received
+    assert json.loads(request_body(raw))["embeds"] == PAYLOAD["embeds"]
+
+
+def test_an_uncertain_post_is_not_sent_again_by_default() -> None:
+    # Everybody in the server would see the post twice.
+    assert DiscordBackend.default_uncertain_policy == UncertainPolicy.SKIP
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,29 @@ import base64
 import email
 import json
 import re
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from channels.backends import BackendError, Message, OutcomeStatus, get_backend_class
+from channels.backends.base import UncertainPolicy
 from channels.backends.email_ses import SesBackend
 from channels.configuration import save_channel, send_test_message
 from channels.models import Channel
-from tests.channels.backends.conftest import SENDER, SES_REGION, ses_sent_messages
+from tests.channels.backends.conftest import (
+    SENDER,
+    SES_REGION,
+    PeerMove,
+    RawPeer,
+    delayed,
+    request_body,
+    ses_sent_messages,
+    wait_for_log,
+)
 from tests.channels.logs import production_logs
 from tests.fixtures import provider_json
 
@@ -204,9 +216,70 @@ def test_an_unreachable_endpoint_is_transient_and_keeps_the_key_secret(
         [outcome] = make_backend(closed_port_url).send([message()])
 
     assert outcome.status == OutcomeStatus.TRANSIENT
+    assert outcome.error.startswith("connection error: Could not connect to the endpoint URL")
     assert SECRET_KEY not in outcome.error
     assert SECRET_KEY not in logs.getvalue()
     assert "reader@example.org" not in logs.getvalue()
+
+
+def test_a_read_timeout_is_uncertain_and_the_endpoint_did_get_the_message(
+    httpserver: HTTPServer,
+) -> None:
+    ok = json.dumps(provider_json("ses", "send_email_ok"))
+    httpserver.expect_request(SEND_PATH, method="POST").respond_with_handler(
+        delayed(1.0, Response(ok, content_type="application/json"))
+    )
+
+    [outcome] = make_backend(httpserver.url_for("/"), timeout=0.3).send([message(89)])
+    wait_for_log(httpserver, 1)
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert outcome.error == "no answer within 0.3s after the request was sent (uncertain)"
+    # botocore's own retries are off: one request, and it arrived.
+    [(request, _)] = httpserver.log
+    assert json.loads(request.get_data())["EmailTags"] == [{"Name": "delivery_id", "Value": "89"}]
+
+
+def test_a_connect_timeout_is_transient(full_backlog_url: str) -> None:
+    [outcome] = make_backend(full_backlog_url, timeout=0.3).send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "timed out after 0.3s before the request was fully sent" in outcome.error
+
+
+@pytest.mark.parametrize("move", ["close", "reset", "truncate"])
+def test_a_connection_dropped_after_the_request_was_read_is_uncertain(
+    raw_peer: Callable[[PeerMove], RawPeer], move: PeerMove
+) -> None:
+    peer = raw_peer(move)
+
+    [outcome] = make_backend(peer.url_for("/")).send([message(90)])
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert "after the request was sent" in outcome.error
+    assert SECRET_KEY not in outcome.error
+    [raw] = peer.received
+    assert raw.startswith(f"POST {SEND_PATH} ".encode())
+    body = json.loads(request_body(raw))
+    assert body["EmailTags"] == [{"Name": "delivery_id", "Value": "90"}]
+
+
+def test_a_write_that_times_out_before_the_request_is_sent_is_transient(
+    raw_peer: Callable[[PeerMove], RawPeer],
+) -> None:
+    # The peer never reads: 30 MB of MIME (40 MB in base64) fill the socket buffers.
+    peer = raw_peer("stall")
+    big = Message(delivery_id=91, to="reader@example.org", raw=b"x" * 30_000_000)
+
+    [outcome] = make_backend(peer.url_for("/"), timeout=0.3).send([big])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "before the request was fully sent" in outcome.error
+
+
+def test_an_uncertain_message_is_resent_by_default() -> None:
+    # Receivers' mail systems drop a repeat by its Message-ID.
+    assert SesBackend.default_uncertain_policy == UncertainPolicy.RESEND
 
 
 def test_check_passes_when_the_sender_is_a_verified_identity(httpserver: HTTPServer) -> None:

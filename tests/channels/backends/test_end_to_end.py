@@ -1,6 +1,7 @@
 """Publish, then let the engine deliver to broadcast channels through their real clients, against
-a local peer that answers 429 with Retry-After, then 500, then too late, then 2xx: every channel
-ends with its message delivered exactly once."""
+a local peer that answers 429 with Retry-After, then 500, then too late, then 2xx: a channel that
+resends what got no answer ends with its message delivered; one that skips it (Slack's and
+Discord's default) stops at the unanswered request."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from standardwebhooks import Webhook
 from werkzeug import Response
 
 from channels import services
+from channels.backends.base import UncertainPolicy
 from channels.configuration import save_channel
 from channels.models import Channel, Delivery
 from publishing import services as publishing
@@ -72,7 +74,8 @@ def test_a_broadcast_survives_429_then_500_then_a_timeout_and_is_delivered_once(
     topic = TopicFactory.create()
     path = f"/{kind}/hook"
     script_peer(httpserver, path, success)
-    channel = Channel(name=f"{kind} channel", kind=kind)
+    # Slack and Discord skip an unanswered post by default: this channel chose to resend it.
+    channel = Channel(name=f"{kind} channel", kind=kind, uncertain_policy=UncertainPolicy.RESEND)
     save_channel(channel, configure(kind, httpserver.url_for(path)))
     delivery = publish_to(topic)
 
@@ -113,6 +116,33 @@ def test_a_broadcast_survives_429_then_500_then_a_timeout_and_is_delivered_once(
         assert "Hello, channels" in json.dumps(payload["blocks"])
     else:
         assert payload["embeds"][0]["title"] == "Hello, channels"
+
+
+@pytest.mark.parametrize("kind", ["slack", "discord"])
+def test_a_broadcast_left_without_answer_is_not_posted_again_by_default(
+    httpserver: HTTPServer, kind: str
+) -> None:
+    topic = TopicFactory.create()
+    path = f"/{kind}/hook"
+    script_peer(httpserver, path, Response("ok", status=200))
+    channel = Channel(name=f"{kind} channel", kind=kind)
+    save_channel(channel, configure(kind, httpserver.url_for(path)))
+    delivery = publish_to(topic)
+
+    for _ in range(4):
+        delivery.refresh_from_db()
+        if delivery.status != Delivery.Status.QUEUED:
+            break
+        with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
+            services.send_batch(channel.pk)
+    wait_for_log(httpserver, 3)
+
+    # The peer got the post the third time and answered too late: it may show it already.
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.UNCERTAIN
+    assert delivery.uncertain_at is not None
+    assert "(uncertain)" in delivery.last_error
+    assert sorted(answer.status_code for _, answer in httpserver.log) == [200, 429, 500]
 
 
 def test_a_publication_reaches_every_subscriber_once_through_ses(ses_endpoint: str) -> None:

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from channels.backends import BackendError, Message, OutcomeStatus, get_backend_class
+from channels.backends.base import UncertainPolicy
 from channels.backends.slack import SlackBackend
-from tests.channels.backends.conftest import delayed, wait_for_log
+from tests.channels.backends.conftest import PeerMove, RawPeer, delayed, request_body, wait_for_log
 from tests.channels.logs import production_logs
 from tests.fixtures import provider_json
 
@@ -47,6 +49,27 @@ def incoming_webhook(url: str, timeout: float = 2.0) -> SlackBackend:
 
 def message(delivery_id: int = 9) -> Message:
     return Message(delivery_id=delivery_id, payload=PAYLOAD)
+
+
+MODES = ["bot", "webhook"]
+WEBHOOK_PATH = "/services/T000/B000/XXXX"
+
+
+def slack_at(mode: str, url_for: Callable[[str], str], timeout: float = 2.0) -> SlackBackend:
+    """A bot (posting to ``/api/chat.postMessage``) or an incoming webhook on a local peer."""
+    config: dict[str, object] = {"mode": mode, "timeout": timeout}
+    if mode == "bot":
+        config |= {"channel": "C0123456789", "base_url": url_for("/api/")}
+        secrets = {"bot_token": TOKEN}
+    else:
+        secrets = {"webhook_url": url_for(WEBHOOK_PATH)}
+    backend = get_backend_class("slack")(config, secrets)
+    assert isinstance(backend, SlackBackend)
+    return backend
+
+
+def peer_path(mode: str) -> str:
+    return "/api/chat.postMessage" if mode == "bot" else WEBHOOK_PATH
 
 
 def test_it_posts_blocks_to_the_channel_with_the_bot_token(httpserver: HTTPServer) -> None:
@@ -90,17 +113,90 @@ def test_it_goes_through_429_then_500_then_a_timeout_before_delivering(
     # The late answer to the timed-out request goes out before the next test starts.
     wait_for_log(httpserver, 4)
 
+    # The timed-out request reached Slack: it may have posted it, so the outcome is uncertain.
     assert [o.status for o in outcomes] == [
         OutcomeStatus.RATE_LIMITED,
         OutcomeStatus.TRANSIENT,
-        OutcomeStatus.TRANSIENT,
+        OutcomeStatus.UNCERTAIN,
         OutcomeStatus.SENT,
     ]
     assert outcomes[0].retry_after == 12.0
     assert "HTTP 500" in outcomes[1].error
-    assert "timed out" in outcomes[2].error
+    assert outcomes[2].error == "no answer within 0.3s after the request was sent (uncertain)"
     # slack-sdk's own retry handlers are off: exactly one request per send.
     assert len(httpserver.log) == 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_read_timeout_is_uncertain_and_slack_did_get_the_post(
+    httpserver: HTTPServer, mode: str
+) -> None:
+    ok = json.dumps(provider_json("slack", "chat_postMessage_ok")) if mode == "bot" else "ok"
+    httpserver.expect_request(peer_path(mode), method="POST").respond_with_handler(
+        delayed(1.0, Response(ok, content_type="application/json"))
+    )
+
+    [outcome] = slack_at(mode, httpserver.url_for, timeout=0.3).send([message()])
+    wait_for_log(httpserver, 1)
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert outcome.error == "no answer within 0.3s after the request was sent (uncertain)"
+    [(request, _)] = httpserver.log
+    assert json.loads(request.get_data())["blocks"] == PAYLOAD["blocks"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_refused_connection_is_transient(closed_port_url: str, mode: str) -> None:
+    [outcome] = slack_at(mode, lambda path: closed_port_url.rstrip("/") + path).send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert outcome.error.startswith("connection error: ")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connect_timeout_is_transient(full_backlog_url: str, mode: str) -> None:
+    backend = slack_at(mode, lambda path: full_backlog_url.rstrip("/") + path, timeout=0.3)
+
+    [outcome] = backend.send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "timed out after 0.3s before the request was fully sent" in outcome.error
+
+
+@pytest.mark.parametrize("move", ["close", "reset", "truncate"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_dropped_after_the_post_was_read_is_uncertain(
+    raw_peer: Callable[[PeerMove], RawPeer], mode: str, move: PeerMove
+) -> None:
+    peer = raw_peer(move)
+
+    [outcome] = slack_at(mode, peer.url_for).send([message()])
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert "after the request was sent" in outcome.error
+    [raw] = peer.received
+    assert raw.startswith(f"POST {peer_path(mode)} ".encode())
+    assert json.loads(request_body(raw))["blocks"] == PAYLOAD["blocks"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_write_that_times_out_before_the_post_is_sent_is_transient(
+    raw_peer: Callable[[PeerMove], RawPeer], mode: str
+) -> None:
+    # The peer never reads: 40 MB fill the socket buffers and the write times out (urllib
+    # wraps it in a URLError, unlike a timeout waiting for the answer).
+    peer = raw_peer("stall")
+    big = Message(delivery_id=9, payload={"text": "x" * 40_000_000})
+
+    [outcome] = slack_at(mode, peer.url_for, timeout=0.3).send([big])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "before the request was fully sent" in outcome.error
+
+
+def test_an_uncertain_post_is_not_sent_again_by_default() -> None:
+    # Everybody in the channel would see the post twice.
+    assert SlackBackend.default_uncertain_policy == UncertainPolicy.SKIP
 
 
 @pytest.mark.parametrize("error", ["error_invalid_auth", "error_channel_not_found"])
@@ -176,10 +272,11 @@ def test_an_incoming_webhook_goes_through_429_then_500_then_a_timeout(
     assert [o.status for o in outcomes] == [
         OutcomeStatus.RATE_LIMITED,
         OutcomeStatus.TRANSIENT,
-        OutcomeStatus.TRANSIENT,
+        OutcomeStatus.UNCERTAIN,
         OutcomeStatus.SENT,
     ]
     assert outcomes[0].retry_after == 3.0
+    assert "uncertain" in outcomes[2].error
 
 
 @pytest.mark.parametrize(

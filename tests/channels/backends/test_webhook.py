@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +16,16 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
 
 from channels.backends import Message, OutcomeStatus, get_backend_class
+from channels.backends.base import UncertainPolicy
 from channels.backends.webhook import WebhookBackend
-from tests.channels.backends.conftest import delayed, wait_for_log
+from tests.channels.backends.conftest import (
+    PeerMove,
+    RawPeer,
+    delayed,
+    request_body,
+    request_headers,
+    wait_for_log,
+)
 from tests.fixtures import provider_json
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -125,15 +134,16 @@ def test_it_goes_through_429_then_500_then_a_timeout_before_delivering(
     # The late answer to the timed-out request goes out before the next test starts.
     wait_for_log(httpserver, 4)
 
+    # The timed-out request reached the endpoint: it may have it, so the outcome is uncertain.
     assert [o.status for o in outcomes] == [
         OutcomeStatus.RATE_LIMITED,
         OutcomeStatus.TRANSIENT,
-        OutcomeStatus.TRANSIENT,
+        OutcomeStatus.UNCERTAIN,
         OutcomeStatus.SENT,
     ]
     assert outcomes[0].retry_after == 30.0
     assert "HTTP 500" in outcomes[1].error
-    assert "timed out" in outcomes[2].error
+    assert outcomes[2].error == "no answer within 0.3s after the request was sent (uncertain)"
     assert outcomes[3].error == ""
     # The same delivery id on every attempt: the receiver can drop a repeat.
     assert {request.headers["webhook-id"] for request, _ in httpserver.log} == {"5"}
@@ -178,6 +188,65 @@ def test_a_refused_connection_is_transient(closed_port_url: str) -> None:
 
     assert outcome.status == OutcomeStatus.TRANSIENT
     assert "connection error" in outcome.error
+
+
+def test_a_read_timeout_is_uncertain_and_the_endpoint_did_get_the_request(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/hooks", method="POST").respond_with_handler(
+        delayed(1.0, Response("", status=204))
+    )
+    backend = make_backend(httpserver.url_for("/hooks"), timeout=0.3)
+
+    [outcome] = backend.send([message(12)])
+    wait_for_log(httpserver, 1)
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert outcome.error == "no answer within 0.3s after the request was sent (uncertain)"
+    [(request, _)] = httpserver.log
+    assert request.headers["webhook-id"] == "12"
+    assert json.loads(request.get_data()) == provider_json("webhook", "publication_published")
+    backend.close()
+
+
+@pytest.mark.parametrize("move", ["close", "reset", "truncate"])
+def test_a_connection_dropped_after_the_request_was_read_is_uncertain(
+    raw_peer: Callable[[PeerMove], RawPeer], move: PeerMove
+) -> None:
+    peer = raw_peer(move)
+
+    [outcome] = make_backend(peer.url_for("/hooks")).send([message(13)])
+
+    assert outcome.status == OutcomeStatus.UNCERTAIN
+    assert "after the request was sent" in outcome.error
+    [raw] = peer.received
+    assert request_headers(raw)["webhook-id"] == "13"
+    assert json.loads(request_body(raw)) == provider_json("webhook", "publication_published")
+
+
+def test_a_write_that_times_out_before_the_request_is_sent_is_transient(
+    raw_peer: Callable[[PeerMove], RawPeer],
+) -> None:
+    # The peer never reads: 40 MB fill the socket buffers and the write times out.
+    peer = raw_peer("stall")
+    big = Message(delivery_id=14, payload={"text": "x" * 40_000_000})
+
+    [outcome] = make_backend(peer.url_for("/hooks"), timeout=0.3).send([big])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "before the request was fully sent" in outcome.error
+
+
+def test_a_connect_timeout_is_transient(full_backlog_url: str) -> None:
+    [outcome] = make_backend(full_backlog_url, timeout=0.3).send([message()])
+
+    assert outcome.status == OutcomeStatus.TRANSIENT
+    assert "timed out after 0.3s before the request was fully sent" in outcome.error
+
+
+def test_an_uncertain_delivery_is_resent_by_default() -> None:
+    # Receivers drop a repeat by its webhook-id.
+    assert WebhookBackend.default_uncertain_policy == UncertainPolicy.RESEND
 
 
 def test_it_answers_one_outcome_per_message_in_order(httpserver: HTTPServer) -> None:
