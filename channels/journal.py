@@ -32,6 +32,7 @@ import contextlib
 import enum
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,9 @@ KEY_PREFIX = "delivery-journal"
 FILE_MAX_ENTRIES = 1_000_000
 
 _stores: dict[tuple[str, int], BaseCache | None] = {}
+#: Journal commands a batch writes to Redis before it reads their replies: enough that it never
+#: waits for one (they arrive within a round trip), few enough to fit any socket buffer.
+REPLY_WINDOW = 32
 
 
 class State(enum.StrEnum):
@@ -175,10 +179,11 @@ def record(
 class BatchWriter:
     """The journal writes of one batch: the ``Handover`` a backend's ``send_each`` reports to.
 
-    On Redis the writes are pipelined on one connection: an entry's ``SET`` leaves at once and
-    its reply is read just before the next ``SET``, while the message is with the provider, so
-    the journal adds no round trip of its own to the batch. The command is in Redis's socket
-    before the message leaves, so a worker killed then still leaves the entry behind. A failing
+    On Redis the writes are pipelined on one connection: each entry's ``SET`` is written to the
+    socket at once (an ``F`` before its message is handed over, an ``A``/``R`` as soon as the
+    answer is read), and the replies are read only every REPLY_WINDOW commands and at
+    ``close``, by which time they have long arrived: the journal never waits for Redis while
+    the batch sends. A worker killed after a write still leaves the entry behind. A failing
     store is logged, and ``handing_over`` then raises JournalUnavailableError: a message the
     journal cannot follow is not handed over (decision 0068).
     """
@@ -190,60 +195,53 @@ class BatchWriter:
         self._connection: Any = None
         self._pending = 0
         self._ttl = str(getattr(self.cache, "default_timeout", 0) or 0).encode()
+        self._redis = self.cache if isinstance(self.cache, RedisCache) else None
+        # The Redis key of delivery n is head + n: built once per batch (decision 0064).
+        self._head = self._redis.make_key(_key(0))[:-1].encode() if self._redis is not None else b""
 
     def handing_over(self, delivery_id: int) -> None:
         """Record ``delivery_id`` as in flight; raise JournalUnavailableError when the journal
         cannot be written (this entry or an earlier one of the batch)."""
-        self.write(Entry(delivery_id, State.IN_FLIGHT, self.lease, datetime.now(tz=UTC)))
+        self._write(delivery_id, f"F|{self.lease}|{time.time():.6f}|")
 
     def answered(self, outcome: Outcome) -> None:
         """Record the answer: accepted, or refused with its outcome. An uncertain outcome (no
         answer) leaves the entry in flight, which is what it is."""
         if outcome.status == OutcomeStatus.UNCERTAIN or not self.works:
             return
-        now = datetime.now(tz=UTC)
         if outcome.status == OutcomeStatus.SENT:
-            entry = Entry(
-                outcome.delivery_id, State.ACCEPTED, self.lease, now, outcome.provider_message_id
-            )
+            value = f"A|{self.lease}|{time.time():.6f}|{outcome.provider_message_id}"
         else:
-            detail = f"{outcome.status}|{outcome.error[:200]}"
-            entry = Entry(outcome.delivery_id, State.REFUSED, self.lease, now, detail)
+            value = f"R|{self.lease}|{time.time():.6f}|{outcome.status}|{outcome.error[:200]}"
         # On failure the next handing_over raises; this answer is recorded by the batch.
         with contextlib.suppress(JournalUnavailableError):
-            self.write(entry)
+            self._write(outcome.delivery_id, value)
 
     def write(self, entry: Entry) -> None:
+        """Write one entry now."""
+        self._write(entry.delivery_id, entry.encode())
+
+    def _write(self, delivery_id: int, value: str) -> None:
         if not self.works or self.cache is None:
             raise JournalUnavailableError("the sent journal cannot be written")
         try:
-            if isinstance(self.cache, RedisCache):
-                self._send(self.cache, _key(entry.delivery_id), entry.encode())
+            if self._redis is not None:
+                serialized = self._redis._cache._serializer.dumps(value)  # type: ignore[attr-defined]
+                self._send(_resp_set(b"%s%d" % (self._head, delivery_id), serialized, self._ttl))
             else:
-                self.cache.set(_key(entry.delivery_id), entry.encode())
+                self.cache.set(_key(delivery_id), value)
         except Exception as error:  # the store is a boundary: logged, then the batch stops
-            logger.warning(
-                "Sent journal: cannot record delivery %s", entry.delivery_id, exc_info=True
-            )
+            logger.warning("Sent journal: cannot record delivery %s", delivery_id, exc_info=True)
             self.works = False
             self._drop()
             raise JournalUnavailableError("the sent journal cannot be written") from error
 
-    def _send(self, cache: RedisCache, key: str, value: str) -> None:
-        if self._connection is None:
-            self._connection = redis_client(cache).connection_pool.get_connection()
-        self._read_replies()
-        # The command packed here, as RESP, costs a third of redis-py's generic packer.
-        self._connection.send_packed_command(
-            [
-                _resp_set(
-                    cache.make_key(key).encode(),
-                    cache._cache._serializer.dumps(value),  # type: ignore[attr-defined]
-                    self._ttl,
-                )
-            ],
-            check_health=False,
-        )
+    def _send(self, command: bytes) -> None:
+        if self._connection is None and self._redis is not None:
+            self._connection = redis_client(self._redis).connection_pool.get_connection()
+        if self._pending >= REPLY_WINDOW:
+            self._read_replies()
+        self._connection.send_packed_command([command], check_health=False)
         self._pending += 1
 
     def _read_replies(self) -> None:
@@ -261,14 +259,14 @@ class BatchWriter:
             logger.warning("Sent journal: the last writes of a batch failed", exc_info=True)
             self._drop()
             return
-        if isinstance(self.cache, RedisCache):  # only Redis opens a connection
-            redis_client(self.cache).connection_pool.release(self._connection)
+        if self._redis is not None:  # only Redis opens a connection
+            redis_client(self._redis).connection_pool.release(self._connection)
         self._connection = None
 
     def _drop(self) -> None:
-        if self._connection is not None and isinstance(self.cache, RedisCache):
+        if self._connection is not None and self._redis is not None:
             self._connection.disconnect()
-            redis_client(self.cache).connection_pool.release(self._connection)
+            redis_client(self._redis).connection_pool.release(self._connection)
         self._connection = None
         self._pending = 0
 

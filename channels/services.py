@@ -1183,9 +1183,11 @@ def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> lis
             ),
         ]
     finally:
-        backend.close()
+        # The journal first: the batch's last answers are buffered there, and SMTP's QUIT waits
+        # for a reply.
         if writer is not None:
             writer.close()
+        backend.close()
     record_batch(channel.pk, backend.calls, outcomes)
     return _complete(messages, outcomes)
 

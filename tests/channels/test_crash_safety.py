@@ -482,3 +482,67 @@ def test_webhook_kills_while_the_receiver_holds_its_reply_duplicate_or_skip_only
     rows = Delivery.objects.filter(channel__name="Receiver")
     assert rows.count() == 120
     print("\nwebhook " + check_policy(peer, rows, policy, len(WEBHOOK_KILL_STEPS)))  # noqa: T201
+
+
+class RateLimitingReceiver:
+    """A webhook receiver that answers its first request 429 with ``Retry-After: 2``, then 200,
+    and notes when each request arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.arrivals.append(time.monotonic())
+                first = len(receiver.arrivals) == 1
+                self.send_response(429 if first else 200)
+                if first:
+                    self.send_header("Retry-After", "2")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_real_worker_retries_a_retry_after_of_two_seconds_about_two_seconds_later(
+    transactional_db: None, topic: Topic, queue_for_real: None, output_dir: Path
+) -> None:
+    receiver = RateLimitingReceiver()
+    log = output_dir / "qcluster-retry.log"
+    log.unlink(missing_ok=True)
+    channel = Channel(name="Busy receiver", kind="webhook")
+    save_channel(channel, {"url": receiver.url, "secret": WHSEC})
+    dispatch = make_dispatch(topic)
+    services.plan_dispatch(dispatch.pk)
+    # Nothing but the wake-up of due retries may pick the retry up: the sweeper's schedule
+    # only looks at work older than a minute here, and this test process does not sweep.
+    try:
+        with running_cluster(log, DELIVERY_SWEEP_STALE_SECONDS="60"):
+            wait_for(lambda: len(receiver.arrivals) >= 2, timeout=30, every=0.05)
+            wait_for(
+                lambda: Delivery.objects.filter(dispatch=dispatch, status="sent").exists(),
+                timeout=10,
+            )
+    finally:
+        receiver.stop()
+
+    gap = receiver.arrivals[1] - receiver.arrivals[0]
+    print(f"\nretry after 429 Retry-After: 2 came {gap:.2f} s later")  # noqa: T201
+    assert 2.0 <= gap < 4.5

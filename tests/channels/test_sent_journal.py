@@ -236,7 +236,7 @@ def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> No
         store.clear()
 
 
-def test_a_batch_writer_hands_each_entry_to_redis_before_the_next_message(
+def test_a_batch_writer_hands_each_in_flight_entry_to_redis_with_the_answers_before_it(
     settings: Any,
 ) -> None:
     settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
@@ -245,25 +245,35 @@ def test_a_batch_writer_hands_each_entry_to_redis_before_the_next_message(
     lease = timezone.now()
     created = lease - dt.timedelta(seconds=5)
     writer = journal.BatchWriter(lease)
-    try:
-        writer.handing_over(515151)
-        writer.answered(Outcome(515151, OutcomeStatus.SENT, "<first@example.com>"))
-        # Not closed, its reply not read: the entry already reached Redis, readable by any
-        # other process (Redis may take a moment to process the command it holds).
-        found: dict[int, journal.Acceptance] = {}
+
+    def states() -> dict[int, journal.State]:
+        # Redis may take a moment to process the commands it holds.
         for _ in range(100):
-            found = journal.accepted([(515151, created)])
-            if found:
+            entries = journal.read([(515151, created), (515152, created)])
+            if entries and all(e.state != journal.State.IN_FLIGHT for e in entries.values()):
                 break
             time.sleep(0.01)
-        assert found[515151].provider_message_id == "<first@example.com>"
+        return {pk: entry.state for pk, entry in entries.items()}
+
+    try:
+        writer.handing_over(515151)
+        # Not closed, its reply not read: the in-flight entry already reached Redis, readable
+        # by any other process, before the message is handed over.
+        assert states() == {515151: journal.State.IN_FLIGHT}
+        writer.answered(Outcome(515151, OutcomeStatus.SENT, "<first@example.com>"))
+        # The answer leaves with the next in-flight entry, in one write.
         writer.handing_over(515152)
-        writer.close()
-        both = journal.read([(515151, created), (515152, created)])
-        assert {pk: entry.state for pk, entry in both.items()} == {
-            515151: journal.State.ACCEPTED,
-            515152: journal.State.IN_FLIGHT,
-        }
+        assert states() == {515151: journal.State.ACCEPTED, 515152: journal.State.IN_FLIGHT}
+        assert journal.accepted([(515151, created)])[515151].provider_message_id == (
+            "<first@example.com>"
+        )
+        writer.answered(Outcome(515152, OutcomeStatus.TRANSIENT, error="SMTP 451: later"))
+        writer.close()  # the last answer leaves here
+        last = journal.read([(515152, created)])[515152]
+        assert (last.state, last.refusal()) == (
+            journal.State.REFUSED,
+            ("transient", "SMTP 451: later"),
+        )
         assert writer.works
     finally:
         store.clear()
