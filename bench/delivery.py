@@ -219,7 +219,7 @@ def clear_queue() -> None:
 def bench_fanout(count: int) -> dict[str, float]:
     from django.db import connection, transaction
 
-    from channels import services
+    from channels.engine import fanout
     from channels.models import Channel, Delivery
     from publishing.models import Topic
 
@@ -237,7 +237,7 @@ def bench_fanout(count: int) -> dict[str, float]:
     for round_ in range(2):
         dispatch = make_dispatch(f"fanout-{round_}", topic)
         started = time.perf_counter()
-        created = services.plan_dispatch(dispatch.pk)
+        created = fanout.plan_dispatch(dispatch.pk)
         ours.append(time.perf_counter() - started)
         if created != count:
             raise RuntimeError(f"fan-out created {created}, expected {count}")
@@ -763,7 +763,7 @@ def bench_ses(count: int) -> dict[str, Any]:
 def bench_statements(count: int) -> dict[str, Any]:
     from django.db import connection
 
-    from channels import services
+    from channels.engine import batches, fanout
     from channels.models import Channel, Delivery
     from publishing.models import Topic
 
@@ -789,8 +789,8 @@ def bench_statements(count: int) -> dict[str, Any]:
 
         with connection.execute_wrapper(counter):
             started = time.perf_counter()
-            services.plan_dispatch(dispatch.pk)
-            while services.send_batch(channel.pk).claimed:
+            fanout.plan_dispatch(dispatch.pk)
+            while batches.send_batch(channel.pk).claimed:
                 pass
             elapsed = time.perf_counter() - started
         sent = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()

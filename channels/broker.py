@@ -38,7 +38,7 @@ def beat() -> None:
 
 def wake() -> int:
     """Enqueue batches for the channels whose retries became due since the last call, at most
-    once per DELIVERY_WAKE_SECONDS (channels.services.wake_due_channels). The first call looks
+    once per DELIVERY_WAKE_SECONDS (channels.engine.queue.wake_due_channels). The first call looks
     back DELIVERY_SWEEP_STALE_SECONDS; anything older is the sweeper's. Returns the tasks
     enqueued."""
     global _woken_until
@@ -48,7 +48,7 @@ def wake() -> int:
         _woken_until is not None and (now - _woken_until).total_seconds() < interval
     ):
         return 0
-    from channels.services import wake_due_channels
+    from channels.engine.queue import wake_due_channels
 
     since = _woken_until or now - timedelta(seconds=settings.DELIVERY_SWEEP_STALE_SECONDS)
     _woken_until = now

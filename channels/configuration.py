@@ -5,6 +5,8 @@ Every writer of a channel's configuration (the admin, an API, a command) goes th
 ChannelConfigurationError), the secret fields are split out and encrypted (channels.crypto),
 and nothing is stored when anything is invalid. Secrets are write-only: an empty value for a
 secret field keeps the stored one, and they are shown back only masked (``xoxb-••••abcd``).
+ChannelConfigurationError lives in channels.exceptions and is re-exported here, beside the
+services that raise it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db import transaction
 
 from channels.backends import Backend, BackendError, Message, Outcome, get_backend_class, registry
 from channels.crypto import InvalidToken, decrypt_secrets, encrypt_secrets, rotate_secrets
+from channels.exceptions import ChannelConfigurationError as ChannelConfigurationError
 from channels.models import Channel
 from publishing.rendering import render_email, render_for_kind
 
@@ -31,24 +34,6 @@ MAX_BATCH_SIZE = 10_000
 #: The delivery id of a test message: it has no ledger row.
 TEST_DELIVERY_ID = 0
 _SECRET_PREFIX = re.compile(r"^[A-Za-z]{2,6}[-_]")
-
-
-class ChannelConfigurationError(Exception):
-    """A channel's settings are invalid.
-
-    ``errors`` maps a field name (``kind``, ``batch_size``, ``rate_limit_per_second``, a config
-    field of the backend, or ``__all__``) to its messages.
-    """
-
-    def __init__(self, errors: Mapping[str, list[str]]) -> None:
-        self.errors = {field: list(messages) for field, messages in errors.items()}
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "; ".join(
-            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
-            for field, messages in self.errors.items()
-        )
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ from django.utils import timezone, translation
 from django_q.tasks import async_task
 
 from channels.backends.email_common import crlf_bytes
+from channels.engine.messages import message_id_domain
+from channels.engine.queue import enqueue_due_batches
+from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
-from channels.services import default_email_channel, enqueue_due_batches, message_id_domain
 from publishing.models import Dispatch, Publication
 from subscribers.models import Subscriber, Subscription
 from subscribers.tokens import (
@@ -58,10 +60,6 @@ MAX_LOOKBACK: dict[str, timedelta] = {
 }
 
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
-
-
-class DigestError(ValueError):
-    """A digest run was asked for something impossible (an unknown frequency, a future time)."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +311,7 @@ def send_digests(
         raise DigestError(f"Cannot send digests for a time in the future ({now.isoformat()}).")
     for frequency in frequencies:
         check_frequency(frequency)
-    channel = default_email_channel()
+    channel = Channel.objects.default_email()
     if channel is None:
         logger.warning("No enabled email channel: digests wait for one")
         return []

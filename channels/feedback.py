@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
 from django.db import transaction
 
 from channels import sns
+from channels.exceptions import SnsMessageError
 from channels.models import Delivery, SesFeedback
 from subscribers.models import Suppression, email_hash
 from subscribers.services import Origin, record_feedback_suppression
@@ -56,7 +58,7 @@ def event_type(event: dict[str, Any]) -> str:
 def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
     value = event.get(name)
     if not isinstance(value, dict):
-        raise sns.SnsMessageError(
+        raise SnsMessageError(
             f"The SES {name} notification has no {name} object.", code="malformed_event"
         )
     return value
@@ -65,16 +67,64 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
 def _recipients(section: dict[str, Any], key: str) -> list[dict[str, Any]]:
     entries = section.get(key)
     if not isinstance(entries, list) or not entries:
-        raise sns.SnsMessageError(f"The SES event lists no {key}.", code="malformed_event")
+        raise SnsMessageError(f"The SES event lists no {key}.", code="malformed_event")
     recipients: list[dict[str, Any]] = []
     for entry in entries:
         address = parseaddr(str(entry.get("emailAddress", ""))) if isinstance(entry, dict) else None
         if not address or "@" not in address[1]:
-            raise sns.SnsMessageError(
-                f"An entry of {key} has no emailAddress.", code="malformed_event"
-            )
+            raise SnsMessageError(f"An entry of {key} has no emailAddress.", code="malformed_event")
         recipients.append({**entry, "emailAddress": address[1]})
     return recipients
+
+
+@dataclass(frozen=True)
+class _Report:
+    """A bounce or complaint read from an SES event: what record_ses_feedback applies."""
+
+    kind: str
+    section: dict[str, Any]
+    recipients: list[dict[str, Any]]
+    feedback_type: str
+    subtype: str
+    #: The suppression it causes, None for a transient or undetermined bounce.
+    reason: str | None
+
+
+def _report(event: dict[str, Any]) -> _Report | None:
+    """The bounce or complaint in ``event``, or None for any other event."""
+    kind = event_type(event)
+    if kind == "Bounce":
+        section = _object(event, "bounce")
+        subtype = str(section.get("bounceType", ""))
+        return _Report(
+            kind,
+            section,
+            _recipients(section, "bouncedRecipients"),
+            SesFeedback.Type.BOUNCE,
+            subtype,
+            Suppression.Reason.BOUNCED if subtype == PERMANENT else None,
+        )
+    if kind == "Complaint":
+        section = _object(event, "complaint")
+        return _Report(
+            kind,
+            section,
+            _recipients(section, "complainedRecipients"),
+            SesFeedback.Type.COMPLAINT,
+            str(section.get("complaintFeedbackType", "")),
+            Suppression.Reason.COMPLAINED,
+        )
+    return None
+
+
+def _occurred_at(section: dict[str, Any]) -> datetime | None:
+    timestamp = section.get("timestamp")
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return sns.parse_timestamp(timestamp)
+    except SnsMessageError:
+        return None
 
 
 def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
@@ -88,32 +138,13 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
     if event is None:
         logger.info("ses feedback: notification %s is not an SES event", message["MessageId"])
         return FeedbackResult("ignored")
-    kind = event_type(event)
-    if kind == "Bounce":
-        section = _object(event, "bounce")
-        recipients = _recipients(section, "bouncedRecipients")
-        feedback_type = SesFeedback.Type.BOUNCE
-        subtype = str(section.get("bounceType", ""))
-        reason = Suppression.Reason.BOUNCED if subtype == PERMANENT else None
-    elif kind == "Complaint":
-        section = _object(event, "complaint")
-        recipients = _recipients(section, "complainedRecipients")
-        feedback_type = SesFeedback.Type.COMPLAINT
-        subtype = str(section.get("complaintFeedbackType", ""))
-        reason = Suppression.Reason.COMPLAINED
-    else:
+    report = _report(event)
+    if report is None:
+        kind = event_type(event)
         logger.info("ses feedback: %s event ignored", kind or "untyped")
         return FeedbackResult("ignored", type=kind.lower())
-
     mail = event.get("mail") if isinstance(event.get("mail"), dict) else {}
     provider_id = str((mail or {}).get("messageId", ""))[:255]
-    timestamp = section.get("timestamp")
-    occurred_at = None
-    if isinstance(timestamp, str):
-        try:
-            occurred_at = sns.parse_timestamp(timestamp)
-        except sns.SnsMessageError:
-            occurred_at = None
     entries = [
         {
             "email_hash": email_hash(recipient["emailAddress"]),
@@ -121,7 +152,7 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
             "status": str(recipient.get("status", "")),
             "diagnostic": scrub(str(recipient.get("diagnosticCode", ""))),
         }
-        for recipient in recipients
+        for recipient in report.recipients
     ]
     with transaction.atomic():
         delivery = (
@@ -136,51 +167,67 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
             sns_message_id=message["MessageId"][:100],
             defaults={
                 "topic_arn": message["TopicArn"][:256],
-                "type": feedback_type,
-                "subtype": subtype[:50],
+                "type": report.feedback_type,
+                "subtype": report.subtype[:50],
                 "provider_message_id": provider_id,
                 "delivery": delivery,
-                "occurred_at": occurred_at,
+                "occurred_at": _occurred_at(report.section),
                 "detail": {
                     "recipients": entries,
-                    "sub_type": str(section.get("bounceSubType", "")),
+                    "sub_type": str(report.section.get("bounceSubType", "")),
                 },
             },
         )
         if not created:
             logger.info("ses feedback: SNS message %s replayed, ignored", message["MessageId"])
-            return FeedbackResult("replayed", feedback_type, subtype, 0, feedback.pk)
+            return FeedbackResult("replayed", report.feedback_type, report.subtype, 0, feedback.pk)
         suppressed = 0
-        if reason is not None:
-            for recipient, entry in zip(recipients, entries, strict=True):
-                note = f"SES {kind.lower()}"
-                if subtype:
-                    note += f" ({subtype})"
-                if entry["diagnostic"]:
-                    note += f": {entry['diagnostic']}"
-                changed = record_feedback_suppression(
-                    recipient["emailAddress"],
-                    reason,
-                    ORIGIN,
-                    note=note,
-                    detail={
-                        "ses_feedback_id": feedback.pk,
-                        "sns_message_id": feedback.sns_message_id,
-                        "type": feedback_type,
-                        "subtype": subtype,
-                        "diagnostic": entry["diagnostic"],
-                        "delivery_id": delivery.pk if delivery else None,
-                    },
-                )
-                suppressed += int(changed)
+        if report.reason is not None:
+            suppressed = _suppress(report, entries, feedback, delivery)
             feedback.suppressed = suppressed
             feedback.save(update_fields=["suppressed"])
     logger.info(
         "ses feedback: %s %s for delivery %s, %d recipients, %d suppressed",
-        feedback_type,
-        subtype or "-",
+        report.feedback_type,
+        report.subtype or "-",
         delivery.pk if delivery else None,
         len(entries),
         suppressed,
     )
-    return FeedbackResult("processed", feedback_type, subtype, suppressed, feedback.pk)
+    return FeedbackResult(
+        "processed", report.feedback_type, report.subtype, suppressed, feedback.pk
+    )
+
+
+def _suppress(
+    report: _Report,
+    entries: list[dict[str, str]],
+    feedback: SesFeedback,
+    delivery: Delivery | None,
+) -> int:
+    """Suppress each recipient of ``report`` through the subscribers' service; returns how
+    many addresses this put on the suppression list."""
+    assert report.reason is not None  # noqa: S101 (the caller checked)
+    suppressed = 0
+    for recipient, entry in zip(report.recipients, entries, strict=True):
+        note = f"SES {report.kind.lower()}"
+        if report.subtype:
+            note += f" ({report.subtype})"
+        if entry["diagnostic"]:
+            note += f": {entry['diagnostic']}"
+        changed = record_feedback_suppression(
+            recipient["emailAddress"],
+            report.reason,
+            ORIGIN,
+            note=note,
+            detail={
+                "ses_feedback_id": feedback.pk,
+                "sns_message_id": feedback.sns_message_id,
+                "type": report.feedback_type,
+                "subtype": report.subtype,
+                "diagnostic": entry["diagnostic"],
+                "delivery_id": delivery.pk if delivery else None,
+            },
+        )
+        suppressed += int(changed)
+    return suppressed

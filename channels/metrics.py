@@ -1,18 +1,14 @@
-"""Delivery metrics: what workers record per batch, and the Prometheus collector /metrics serves.
-
-Workers run in other processes (often on other hosts) than the web server, so what they measure
-goes to the database, one upsert per batch (``SendStat``), and /metrics reads it back together
-with the ledger's live counts (decision 0060).
+"""The Prometheus collector /metrics serves: the ledger's live counts and the counters workers
+add after each batch (channels.engine.stats). Workers run in other processes, often on other
+hosts, so what they measure goes through the database (decision 0060).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from prometheus_client.core import (
@@ -22,112 +18,24 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from channels.backends.base import Backend, Handover, Message, Outcome, OutcomeStatus
+from channels.engine.stats import INF, LATENCY_BUCKETS, bucket_key
 from channels.models import Channel, Delivery, SendStat, SesFeedback
-
-#: Upper bounds (seconds) of the send-latency histogram buckets; +Inf is implied.
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-INF = float("inf")
-
-
-def _bucket_key(bound: float) -> str:
-    return "latency_le_+Inf" if bound == INF else f"latency_le_{bound:g}"
-
-
-@dataclass
-class TimedBackend:
-    """A backend whose every ``send`` call is timed: (seconds, messages) per call.
-
-    A backend hands a whole slice to the provider in one call, so the latency recorded for each
-    message is its call's duration divided by the messages in it.
-    """
-
-    backend: Backend
-    calls: list[tuple[float, int]] = field(default_factory=list)
-
-    def send(self, messages: Sequence[Message]) -> list[Outcome]:
-        started = time.perf_counter()
-        try:
-            return list(self.backend.send(messages))
-        finally:
-            self.calls.append((time.perf_counter() - started, len(messages)))
-
-    def send_each(self, messages: Sequence[Message], handover: Handover) -> list[Outcome]:
-        """The backend's ``send_each``; each message's latency is the time from the previous
-        outcome (or the start) to its own, the journal's writes not included."""
-        return list(self.backend.send_each(messages, _TimedHandover(self.calls, handover)))
-
-    def close(self) -> None:
-        self.backend.close()
-
-
-class _TimedHandover:
-    """Passes a backend's reports on to the journal and times each message between them."""
-
-    def __init__(self, calls: list[tuple[float, int]], handover: Handover) -> None:
-        self.calls = calls
-        self.handover = handover
-        self.started = time.perf_counter()
-
-    def handing_over(self, delivery_id: int) -> None:
-        self.handover.handing_over(delivery_id)
-
-    def answered(self, outcome: Outcome) -> None:
-        self.calls.append((time.perf_counter() - self.started, 1))
-        try:
-            self.handover.answered(outcome)
-        finally:
-            self.started = time.perf_counter()
-
-
-def batch_stats(
-    calls: Sequence[tuple[float, int]], outcomes: Sequence[Outcome]
-) -> dict[str, float]:
-    """The counters one batch adds: histogram buckets, sum, count, throttled answers."""
-    stats: dict[str, float] = {}
-    for seconds, count in calls:
-        if count <= 0:
-            continue
-        each = seconds / count
-        bound = next((b for b in LATENCY_BUCKETS if each <= b), INF)
-        key = _bucket_key(bound)
-        stats[key] = stats.get(key, 0.0) + count
-        stats["latency_sum"] = stats.get("latency_sum", 0.0) + seconds
-        stats["latency_count"] = stats.get("latency_count", 0.0) + count
-    throttled = sum(1 for o in outcomes if o.status == OutcomeStatus.RATE_LIMITED)
-    if throttled:
-        stats["throttled"] = float(throttled)
-    return stats
-
-
-def record_batch(
-    channel_id: int, calls: Sequence[tuple[float, int]], outcomes: Sequence[Outcome]
-) -> None:
-    """Add one batch's counters to the channel's SendStat rows in one statement."""
-    stats = batch_stats(calls, outcomes)
-    if not stats:
-        return
-    table = SendStat._meta.db_table
-    values = ", ".join(["(%s, %s, %s)"] * len(stats))
-    params: list[Any] = []
-    for key, value in sorted(stats.items()):  # one order for all: no deadlock between workers
-        params.extend([channel_id, key, value])
-    # PostgreSQL and SQLite both accept this upsert.
-    sql = f"""
-        INSERT INTO {table} (channel_id, key, value) VALUES {values}
-        ON CONFLICT (channel_id, key) DO UPDATE SET value = {table}.value + excluded.value
-    """  # noqa: S608 (table name from model metadata, values are parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 class DeliveryCollector(Collector):
     """Reads the ledger and the workers' counters at scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        now = timezone.now()
         names = dict(Channel.objects.values_list("pk", "name"))
+        yield from self._ledger(names)
+        yield from self._uncertain(names)
+        yield from self._queue(names, timezone.now())
+        yield from self._channels()
+        yield from self._worker_counters(names)
+        yield self._ses_feedback()
 
+    @staticmethod
+    def _ledger(names: dict[int, str]) -> Iterator[Any]:
         deliveries = GaugeMetricFamily(
             "publishing_deliveries",
             "Deliveries in the ledger, by channel and status.",
@@ -143,6 +51,8 @@ class DeliveryCollector(Collector):
             deliveries.add_metric([channel, row["status"]], row["n"])
         yield deliveries
 
+    @staticmethod
+    def _uncertain(names: dict[int, str]) -> Iterator[Any]:
         uncertain = GaugeMetricFamily(
             "publishing_deliveries_uncertain",
             "Deliveries handed over at least once without an answer (the worker died or the "
@@ -172,6 +82,8 @@ class DeliveryCollector(Collector):
         yield uncertain
         yield last_uncertain
 
+    @staticmethod
+    def _queue(names: dict[int, str], now: datetime) -> Iterator[Any]:
         depth = GaugeMetricFamily(
             "publishing_delivery_queue_depth",
             "Queued deliveries whose time has come (due now), by channel.",
@@ -182,7 +94,7 @@ class DeliveryCollector(Collector):
             "How long the oldest due delivery of the channel has been waiting.",
             labels=["channel"],
         )
-        due = dict.fromkeys(names, (0, None))
+        due: dict[int, tuple[int, datetime | None]] = dict.fromkeys(names, (0, None))
         for waiting in (
             Delivery.objects.due(now)
             .values("channel_id")
@@ -197,6 +109,8 @@ class DeliveryCollector(Collector):
         yield depth
         yield age
 
+    @staticmethod
+    def _channels() -> Iterator[Any]:
         circuit = GaugeMetricFamily(
             "publishing_channel_circuit_state",
             "1 for the channel's current circuit state (closed, open, half_open), else 0.",
@@ -214,6 +128,8 @@ class DeliveryCollector(Collector):
         yield circuit
         yield enabled
 
+    @staticmethod
+    def _worker_counters(names: dict[int, str]) -> Iterator[Any]:
         stats: dict[int, dict[str, float]] = {}
         for channel_id, key, value in SendStat.objects.values_list("channel_id", "key", "value"):
             stats.setdefault(channel_id, {})[key] = value
@@ -232,13 +148,15 @@ class DeliveryCollector(Collector):
             cumulative = 0.0
             buckets: list[tuple[str, float]] = []
             for bound in (*LATENCY_BUCKETS, INF):
-                cumulative += values.get(_bucket_key(bound), 0.0)
+                cumulative += values.get(bucket_key(bound), 0.0)
                 buckets.append(("+Inf" if bound == INF else f"{bound:g}", cumulative))
             latency.add_metric(label, buckets, values.get("latency_sum", 0.0))
             throttled.add_metric(label, values.get("throttled", 0.0))
         yield latency
         yield throttled
 
+    @staticmethod
+    def _ses_feedback() -> Any:
         feedback = CounterMetricFamily(
             "publishing_ses_feedback",
             "SES bounces and complaints received through SNS, by type and subtype (bounce: "
@@ -252,4 +170,4 @@ class DeliveryCollector(Collector):
             .values_list("type", "subtype", "n")
         ):
             feedback.add_metric([kind, subtype], count)
-        yield feedback
+        return feedback

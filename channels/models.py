@@ -8,6 +8,17 @@ from django.db import models
 from django.db.models import Q
 
 
+class ChannelQuerySet(models.QuerySet["Channel"]):
+    def default_email(self) -> Channel | None:
+        """The channel subscribers' email and the site's mail go through (decision 0031): the
+        enabled email channel marked default, else the enabled email channel created first."""
+        return (
+            self.filter(is_enabled=True, kind__startswith="email")
+            .order_by("-is_default_email", "pk")
+            .first()
+        )
+
+
 class Channel(models.Model):
     """A configured destination: an email provider, a Slack channel, a Discord or HTTP webhook."""
 
@@ -67,6 +78,8 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ChannelQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -101,7 +114,7 @@ class RateBucket(models.Model):
     """The shared rate limiter of one channel (GCRA: the theoretical arrival time of the next slot).
 
     ``tat`` is in seconds since the epoch of the database clock, so every worker on every host
-    reads the same time. See channels.services.acquire_rate.
+    reads the same time. See channels.engine.pacing.reserve_rate.
     """
 
     channel = models.OneToOneField(

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
+from channels.exceptions import SnsMessageError
+
 logger = logging.getLogger(__name__)
 
 NOTIFICATION = "Notification"
@@ -62,16 +64,6 @@ MAX_CACHED_CERTIFICATES = 32
 
 _CERTIFICATES: dict[str, rsa.RSAPublicKey] = {}
 _CERTIFICATES_LOCK = threading.Lock()
-
-
-class SnsMessageError(Exception):
-    """An SNS message refused: ``code`` names the problem, ``status`` is the HTTP answer."""
-
-    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
 
 
 def parse_message(body: bytes) -> dict[str, str]:

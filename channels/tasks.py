@@ -6,19 +6,20 @@ makes a second run harmless and the sweeper replaces a task that never ran.
 
 from __future__ import annotations
 
-from channels import digests, services
+from channels import digests
+from channels.engine import batches, fanout, sweeper
 
 
 def plan_dispatch(dispatch_id: int) -> int:
-    return services.plan_dispatch(dispatch_id)
+    return fanout.plan_dispatch(dispatch_id)
 
 
 def send_batch(channel_id: int) -> int:
-    return services.send_batches(channel_id)
+    return batches.send_batches(channel_id)
 
 
 def sweep() -> None:
-    services.sweep()
+    sweeper.sweep()
 
 
 def send_digests() -> int:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from channels import sns
+from channels.exceptions import SnsMessageError
 from channels.feedback import record_ses_feedback
 from channels.metrics import DeliveryCollector
 
@@ -112,7 +113,7 @@ def ses_feedback(request: HttpRequest) -> JsonResponse:
             )
             return JsonResponse({"result": "unsubscribed"})
         outcome = record_ses_feedback(message)
-    except sns.SnsMessageError as exc:
+    except SnsMessageError as exc:
         logger.warning("ses feedback: refused (%s): %s", exc.code, exc.message)
         return JsonResponse({"error": exc.code, "detail": exc.message}, status=exc.status)
     return JsonResponse(

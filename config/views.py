@@ -1,4 +1,5 @@
-"""Health probes and the page shown when a rate limit is hit."""
+"""Health probes. Part of the site's composition (like config.urls): it may import apps, and no
+app imports it; the rate-limit page is in config.ratelimit."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -68,10 +68,3 @@ def readyz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
     )
-
-
-def ratelimited(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """What django-ratelimit shows when a limit is hit: a clear page with status 429."""
-    response = render(request, "ratelimited.html", status=429)
-    response["Retry-After"] = "60"
-    return response

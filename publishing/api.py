@@ -1,58 +1,52 @@
-"""The publications API: topics, publications, their versions, publishing and statistics.
+"""The publications API: topics, publications, their versions and publishing.
 
-Every write calls publishing.services; the serializers only check shapes and limits.
+Every write calls publishing.services; the serializers (publishing.serializers) only check shapes
+and limits. A publication's delivery statistics need the delivery ledger, so the engine answers
+them (channels.api_stats): publishing never imports the engine.
 """
 
 from __future__ import annotations
 
 import builtins
-from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
-from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Window
-from drf_spectacular.utils import OpenApiExample, inline_serializer
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from channels.models import Delivery
 from config.api.pagination import StandardPagination
 from config.api.schema import WRITE_ERRORS, document
 from config.api.views import ApiViewMixin
 from publishing import services
-from publishing.models import (
-    BODY_MAX_LENGTH,
-    MAX_TOPICS,
-    MIN_TOPICS,
-    SUMMARY_MAX_LENGTH,
-    TITLE_MAX_LENGTH,
-    ApiScope,
-    Dispatch,
-    Publication,
-    Topic,
+from publishing.models import ApiScope, Publication, Topic
+from publishing.serializers import (
+    LIST_FIELDS,
+    SLUG_MAX_LENGTH,
+    DispatchRefSerializer,
+    PublicationListSerializer,
+    PublicationSerializer,
+    PublicationWriteSerializer,
+    ScheduleSerializer,
+    TopicSerializer,
+    VersionSerializer,
+    list_item,
+    topic_slugs,
 )
 
 READ = ApiScope.PUBLICATIONS_READ.value
 WRITE = ApiScope.PUBLICATIONS_WRITE.value
 PUBLISH = ApiScope.PUBLICATIONS_PUBLISH.value
-SLUG_MAX_LENGTH = 100
 MAX_PAGE_NUMBER = 100_000
 
 
 # --- Topics -----------------------------------------------------------------------------------
-
-
-class TopicSerializer(serializers.ModelSerializer[Topic]):
-    class Meta:
-        model = Topic
-        fields = ["id", "name", "slug", "description", "is_public", "updated_at"]
-        read_only_fields = fields
 
 
 class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
@@ -81,56 +75,6 @@ class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
 # --- Publications -----------------------------------------------------------------------------
 
 
-def _stamp(value: datetime | None) -> str | None:
-    """DRF's DateTimeField output (ISO 8601, Z for UTC), without its per-field machinery."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-LIST_FIELDS = (
-    "id",
-    "title",
-    "slug",
-    "summary",
-    "language",
-    "status",
-    "publish_at",
-    "published_at",
-    "created_at",
-    "updated_at",
-)
-
-
-def topic_slugs(rows: list[dict[str, Any]]) -> None:
-    """Fill each row's topic slugs (by topic name) from one query, no model rows."""
-    by_publication: dict[int, list[str]] = {row["id"]: [] for row in rows}
-    through = Publication.topics.through.objects.filter(publication_id__in=list(by_publication))
-    for publication_id, slug in through.order_by("topic__name", "topic_id").values_list(
-        "publication_id", "topic__slug"
-    ):
-        by_publication[publication_id].append(slug)
-    for row in rows:
-        row["_topic_slugs"] = by_publication[row["id"]]
-
-
-def list_item(row: dict[str, Any]) -> dict[str, Any]:
-    """A list row (from ``values()``) as PublicationListSerializer represents a publication."""
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "slug": row["slug"],
-        "summary": row["summary"],
-        "topics": row["_topic_slugs"],
-        "language": row["language"],
-        "status": row["status"],
-        "publish_at": _stamp(row["publish_at"]),
-        "published_at": _stamp(row["published_at"]),
-        "created_at": _stamp(row["created_at"]),
-        "updated_at": _stamp(row["updated_at"]),
-    }
-
-
 class CountingPaginator(Paginator):  # type: ignore[type-arg]
     """Reads the total from a window count in the page's own query (one query instead of two);
     asks COUNT(*) only when the page is empty."""
@@ -156,103 +100,6 @@ class CountingPaginator(Paginator):  # type: ignore[type-arg]
 
 class PublicationPagination(StandardPagination):
     django_paginator_class = CountingPaginator
-
-
-class PublicationListSerializer(serializers.ModelSerializer[Publication]):
-    topics: Any = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
-
-    def to_representation(self, instance: Publication) -> dict[str, Any]:
-        # Hand-built: the list is the API's busiest read (see docs/performance.md, "API").
-        slugs = getattr(instance, "_topic_slugs", None)
-        if slugs is None:
-            slugs = list(instance.topics.order_by("name", "pk").values_list("slug", flat=True))
-        data = {
-            "id": instance.pk,
-            "title": instance.title,
-            "slug": instance.slug,
-            "summary": instance.summary,
-            "topics": slugs,
-            "language": instance.language,
-            "status": instance.status,
-            "publish_at": _stamp(instance.publish_at),
-            "published_at": _stamp(instance.published_at),
-            "created_at": _stamp(instance.created_at),
-            "updated_at": _stamp(instance.updated_at),
-        }
-        if "body" in self.Meta.fields:
-            data["body"] = instance.body
-        return data
-
-    class Meta:
-        model = Publication
-        fields = [
-            "id",
-            "title",
-            "slug",
-            "summary",
-            "topics",
-            "language",
-            "status",
-            "publish_at",
-            "published_at",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-
-class PublicationSerializer(PublicationListSerializer):
-    class Meta(PublicationListSerializer.Meta):
-        fields = [*PublicationListSerializer.Meta.fields, "body"]
-        read_only_fields = fields
-
-
-class PublicationWriteSerializer(serializers.Serializer[dict[str, Any]]):
-    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, trim_whitespace=False)
-    slug = serializers.SlugField(max_length=TITLE_MAX_LENGTH)
-    summary = serializers.CharField(
-        max_length=SUMMARY_MAX_LENGTH, allow_blank=True, required=False, default=""
-    )
-    body = serializers.CharField(max_length=BODY_MAX_LENGTH, help_text="Markdown.")
-    topics = serializers.ListField(
-        child=serializers.SlugField(max_length=SLUG_MAX_LENGTH),
-        min_length=MIN_TOPICS,
-        max_length=MAX_TOPICS,
-        help_text=f"Topic slugs, {MIN_TOPICS} to {MAX_TOPICS}.",
-    )
-    language = serializers.ChoiceField(choices=settings.LANGUAGES, default="en")
-    change_reason = serializers.CharField(
-        max_length=services.CHANGE_REASON_MAX_LENGTH, required=False, default="", allow_blank=True
-    )
-
-
-class ScheduleSerializer(serializers.Serializer[dict[str, Any]]):
-    publish_at = serializers.DateTimeField(help_text="When to publish, with a time zone.")
-
-
-class VersionSerializer(serializers.Serializer[Any]):
-    number = serializers.IntegerField()
-    title = serializers.CharField()
-    summary = serializers.CharField()
-    language = serializers.CharField()
-    status = serializers.CharField()
-    topics = serializers.ListField(child=serializers.CharField())
-    reason = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-
-
-DispatchRefSerializer = inline_serializer(
-    "PublishResult",
-    {"publication": PublicationSerializer(), "dispatch_id": serializers.IntegerField()},
-)
-StatsSerializer = inline_serializer(
-    "PublicationStats",
-    {
-        "dispatches": serializers.IntegerField(),
-        "deliveries": serializers.DictField(child=serializers.IntegerField()),
-        "total": serializers.IntegerField(),
-    },
-)
 
 
 class PublicationFilter(django_filters.FilterSet):  # type: ignore[misc]
@@ -291,7 +138,6 @@ class PublicationViewSet(
         "list": READ,
         "retrieve": READ,
         "versions": READ,
-        "stats": READ,
         "create": WRITE,
         "update": WRITE,
         "partial_update": WRITE,
@@ -544,29 +390,3 @@ class PublicationViewSet(
             raise serializers.ValidationError({"number": ["No such version."]})
         services.restore_version(publication, version, by=self.actor())
         return self._detail(publication)
-
-    @document(
-        summary="Delivery statistics",
-        description="Dispatches of this publication and its deliveries by status. "
-        "Needs publications:read.",
-        responses={200: StatsSerializer},
-    )
-    @action(detail=True, methods=["get"])
-    def stats(self, request: Request, pk: str | None = None) -> Response:
-        publication = self.get_object()
-        counts = dict.fromkeys(Delivery.Status.values, 0)
-        rows = (
-            Delivery.objects.filter(dispatch__publication=publication)
-            .values_list("status")
-            .annotate(count=Count("pk"))
-            .order_by()
-        )
-        for delivery_status, count in rows:
-            counts[delivery_status] = count
-        return Response(
-            {
-                "dispatches": Dispatch.objects.filter(publication=publication).count(),
-                "deliveries": counts,
-                "total": sum(counts.values()),
-            }
-        )

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.cache import cache_add_json, cache_get_json, cache_set_json
+from config.errors import ProjectError
 from publishing.models import API_KEY_PREFIX_LENGTH, ApiKey, ApiScope
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,18 @@ _ALPHABET = string.ascii_letters + string.digits
 MAX_NAME_LENGTH = 100
 
 
-class ApiKeyError(ValueError):
-    """Invalid input for a key: ``field`` names it."""
+class ApiKeyError(ProjectError, ValueError):
+    """Invalid input for a key: ``field`` names it; ``str()`` is ``"field: message"``.
+
+    A ProjectError like every app's error (decision 0069), and still a ValueError, which it was
+    first: callers catching that keep working.
+    """
+
+    code = "invalid_api_key"
+    status = 400
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,20 @@
 """The publishing error family: each error has a stable ``code``, an HTTP status and, when one
-input is to blame, the ``field`` it names. Views, the admin, commands and the API turn these into
-answers in one place each; services raise them."""
+input is to blame, the ``field`` it names. Every one is a ``config.errors.ProjectError`` (decision
+0069): views, the admin, commands and the API turn these into answers in one place each;
+services raise them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from config.errors import ProjectError
 
-class PublishingError(Exception):
+
+class PublishingError(ProjectError):
     """Base of every error the publishing services raise on purpose."""
 
-    code: str = "publishing_error"
-    status: int = 400
-
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        self.field = field
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
+    code = "publishing_error"
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -52,6 +45,10 @@ class InvalidPublicationError(PublishingError):
         for problem in self.problems:
             result.setdefault(problem.field, []).append(problem.message)
         return result
+
+    def field_errors(self) -> dict[str, list[str]]:
+        # Every problem, not only the first one that sets ``field``.
+        return self.by_field()
 
 
 class PublicationStateError(PublishingError):

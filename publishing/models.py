@@ -64,7 +64,7 @@ class PublicationQuerySet(models.QuerySet["Publication"]):
 
 
 # Kept by name so that services can record one version per logical change (see
-# publishing.services.record_version) instead of one per save and per m2m signal.
+# publishing.history.record_version) instead of one per save and per m2m signal.
 PUBLICATION_HISTORY = HistoricalRecords(m2m_fields=["topics"])
 
 

@@ -48,6 +48,12 @@ def versions_of(publication: Publication) -> list[VersionRow]:
     return list(reversed(rows))
 
 
+def version_number(version: Any) -> int:
+    """1 for a publication's first version, 2 for the next, and so on."""
+    history = type(version).objects.filter(id=version.id, history_id__lte=version.history_id)
+    return int(history.count())
+
+
 def topic_names(version: Any) -> list[str]:
     ids = list(version.topics.values_list("topic_id", flat=True))
     names = dict(Topic.objects.filter(pk__in=ids).values_list("pk", "name"))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from publishing.models import Topic
 from subscribers import services
 from subscribers.exceptions import ImportFileError
-from subscribers.imports import export_lines
+from subscribers.exports import export_lines
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression
 
 if TYPE_CHECKING:

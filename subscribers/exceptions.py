@@ -1,17 +1,16 @@
-"""The subscribers app's errors: each carries a code and the HTTP status it maps to."""
+"""The subscribers app's errors: each carries a code and the HTTP status it maps to. Every one is
+a ``config.errors.ProjectError`` (decision 0069)."""
 
 from __future__ import annotations
 
+from config.errors import ProjectError
 
-class SubscribersError(Exception):
+
+class SubscribersError(ProjectError):
+    """Base of every error the subscribers services raise on purpose."""
+
     code = "subscribers_error"
-    http_status = 400
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
+    status = 400
 
 
 class InvalidLinkError(SubscribersError):
@@ -21,7 +20,7 @@ class InvalidLinkError(SubscribersError):
     """
 
     code = "invalid_link"
-    http_status = 400
+    status = 400
 
 
 class ImportFileError(SubscribersError):

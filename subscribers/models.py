@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
@@ -41,8 +42,14 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
         return self.filter(status=Subscriber.Status.ACTIVE, confirmed_at__isnull=False)
 
     def reachable(self) -> SubscriberQuerySet:
-        """Active, confirmed, and not on the suppression list: who may be sent bulk mail."""
-        return self.active().exclude(email_hash__in=Suppression.objects.values("email_hash"))
+        """Active, confirmed, and not on the suppression list: who may be sent bulk mail.
+
+        The one definition of reachability: the engine's fan-out compiles its audience from
+        it, the claim of a batch checks each row against it, digests select with it.
+        """
+        return self.active().exclude(
+            Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash")))
+        )
 
     def by_email(self, email: str) -> SubscriberQuerySet:
         return self.filter(email__iexact=normalize_email(email))
@@ -107,10 +114,8 @@ class Subscriber(models.Model):
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def receiving_immediately(self, today: date) -> SubscriptionQuerySet:
-        """Subscriptions that get each publication as it is sent (not digest, not paused).
-
-        The delivery engine's fan-out SQL applies the same rule: keep them in step.
-        """
+        """Subscriptions that get each publication as it is sent (not digest, not paused);
+        the delivery engine's fan-out selects its audience with it."""
         return self.filter(frequency=Subscription.Frequency.IMMEDIATE).exclude(
             paused_until__gt=today
         )

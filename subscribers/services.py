@@ -1,27 +1,30 @@
 """Every write of the subscribers app: sign-up, confirmation, preferences, unsubscribe, erasure,
 import and export. Pages, the API, the admin and the commands call these and nothing else.
+
+The reads they need sit beside the writes and are importable from here too: the consent log's
+Origin (subscribers.consent), what a link names (subscribers.links), what we store about someone
+(subscribers.queries), and the CSV import and export (subscribers.imports, subscribers.exports).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from publishing.models import Topic
 from subscribers import tokens
-from subscribers.exceptions import InvalidLinkError
-from subscribers.imports import ImportOptions, ImportReport, export_subscribers, import_subscribers
+from subscribers.consent import Origin, log_consent, truncate_ip
+from subscribers.exports import export_subscribers
+from subscribers.imports import ImportOptions, ImportReport, import_subscribers
+from subscribers.links import access_subscriber, is_forgotten, manage_token_for, read_confirmation
+from subscribers.mail import emails_sent_today, send_on_commit
 from subscribers.models import (
     ConsentEvent,
     Subscriber,
@@ -29,6 +32,12 @@ from subscribers.models import (
     Suppression,
     email_hash,
     normalize_email,
+)
+from subscribers.queries import (
+    current_frequency,
+    export_subscriber_data,
+    subscriber_status,
+    topic_slugs,
 )
 from subscribers.signals import subscriber_erased
 
@@ -41,162 +50,27 @@ __all__ = [
     "SignupOutcome",
     "access_subscriber",
     "confirm_subscription",
+    "current_frequency",
     "erase_subscriber",
     "export_subscriber_data",
     "export_subscribers",
     "import_subscribers",
+    "is_forgotten",
+    "manage_token_for",
+    "read_confirmation",
     "record_feedback_suppression",
     "resubscribe",
     "sign_up",
+    "subscriber_status",
     "suppress_email",
     "truncate_ip",
     "unsubscribe",
     "update_preferences",
 ]
 
-USER_AGENT_MAX_LENGTH = 500
 # Suppressions that a person's own new, confirmed consent does not lift by a mere sign-up email:
 # we send nothing to these, to protect the sending reputation (decision 0022).
 NO_MAIL_REASONS = frozenset({Suppression.Reason.BOUNCED, Suppression.Reason.COMPLAINED})
-
-
-def truncate_ip(value: str | None) -> str | None:
-    """An IPv4 address cut to its /24, an IPv6 address to its /48; None when absent or malformed."""
-    if not value:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client address as the rate limits see it (RATELIMIT_IP_META_KEY behind a proxy)."""
-    key = settings.RATELIMIT_IP_META_KEY or "REMOTE_ADDR"
-    value = request.META.get(key, "")
-    return value.split(",")[0].strip() or None
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an action came from, as the consent log records it."""
-
-    via: str
-    form_version: str = ""
-    ip_address: str | None = None
-    user_agent: str = ""
-
-    @classmethod
-    def from_request(cls, request: HttpRequest, *, via: str, form_version: str = "") -> Origin:
-        return cls(
-            via=via,
-            form_version=form_version,
-            ip_address=truncate_ip(client_ip(request)),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX_LENGTH],
-        )
-
-
-def _log(
-    action: str,
-    origin: Origin,
-    *,
-    subscriber: Subscriber | None,
-    hashed: str,
-    detail: dict[str, Any] | None = None,
-) -> ConsentEvent:
-    return ConsentEvent.objects.create(
-        subscriber=subscriber,
-        email_hash=hashed,
-        action=action,
-        form_version=origin.form_version,
-        ip_address=origin.ip_address,
-        user_agent=origin.user_agent,
-        detail={"via": origin.via, **(detail or {})},
-    )
-
-
-# --- Links ------------------------------------------------------------------------------------
-
-
-def access_subscriber(token: str, *, for_update: bool = False) -> Subscriber:
-    """The subscriber a preference-center or unsubscribe token names.
-
-    Raises InvalidLinkError when the token is forged or altered, or names a subscriber who no
-    longer exists or whose token_key was rotated. With ``for_update`` the row is locked (the
-    caller must be inside a transaction).
-    """
-    try:
-        claims = tokens.read_manage_token(token)
-    except tokens.TokenError as exc:
-        raise InvalidLinkError("This link is not valid.", code="invalid_link") from exc
-    queryset = Subscriber.objects.select_for_update() if for_update else Subscriber.objects.all()
-    subscriber = queryset.filter(pk=claims.subscriber_id, token_key=claims.token_key).first()
-    if subscriber is None:
-        raise InvalidLinkError("This link is no longer valid.", code="invalid_link")
-    return subscriber
-
-
-def is_forgotten(token: str) -> bool:
-    """True when an authentic manage token names a subscriber who no longer exists (erased)."""
-    try:
-        claims = tokens.read_manage_token(token)
-    except tokens.TokenError:
-        return False
-    return not Subscriber.objects.filter(pk=claims.subscriber_id).exists()
-
-
-def manage_token_for(subscriber: Subscriber) -> str:
-    return tokens.manage_token(subscriber.pk, subscriber.token_key)
-
-
-# --- Mail -------------------------------------------------------------------------------------
-
-
-def _send_mail(subscriber_id: int, template: str, context_extra: dict[str, Any]) -> None:
-    """Render ``templates/subscribers/email/<template>.*`` in the subscriber's language and send it.
-
-    Runs after commit, so a rolled-back sign-up sends nothing.
-    """
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None:
-        return
-    token = manage_token_for(subscriber)
-    context = {
-        "subscriber": subscriber,
-        "site_name": settings.SITE_NAME,
-        "preferences_url": tokens.preferences_url(token),
-        **context_extra,
-    }
-    with translation.override(subscriber.locale):
-        subject = render_to_string(f"subscribers/email/{template}_subject.txt", context)
-        text = render_to_string(f"subscribers/email/{template}.txt", context)
-        html = render_to_string(f"subscribers/email/{template}.html", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[subscriber.email],
-        # Transactional mail the person asked for: lets the mail backend tell it from bulk mail.
-        headers={"Auto-Submitted": "auto-generated", "X-Publishing-Kind": "transactional"},
-    )
-    message.attach_alternative(html, "text/html")
-    message.send()
-    logger.info("subscribers: sent %s email to subscriber %s", template, subscriber_id)
-
-
-def _send_on_commit(subscriber_id: int, template: str, **context: Any) -> None:
-    transaction.on_commit(lambda: _send_mail(subscriber_id, template, context), robust=True)
-
-
-def _emails_sent_today(hashed: str, now: datetime) -> int:
-    return ConsentEvent.objects.filter(
-        email_hash=hashed,
-        action=ConsentEvent.Action.SIGNUP,
-        created_at__gte=now - timedelta(days=1),
-        detail__email_sent=True,
-    ).count()
 
 
 # --- Sign-up and confirmation -----------------------------------------------------------------
@@ -268,10 +142,10 @@ def sign_up(
         reason = ""
         if no_mail:
             reason = "suppressed"
-        elif _emails_sent_today(hashed, now) >= settings.SUBSCRIBERS_SIGNUP_EMAILS_PER_DAY:
+        elif emails_sent_today(hashed, now) >= settings.SUBSCRIBERS_SIGNUP_EMAILS_PER_DAY:
             reason = "daily_limit"
         sent = template if not reason else "none"
-        _log(
+        log_consent(
             ConsentEvent.Action.SIGNUP,
             origin,
             subscriber=subscriber,
@@ -290,7 +164,7 @@ def sign_up(
                     "confirm_url": tokens.confirm_url(token),
                     "max_age_days": settings.SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS,
                 }
-            _send_on_commit(subscriber.pk, template, **extra)
+            send_on_commit(subscriber.pk, template, **extra)
     logger.info(
         "subscribers: sign-up for subscriber %s (created=%s, email=%s, reason=%s)",
         subscriber.pk,
@@ -299,21 +173,6 @@ def sign_up(
         reason,
     )
     return SignupOutcome(subscriber_id=subscriber.pk, email=sent, reason=reason)
-
-
-def read_confirmation(token: str) -> Subscriber:
-    """The subscriber a confirmation token names; InvalidLinkError when it is unusable."""
-    try:
-        claims = tokens.read_confirmation_token(token)
-    except tokens.TokenError as exc:
-        code = "expired_link" if exc.reason == "expired" else "invalid_link"
-        raise InvalidLinkError("This confirmation link cannot be used.", code=code) from exc
-    subscriber = Subscriber.objects.filter(
-        pk=claims.subscriber_id, token_key=claims.token_key
-    ).first()
-    if subscriber is None:
-        raise InvalidLinkError("This confirmation link is no longer valid.", code="invalid_link")
-    return subscriber
 
 
 def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
@@ -334,12 +193,12 @@ def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
         subscriber.unsubscribed_at = None
         subscriber.save(update_fields=["status", "confirmed_at", "unsubscribed_at", "updated_at"])
         Suppression.objects.filter(email_hash=subscriber.email_hash).delete()
-        _log(
+        log_consent(
             ConsentEvent.Action.CONFIRM,
             origin,
             subscriber=subscriber,
             hashed=subscriber.email_hash,
-            detail={"topics": _topic_slugs(subscriber)},
+            detail={"topics": topic_slugs(subscriber)},
         )
     logger.info("subscribers: subscriber %s confirmed", subscriber.pk)
     return subscriber, True
@@ -348,26 +207,12 @@ def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
 # --- Preferences ------------------------------------------------------------------------------
 
 
-def _topic_slugs(subscriber: Subscriber) -> list[str]:
-    return sorted(subscriber.subscriptions.values_list("topic__slug", flat=True))
-
-
 def _replace_topics(subscriber: Subscriber, topics: Iterable[Topic], frequency: str) -> None:
     wanted = {topic.pk for topic in topics}
     subscriber.subscriptions.exclude(topic_id__in=wanted).delete()
     have = set(subscriber.subscriptions.values_list("topic_id", flat=True))
     for topic_id in sorted(wanted - have):
         Subscription.objects.create(subscriber=subscriber, topic_id=topic_id, frequency=frequency)
-
-
-def current_frequency(subscriber: Subscriber, today: date) -> tuple[str, date | None]:
-    """The frequency the preference center shows: "paused" while a pause date is ahead."""
-    subscription = subscriber.subscriptions.order_by("pk").first()
-    if subscription is None:
-        return Subscription.Frequency.IMMEDIATE, None
-    if subscription.paused_until is not None and subscription.paused_until > today:
-        return Subscription.Frequency.PAUSED, subscription.paused_until
-    return subscription.frequency, None
 
 
 def update_preferences(
@@ -409,7 +254,7 @@ def update_preferences(
                 setattr(subscriber, attribute, value)
                 fields.append(attribute)
         subscriber.save(update_fields=fields)
-        _log(
+        log_consent(
             ConsentEvent.Action.PREFERENCES,
             origin,
             subscriber=subscriber,
@@ -445,7 +290,7 @@ def unsubscribe(subscriber: Subscriber, origin: Origin) -> bool:
             email_hash=subscriber.email_hash,
             defaults={"reason": Suppression.Reason.UNSUBSCRIBED, "note": origin.via},
         )
-        _log(
+        log_consent(
             ConsentEvent.Action.UNSUBSCRIBE,
             origin,
             subscriber=subscriber,
@@ -475,7 +320,7 @@ def resubscribe(subscriber: Subscriber, origin: Origin) -> bool:
         subscriber.status = Subscriber.Status.ACTIVE
         subscriber.unsubscribed_at = None
         subscriber.save(update_fields=["status", "unsubscribed_at", "updated_at"])
-        _log(
+        log_consent(
             ConsentEvent.Action.RESUBSCRIBE,
             origin,
             subscriber=subscriber,
@@ -551,7 +396,7 @@ def record_feedback_suppression(
         ):
             subscriber.status = status
             subscriber.save(update_fields=["status", "updated_at"])
-        _log(
+        log_consent(
             FEEDBACK_ACTION[reason],
             origin,
             subscriber=subscriber,
@@ -601,73 +446,3 @@ def erase_subscriber(subscriber: Subscriber, origin: Origin) -> str:
         )
     logger.info("subscribers: subscriber %s erased", subscriber_id)
     return hashed
-
-
-# --- What we store ----------------------------------------------------------------------------
-
-
-def export_subscriber_data(subscriber: Subscriber) -> dict[str, Any]:
-    """Everything stored about one subscriber, as JSON-ready data (the preference center's
-    "what we store" and its download)."""
-
-    def stamp(value: datetime | date | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "status": subscriber.status,
-        "locale": subscriber.locale,
-        "timezone": subscriber.timezone,
-        "email_format": subscriber.email_format,
-        "source": subscriber.source,
-        "created_at": stamp(subscriber.created_at),
-        "confirmed_at": stamp(subscriber.confirmed_at),
-        "unsubscribed_at": stamp(subscriber.unsubscribed_at),
-        "subscriptions": [
-            {
-                "topic": subscription.topic.slug,
-                "topic_name": subscription.topic.name,
-                "frequency": subscription.frequency,
-                "paused_until": stamp(subscription.paused_until),
-                "since": stamp(subscription.created_at),
-            }
-            for subscription in subscriber.subscriptions.select_related("topic").order_by(
-                "topic__slug"
-            )
-        ],
-        "consent_events": [
-            {
-                "action": event.action,
-                "at": stamp(event.created_at),
-                "form_version": event.form_version,
-                "ip_address": event.ip_address,
-                "user_agent": event.user_agent,
-                "detail": event.detail,
-            }
-            for event in ConsentEvent.objects.filter(email_hash=subscriber.email_hash).order_by(
-                "created_at", "pk"
-            )
-        ],
-    }
-
-
-@dataclass
-class SubscriberStatus:
-    """What ``subscriber_status`` reports about one address."""
-
-    email_hash: str
-    subscriber: Subscriber | None
-    suppression: Suppression | None
-    topics: list[str] = field(default_factory=list)
-
-
-def subscriber_status(email: str) -> SubscriberStatus:
-    hashed = email_hash(email)
-    subscriber = Subscriber.objects.by_email(normalize_email(email)).first()
-    return SubscriberStatus(
-        email_hash=hashed,
-        subscriber=subscriber,
-        suppression=Suppression.objects.filter(email_hash=hashed).first(),
-        topics=_topic_slugs(subscriber) if subscriber else [],
-    )

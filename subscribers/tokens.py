@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 import zlib
@@ -25,15 +26,18 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from subscribers.exceptions import SubscribersError
+
 MANAGE_SALT = "subscribers.manage"
 CONFIRM_SALT = "subscribers.confirm"
 
 
-class TokenError(Exception):
-    """A link's token cannot be used. ``reason`` is ``invalid`` (forged, altered) or ``expired``."""
+class TokenError(SubscribersError):
+    """A link's token cannot be used. ``reason`` is ``invalid`` (forged, altered) or ``expired``;
+    the code is ``invalid_link`` or ``expired_link``, as InvalidLinkError's."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code=f"{reason}_link")
         self.reason = reason
 
 
@@ -148,3 +152,49 @@ def list_unsubscribe_headers(token: str) -> dict[str, str]:
         "List-Unsubscribe": ", ".join(targets),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+
+
+_TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_\-:.]+")
+
+
+@dataclass(frozen=True)
+class SubscriberLinks:
+    """The preference and unsubscribe links and List-Unsubscribe headers of a batch.
+
+    subscribers.tokens builds them once around a sample token; each recipient's are then the
+    same strings with their own token in its place (three reverse() calls per recipient cost
+    more than the whole MIME message). A token outside the signing alphabet, which reverse()
+    would have to quote, goes through subscribers.tokens directly.
+    """
+
+    sample: str
+    preferences: list[str]
+    unsubscribe: list[str]
+    headers: dict[str, list[str]]
+    #: Signs each recipient's manage token with a key derived once per batch.
+    sign: ManageTokenSigner
+
+    @classmethod
+    def build(cls) -> SubscriberLinks:
+        sample = manage_token(0, "00000000-0000-0000-0000-000000000000")
+        return cls(
+            sample=sample,
+            preferences=preferences_url(sample).split(sample),
+            unsubscribe=unsubscribe_url(sample).split(sample),
+            headers={k: v.split(sample) for k, v in list_unsubscribe_headers(sample).items()},
+            sign=ManageTokenSigner(),
+        )
+
+    def for_token(self, token: str) -> tuple[str, str, dict[str, str]]:
+        """(preferences URL, unsubscribe URL, List-Unsubscribe headers) for ``token``."""
+        if (
+            len(self.preferences) < 2
+            or len(self.unsubscribe) < 2
+            or not _TOKEN_ALPHABET.fullmatch(token)
+        ):
+            return preferences_url(token), unsubscribe_url(token), list_unsubscribe_headers(token)
+        return (
+            token.join(self.preferences),
+            token.join(self.unsubscribe),
+            {key: token.join(parts) for key, parts in self.headers.items()},
+        )

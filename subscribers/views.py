@@ -18,7 +18,7 @@ from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from config.views import ratelimited
+from config.ratelimit import ratelimited
 from subscribers import services
 from subscribers.exceptions import InvalidLinkError
 from subscribers.forms import (

@@ -8,6 +8,7 @@ a broken configuration or an unreachable provider when asked to ``check`` it.
 from __future__ import annotations
 
 import enum
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,19 @@ from typing import Any, ClassVar, Protocol
 
 from django import forms
 
+from channels.backends.safe_text import safe_error
+from config.errors import ProjectError
 
-class BackendError(Exception):
-    """The channel cannot work at all (bad configuration, provider unreachable)."""
+
+class BackendError(ProjectError):
+    """The channel cannot work at all (bad configuration, provider unreachable).
+
+    A ProjectError (decision 0069): the API answers it 409 ``channel_error`` with the message,
+    as it always has (the channel's state, not the request, is what is wrong).
+    """
+
+    code = "channel_error"
+    status = 409
 
 
 class JournalUnavailableError(Exception):
@@ -130,6 +141,29 @@ class Backend(ABC):
                 handover.answered(outcome)
                 outcomes.append(outcome)
         return outcomes
+
+    def outcome(
+        self,
+        message: Message,
+        status: OutcomeStatus,
+        error: str,
+        retry_after: float | None = None,
+        *,
+        disable_channel: bool = False,
+    ) -> Outcome:
+        """The Outcome of a message that was not simply sent, its ``error`` free of this
+        channel's secrets (``safe_error``), logged at debug level with the delivery id only."""
+        error = safe_error(error, self.secrets.values())
+        logging.getLogger(type(self).__module__).debug(
+            "%s delivery %s: %s (%s)", self.kind, message.delivery_id, status, error
+        )
+        return Outcome(
+            message.delivery_id,
+            status,
+            error=error,
+            retry_after=retry_after,
+            disable_channel=disable_channel,
+        )
 
     def check(self) -> None:
         """Raise BackendError when the provider cannot be reached with this configuration."""

@@ -25,12 +25,12 @@ from channels.backends.base import (
     UncertainPolicy,
     register,
 )
+from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
     network_error_text,
     parse_retry_after,
     requests_failure,
     required_secret,
-    safe_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class DiscordBackend(Backend):
         except requests.RequestException as exc:
             # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
             status = requests_failure(exc)
-            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
+            return self.outcome(message, status, network_error_text(status, exc, self.timeout))
         return self._classify(message, response)
 
     def _classify(self, message: Message, response: requests.Response) -> Outcome:
@@ -106,17 +106,10 @@ class DiscordBackend(Backend):
             retry_after = _float(body.get("retry_after"))
             if retry_after is None:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return self._outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
+            return self.outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
         if status >= 500:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, detail)
-        return self._outcome(message, OutcomeStatus.PERMANENT, detail)
-
-    def _outcome(
-        self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
-    ) -> Outcome:
-        error = safe_error(error, self.secrets.values())
-        logger.debug("discord delivery %s: %s (%s)", message.delivery_id, status, error)
-        return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
+            return self.outcome(message, OutcomeStatus.TRANSIENT, detail)
+        return self.outcome(message, OutcomeStatus.PERMANENT, detail)
 
     def check(self) -> None:
         """GET on a webhook URL answers its description (200), or 401/404 when it is gone."""

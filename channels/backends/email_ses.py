@@ -35,11 +35,11 @@ from django.core.validators import validate_email
 from urllib3.exceptions import ProtocolError
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
     network_error_text,
     parse_retry_after,
     protocol_error_failure,
-    safe_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -210,18 +210,18 @@ class SesBackend(Backend):
         except ClientError as exc:
             return self._client_error_outcome(message, exc)
         except ParamValidationError as exc:
-            return self._outcome(message, OutcomeStatus.PERMANENT, f"invalid request: {exc}")
+            return self.outcome(message, OutcomeStatus.PERMANENT, f"invalid request: {exc}")
         except (BotoConnectionError, HTTPClientError) as exc:
             status = network_failure(exc)
-            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
+            return self.outcome(message, status, network_error_text(status, exc, self.timeout))
         except BotoCoreError as exc:
             # Raised before anything was sent (missing credentials, say).
-            return self._outcome(message, OutcomeStatus.TRANSIENT, str(exc))
+            return self.outcome(message, OutcomeStatus.TRANSIENT, str(exc))
         message_id = response.get("MessageId")
         if not message_id:
             # A 200 whose body was cut short (botocore reads to the end without checking the
             # length): SES has the message or not.
-            return self._outcome(
+            return self.outcome(
                 message,
                 OutcomeStatus.UNCERTAIN,
                 "the answer was cut short: no MessageId after the request was sent (uncertain)",
@@ -236,17 +236,10 @@ class SesBackend(Backend):
         detail = f"{code} (HTTP {http_status}): {error.get('Message', '')}"
         retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
         if code in THROTTLING_CODES or http_status == 429:
-            return self._outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
+            return self.outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
         if http_status >= 500 or code in ACCOUNT_PAUSED_CODES:
-            return self._outcome(message, OutcomeStatus.TRANSIENT, detail, retry_after)
-        return self._outcome(message, OutcomeStatus.PERMANENT, detail)
-
-    def _outcome(
-        self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
-    ) -> Outcome:
-        error = safe_error(error, self.secrets.values())
-        logger.debug("ses delivery %s: %s (%s)", message.delivery_id, status, error)
-        return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
+            return self.outcome(message, OutcomeStatus.TRANSIENT, detail, retry_after)
+        return self.outcome(message, OutcomeStatus.PERMANENT, detail)
 
     def check(self) -> None:
         """The sender (its address, or else its domain) is a verified identity of the account."""

@@ -27,11 +27,11 @@ from channels.backends.base import (
     UncertainPolicy,
     register,
 )
+from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
     network_error_text,
     parse_retry_after,
     required_secret,
-    safe_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class SlackBackend(Backend):
             return self._api_error_outcome(message, exc)
         except _NETWORK_ERRORS as exc:
             status = network_failure(exc)
-            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
+            return self.outcome(message, status, network_error_text(status, exc, self.timeout))
         return Outcome(
             message.delivery_id, OutcomeStatus.SENT, provider_message_id=str(response["ts"])
         )
@@ -180,7 +180,7 @@ class SlackBackend(Backend):
         code = str(data.get("error") or "")
         status = classify(response.status_code, code)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self._outcome(message, status, f"HTTP {response.status_code}: {code}", retry_after)
+        return self.outcome(message, status, f"HTTP {response.status_code}: {code}", retry_after)
 
     def _webhook_outcome(self, message: Message, response: Any) -> Outcome:
         status_code: int = response.status_code
@@ -189,14 +189,7 @@ class SlackBackend(Backend):
             return Outcome(message.delivery_id, OutcomeStatus.SENT)
         status = classify(status_code, body)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self._outcome(message, status, f"HTTP {status_code}: {body[:200]}", retry_after)
-
-    def _outcome(
-        self, message: Message, status: OutcomeStatus, error: str, retry_after: float | None = None
-    ) -> Outcome:
-        error = safe_error(error, self.secrets.values())
-        logger.debug("slack delivery %s: %s (%s)", message.delivery_id, status, error)
-        return Outcome(message.delivery_id, status, error=error, retry_after=retry_after)
+        return self.outcome(message, status, f"HTTP {status_code}: {body[:200]}", retry_after)
 
     def check(self) -> None:
         """Bot mode: auth.test. Webhook mode: an empty post, which Slack refuses without posting."""

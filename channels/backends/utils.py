@@ -3,19 +3,14 @@ failed HTTP request may have reached its peer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 
 from channels.backends.base import BackendError, OutcomeStatus
-from config.redaction import redact
-
-#: Longest error text a backend returns (Delivery.last_error holds 1,000 characters).
-MAX_ERROR_LENGTH = 500
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -36,36 +31,6 @@ def parse_retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
     return max(0.0, seconds)
-
-
-def _secret_fragments(secrets: Iterable[str]) -> list[str]:
-    fragments: list[str] = []
-    for secret in secrets:
-        if len(secret) < 4:
-            continue
-        fragments.append(secret)
-        # A webhook URL is a credential: its path can appear alone in a library's error text.
-        parts = urlsplit(secret)
-        if parts.scheme in {"http", "https"} and len(parts.path) > 1:
-            fragments.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-            fragments.append(parts.path)
-    # Longest first, so a URL is removed whole before its path is looked for.
-    return sorted(set(fragments), key=len, reverse=True)
-
-
-def safe_error(text: object, secrets: Iterable[str] = ()) -> str:
-    """Error text for logs and the ledger: known secret values removed, then redacted, shortened.
-
-    ``secrets`` are the channel's own secret values (tokens, webhook URLs): they are removed
-    verbatim, since config.redaction.redact only knows the shapes of well-known secrets.
-    """
-    message = str(text)
-    for fragment in _secret_fragments(secrets):
-        message = message.replace(fragment, "[redacted]")
-    message = redact(message)
-    if len(message) > MAX_ERROR_LENGTH:
-        message = message[: MAX_ERROR_LENGTH - 1] + "…"
-    return message
 
 
 def required_secret(secrets: Mapping[str, str], name: str, kind: str) -> str:

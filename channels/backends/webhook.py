@@ -23,12 +23,12 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
+from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
     network_error_text,
     parse_retry_after,
     requests_failure,
     required_secret,
-    safe_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class WebhookBackend(Backend):
         except requests.RequestException as exc:
             # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
             status = requests_failure(exc)
-            return self._outcome(message, status, network_error_text(status, exc, self.timeout))
+            return self.outcome(message, status, network_error_text(status, exc, self.timeout))
         return self._classify(message, response)
 
     def _classify(self, message: Message, response: requests.Response) -> Outcome:
@@ -141,33 +141,14 @@ class WebhookBackend(Backend):
             return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id="")
         detail = f"HTTP {status}: {response.text[:200]}"
         if status == 410:
-            return self._outcome(message, OutcomeStatus.PERMANENT, detail, disable_channel=True)
+            return self.outcome(message, OutcomeStatus.PERMANENT, detail, disable_channel=True)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return self._outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
+            return self.outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
         if status >= 500 or status == 408:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return self._outcome(message, OutcomeStatus.TRANSIENT, detail, retry_after)
-        return self._outcome(message, OutcomeStatus.PERMANENT, detail)
-
-    def _outcome(
-        self,
-        message: Message,
-        status: OutcomeStatus,
-        error: str,
-        retry_after: float | None = None,
-        *,
-        disable_channel: bool = False,
-    ) -> Outcome:
-        error = safe_error(error, self.secrets.values())
-        logger.debug("webhook delivery %s: %s (%s)", message.delivery_id, status, error)
-        return Outcome(
-            message.delivery_id,
-            status,
-            error=error,
-            retry_after=retry_after,
-            disable_channel=disable_channel,
-        )
+            return self.outcome(message, OutcomeStatus.TRANSIENT, detail, retry_after)
+        return self.outcome(message, OutcomeStatus.PERMANENT, detail)
 
     def check(self) -> None:
         """Reachable means the endpoint's server answers at all (any HTTP status)."""

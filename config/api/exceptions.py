@@ -29,7 +29,8 @@ PROBLEM_TYPE_BASE = "https://publishing.example.org/problems/"
 class ProblemError(exceptions.APIException):
     """An API error with a stable machine-readable ``code`` (the problem type's last segment).
 
-    Services raise their own error families; API views translate them with ``from_service``.
+    Services raise ``config.errors.ProjectError``s; API views translate them into this (or into
+    a validation error) in ``config.api.views.translate``.
     """
 
     def __init__(self, detail: str, *, code: str, status_code: int = 400) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
-from publishing.models import ApiKey
+from config.api.keys import api_keys
 
 
 def scope_of(view: Any) -> tuple[str, ...]:
@@ -28,8 +28,9 @@ def scope_of(view: Any) -> tuple[str, ...]:
 
 
 def has_scope(request: Request, *scopes: str) -> bool:
-    if isinstance(request.auth, ApiKey):
-        return any(request.auth.has_scope(scope) for scope in scopes)
+    key = request.auth
+    if api_keys().is_key(key):
+        return any(key.has_scope(scope) for scope in scopes)
     return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 

@@ -18,6 +18,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 
+from config.api.keys import api_keys
 from config.cache import redis_client
 
 if TYPE_CHECKING:
@@ -36,10 +37,8 @@ class Prefetched:
 
 def bearer_prefix(request: Request) -> str | None:
     """The visible prefix of the request's bearer key, if it has the shape of one."""
-    from publishing.api_keys import prefix_of
-
     scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return prefix_of(key) if scheme.lower() == "bearer" else None
+    return api_keys().prefix_of(key) if scheme.lower() == "bearer" else None
 
 
 def prefetched(request: Request) -> Prefetched | None:
@@ -51,7 +50,6 @@ def prefetch(request: Request, view: APIView) -> None:
     """Read the bearer key's snapshot and count the request in every window throttle, in one
     pipelined round trip; the authentication and the throttles then use what it read."""
     from config.api.throttles import WindowRateThrottle, queue_hits
-    from publishing.api_keys import snapshot_cache_key
 
     cache = caches["default"]
     prefix = bearer_prefix(request)
@@ -65,7 +63,7 @@ def prefetch(request: Request, view: APIView) -> None:
         and (counter := throttle.window(request, view, now)) is not None
     ]
     pipeline = redis_client(cache).pipeline(transaction=False)
-    pipeline.get(cache.make_and_validate_key(snapshot_cache_key(prefix)))
+    pipeline.get(cache.make_and_validate_key(api_keys().snapshot_cache_key(prefix)))
     queue_hits(pipeline, cache, counters)
     raw, *replies = pipeline.execute()
     counts = {key: int(count) for (key, _), count in zip(counters, replies[::2], strict=True)}

@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from rest_framework.routers import SimpleRouter
 
 from channels.api import ChannelViewSet, DeliveryViewSet, DispatchViewSet
+from channels.api_stats import PublicationStatsViewSet
 from publishing.api import PublicationViewSet, TopicViewSet
 from subscribers.api import SubscriberViewSet
 
@@ -17,4 +18,13 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("dispatches", DispatchViewSet, basename="dispatch")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
-urlpatterns: list[URLPattern | URLResolver] = [path("", include(router.urls))]
+# A publication's stats read the delivery ledger, so the engine answers them, at the same URL
+# under the publication (publishing never imports channels). A router of their own keeps the URL
+# name (publication-stats): one router takes each basename once.
+stats_router = SimpleRouter()
+stats_router.register("publications", PublicationStatsViewSet, basename="publication")
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", include(router.urls)),
+    path("", include(stats_router.urls)),
+]

@@ -1,5 +1,10 @@
 """The base every API viewset builds on: key or staff-session authentication, scopes,
-conditional requests, idempotent POSTs, and the apps' service errors as problem details."""
+conditional requests, idempotent POSTs, and the apps' errors as problem details.
+
+Part of the config toolkit: it imports no app. Every app's errors are ``ProjectError``s
+(config.errors) and are answered from what the base class carries (decision 0069); the key
+model comes from the API_KEY_MODEL setting (config.api.keys).
+"""
 
 from __future__ import annotations
 
@@ -11,45 +16,45 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from channels.backends import BackendError
-from channels.configuration import ChannelConfigurationError
 from config.api.authentication import ApiKeyAuthentication, StaffSessionAuthentication
 from config.api.conditional import ConditionalMixin
 from config.api.exceptions import ProblemError
 from config.api.idempotency import IdempotentMixin
+from config.api.keys import api_keys
 from config.api.permissions import HasScope
 from config.api.prefetch import bearer_prefix, prefetch
 from config.api.throttles import refusals
-from publishing.api_keys import ApiKeyError
-from publishing.exceptions import InvalidPublicationError, PublishingError
-from publishing.models import ApiKey
-from subscribers.exceptions import SubscribersError
+from config.errors import ProjectError
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
 else:
     _PermissionClass = Any
 
+#: Django's key for errors about the input as a whole (NON_FIELD_ERRORS), and DRF's.
+_WHOLE_INPUT = "__all__"
+_NON_FIELD = "non_field_errors"
+
 
 def translate(exc: Exception) -> Exception:
-    """A service error as the API exception carrying its field, code and status."""
-    if isinstance(exc, InvalidPublicationError):
-        return exceptions.ValidationError(exc.by_field())
-    if isinstance(exc, PublishingError):
-        if exc.field and exc.status == 400:
-            return exceptions.ValidationError({exc.field: [exc.message]})
-        return ProblemError(exc.message, code=exc.code, status_code=exc.status)
-    if isinstance(exc, ChannelConfigurationError):
+    """A ``ProjectError`` as the API exception carrying its code, status, message and fields;
+    any other exception unchanged.
+
+    With status 400 and input fields to blame (``field_errors()``), a validation problem with
+    one entry per message (``__all__`` becomes the request as a whole); otherwise a problem with
+    the error's code, status and message.
+    """
+    if not isinstance(exc, ProjectError):
+        return exc
+    by_field = exc.field_errors()
+    if exc.status == 400 and by_field:
         return exceptions.ValidationError(
-            {("non_field_errors" if k == "__all__" else k): v for k, v in exc.errors.items()}
+            {
+                (_NON_FIELD if field == _WHOLE_INPUT else field): messages
+                for field, messages in by_field.items()
+            }
         )
-    if isinstance(exc, BackendError):
-        return ProblemError(str(exc), code="channel_error", status_code=409)
-    if isinstance(exc, SubscribersError):
-        return ProblemError(exc.message, code=exc.code, status_code=exc.http_status)
-    if isinstance(exc, ApiKeyError):
-        return exceptions.ValidationError({exc.field: [exc.message]})
-    return exc
+    return ProblemError(exc.message, code=exc.code, status_code=exc.status)
 
 
 class ApiViewMixin(ConditionalMixin, IdempotentMixin):
@@ -96,6 +101,7 @@ class ApiViewMixin(ConditionalMixin, IdempotentMixin):
         """Who the services see acting: the key's owner, None (the system) for an ownerless
         key, the staff user for a session."""
         request: Request = self.request  # type: ignore[attr-defined]
-        if isinstance(request.auth, ApiKey):
-            return request.auth.owner
+        key = request.auth
+        if api_keys().is_key(key):
+            return key.owner
         return request.user

@@ -137,7 +137,7 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 CORS_ALLOWED_ORIGINS: list[str] = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
-RATELIMIT_VIEW = "config.views.ratelimited"
+RATELIMIT_VIEW = "config.ratelimit.ratelimited"
 # Behind a proxy that sets X-Forwarded-For, set RATELIMIT_IP_META_KEY=HTTP_X_FORWARDED_FOR.
 RATELIMIT_IP_META_KEY: str | None = env.str("RATELIMIT_IP_META_KEY", default="") or None
 #: Failed admin logins allowed per IP address and per user name in ADMIN_LOGIN_RATE's window.
@@ -239,6 +239,13 @@ CORS_ALLOW_HEADERS = [
 CORS_EXPOSE_HEADERS = ["ETag", "Last-Modified", "Location", "Retry-After", "Idempotent-Replayed"]
 #: An API key's last use is written at most once per this many seconds (not on every request).
 API_KEY_LAST_USED_INTERVAL: int = env.int("API_KEY_LAST_USED_INTERVAL", default=60)
+# The API toolkit (config.api) takes API keys from the app that owns them by dotted path, so
+# that it imports no app (config.api.keys, decision 0069): the model, the function checking a
+# key, the one reading a key's visible prefix and the one naming its cached snapshot.
+API_KEY_MODEL: str = "publishing.ApiKey"
+API_KEY_AUTHENTICATE: str = "publishing.api_keys.authenticate_key"
+API_KEY_PREFIX_OF: str = "publishing.api_keys.prefix_of"
+API_KEY_SNAPSHOT_CACHE_KEY: str = "publishing.api_keys.snapshot_cache_key"
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Publishing API",
     "DESCRIPTION": (

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
-from channels import journal
 from channels import sns as sns_module
+from channels.engine import journal
 from channels.models import Channel
 from publishing.models import Dispatch, Publication, Topic
 from subscribers.models import Subscriber, Subscription, email_hash

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_q.conf import Conf
 
-from channels import services
+from channels.engine import batches, fanout
 from channels.models import Channel, Delivery
 from publishing.models import Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
+from tests.concurrency import run_at_once
 
 pytestmark = [pytest.mark.postgres]
 
@@ -27,26 +26,7 @@ def tasks_wait_in_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
     """Run ``work`` in ``count`` threads started together; each has its own connection."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
+    return run_at_once(*[work] * count).all_results()
 
 
 def test_two_workers_claiming_at_once_never_send_one_delivery_twice(
@@ -55,20 +35,20 @@ def test_two_workers_claiming_at_once_never_send_one_delivery_twice(
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=25)
     add_subscribers(topic, 300)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
 
     def drain() -> list[int]:
         claimed = []
-        while report := services.send_batch(smtp_channel.pk):
+        while report := batches.send_batch(smtp_channel.pk):
             if not report.claimed:
                 break
             claimed.append(report.claimed)
         return claimed
 
-    batches = in_threads(2, drain)
+    shares = in_threads(2, drain)
 
-    assert sum(sum(b) for b in batches) == 300
-    assert all(b for b in batches), "both workers got a share"
+    assert sum(sum(b) for b in shares) == 300
+    assert all(b for b in shares), "both workers got a share"
     rows = Delivery.objects.filter(dispatch=dispatch)
     assert set(rows.values_list("status", "attempts")) == {("sent", 1)}
     assert sink.delivery_ids() == dict.fromkeys(rows.values_list("pk", flat=True), 1)
@@ -82,7 +62,7 @@ def test_a_rate_limit_holds_across_workers(
     Channel.objects.filter(pk=smtp_channel.pk).update(rate_limit_per_second=rate, batch_size=100)
     add_subscribers(topic, 80)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
     arrivals: list[float] = []
 
     def record_arrival(content: bytes, rcpt: list[str]) -> None:
@@ -92,7 +72,7 @@ def test_a_rate_limit_holds_across_workers(
 
     def drain() -> int:
         total = 0
-        while (claimed := services.send_batch(smtp_channel.pk).claimed) > 0:
+        while (claimed := batches.send_batch(smtp_channel.pk).claimed) > 0:
             total += claimed
         return total
 

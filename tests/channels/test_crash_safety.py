@@ -21,8 +21,8 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 
-from channels import journal, services
 from channels.configuration import save_channel
+from channels.engine import fanout, journal, queue, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from tests.channels.cluster import Cluster, running_cluster, wait_for
@@ -131,7 +131,7 @@ def sweep_until_settled(dispatches: list[Dispatch], timeout: float) -> None:
     ids = [d.pk for d in dispatches]
 
     def settled() -> bool:
-        services.sweep()
+        sweeper.sweep()
         return not Dispatch.objects.filter(pk__in=ids).exclude(status="done").exists()
 
     wait_for(settled, timeout=timeout, every=1.0)
@@ -152,7 +152,7 @@ def kill_mid_batch_and_recover(
     dispatch = make_dispatch(topic)
     sink.mid_batch.clear()
     sink.kill_after = len(sink.messages) + kill_after
-    async_task(services.PLAN_DISPATCH_TASK, dispatch.pk)
+    async_task(queue.PLAN_DISPATCH_TASK, dispatch.pk)
     try:
         assert sink.mid_batch.wait(timeout=40), "the dispatch never reached the kill point"
         # Hold every worker at its next RCPT, so none is between the sink's "250" and its
@@ -240,9 +240,9 @@ def test_a_secret_key_rotation_with_a_dispatch_queued_still_delivers_everything_
 ) -> None:
     add_subscribers(topic, 120)
     planned = make_dispatch(topic)
-    services.plan_dispatch(planned.pk)  # its send_batch tasks wait in the queue
+    fanout.plan_dispatch(planned.pk)  # its send_batch tasks wait in the queue
     waiting = make_dispatch(topic)
-    async_task(services.PLAN_DISPATCH_TASK, waiting.pk)  # not even planned yet
+    async_task(queue.PLAN_DISPATCH_TASK, waiting.pk)  # not even planned yet
     assert OrmQ.objects.count() >= 2
 
     # The operator rotates SECRET_KEY: every task signed with the old key becomes unreadable.
@@ -384,7 +384,7 @@ def kill_while_a_reply_is_held(
             deadline = time.monotonic() + 60
             while not peer.held.wait(0.5):
                 assert time.monotonic() < deadline, "the peer never got to hold a reply"
-                services.sweep()  # recovers the previous kill's rows, as its schedule would
+                sweeper.sweep()  # recovers the previous kill's rows, as its schedule would
             cluster.kill()
             peer.release.set()
             wait_for(lambda: not peer.held.is_set(), timeout=10, every=0.01)
@@ -446,7 +446,7 @@ def test_smtp_kills_while_the_sink_holds_its_reply_duplicate_or_skip_only_uncert
         make_smtp_channel(port, batch_size=BATCH_SIZE, uncertain_policy=policy)
         add_subscribers(topic, 1000)
         dispatch = make_dispatch(topic)
-        async_task(services.PLAN_DISPATCH_TASK, dispatch.pk)
+        async_task(queue.PLAN_DISPATCH_TASK, dispatch.pk)
         kill_while_a_reply_is_held(sink, SMTP_KILL_STEPS, [dispatch], log, redis_journal)
     finally:
         sink.release.set()
@@ -474,7 +474,7 @@ def test_webhook_kills_while_the_receiver_holds_its_reply_duplicate_or_skip_only
         save_channel(channel, {"url": peer.url, "secret": WHSEC, "timeout": 30})
         dispatches = [make_dispatch(topic) for _ in range(120)]
         for dispatch in dispatches:
-            services.plan_dispatch(dispatch.pk)
+            fanout.plan_dispatch(dispatch.pk)
         kill_while_a_reply_is_held(peer, WEBHOOK_KILL_STEPS, dispatches, log, redis_journal)
     finally:
         peer.stop()
@@ -530,7 +530,7 @@ def test_a_real_worker_retries_a_retry_after_of_two_seconds_about_two_seconds_la
     channel = Channel(name="Busy receiver", kind="webhook")
     save_channel(channel, {"url": receiver.url, "secret": WHSEC})
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
     # Nothing but the wake-up of due retries may pick the retry up: the sweeper's schedule
     # only looks at work older than a minute here, and this test process does not sweep.
     try:

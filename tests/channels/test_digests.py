@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -16,7 +15,8 @@ from django.db import connection
 from django.test import Client
 from django_q.models import Schedule
 
-from channels import digests, services
+from channels import digests
+from channels.engine import batches
 from channels.models import Channel, Delivery, Digest
 from publishing.models import Topic
 from subscribers import services as subscriber_services
@@ -34,6 +34,7 @@ from tests.channels.digests_support import (
     run,
     subscriber,
 )
+from tests.concurrency import run_at_once
 from tests.config.test_settings import production_environment, run_manage
 from tests.factories import TopicFactory
 
@@ -276,7 +277,7 @@ def test_a_digest_whose_reader_became_unreachable_before_sending_is_cancelled(
     assert digest is not None and digest.delivery is not None
     Suppression.objects.create(email_hash=email_hash(reader.email), reason="complained")
 
-    report = services.send_batch(smtp_channel.pk)
+    report = batches.send_batch(smtp_channel.pk)
 
     assert report.cancelled == 1
     digest.delivery.refresh_from_db()
@@ -331,25 +332,13 @@ def test_two_concurrent_runs_send_each_digest_exactly_once(
     assert connection.vendor == "postgresql"
     add_subscribers(topic, 30, frequency=DAILY)
     publish(topic, WEDNESDAY - dt.timedelta(hours=2), "News")
-    start = threading.Barrier(2)
-    created: list[int] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            start.wait()
-            created.append(digests.send_digests(frequencies=[DAILY])[0].created)
-        except BaseException as error:  # reported to the test thread
-            errors.append(error)
-        finally:
-            connection.close()
+    def worker() -> int:
+        return digests.send_digests(frequencies=[DAILY])[0].created
 
     with time_machine.travel(WEDNESDAY + dt.timedelta(minutes=1), tick=True):
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        outcomes = run_at_once(worker, worker)
+    created, errors = outcomes.results, outcomes.errors
 
     assert errors == []
     assert sum(created) == 30

@@ -12,11 +12,21 @@ import pytest
 from django import forms
 from django.utils import timezone
 
-from channels import services
-from channels.backends.base import Backend, Message, Outcome, OutcomeStatus, register, registry
-from channels.mime import PreparedEmail, encode_address, encode_body
+from channels.backends.base import (
+    Backend,
+    BackendError,
+    Message,
+    Outcome,
+    OutcomeStatus,
+    register,
+    registry,
+)
+from channels.configuration import build_backend
+from channels.engine import batches, outcomes, pacing
+from channels.engine.mime import PreparedEmail, encode_address, encode_body
 from channels.models import Channel, Delivery
 from publishing.rendering import EmailTemplate
+from subscribers.tokens import SubscriberLinks
 from tests.channels.conftest import body, make_smtp_channel
 from tests.factories import DeliveryFactory
 
@@ -26,7 +36,7 @@ def test_backoff_grows_exponentially_with_full_jitter_under_a_cap(settings: Any)
     settings.DELIVERY_BACKOFF_CAP_SECONDS = 60
     random.seed(5)
 
-    waits = {n: [services.backoff_seconds(n) for _ in range(200)] for n in (1, 2, 3, 10)}
+    waits = {n: [outcomes.backoff_seconds(n) for _ in range(200)] for n in (1, 2, 3, 10)}
 
     assert all(0 <= w <= 10 for w in waits[1])
     assert all(0 <= w <= 20 for w in waits[2])
@@ -38,7 +48,7 @@ def test_backoff_grows_exponentially_with_full_jitter_under_a_cap(settings: Any)
 def test_backoff_honours_a_providers_retry_after(settings: Any) -> None:
     settings.DELIVERY_BACKOFF_BASE_SECONDS = 1
 
-    assert services.backoff_seconds(1, retry_after=120) == 120
+    assert outcomes.backoff_seconds(1, retry_after=120) == 120
 
 
 def test_a_body_with_overlong_lines_is_sent_quoted_printable() -> None:
@@ -160,7 +170,7 @@ def test_an_endpoint_that_is_gone_disables_its_channel(test_backends: None) -> N
         kind=Delivery.Kind.BROADCAST, channel__kind="webhook", next_attempt_at=timezone.now()
     )
 
-    services.send_batch(delivery.channel_id)
+    batches.send_batch(delivery.channel_id)
 
     delivery.refresh_from_db()
     assert delivery.status == "failed"
@@ -176,7 +186,7 @@ def test_a_rate_limited_answer_waits_as_told_without_spending_an_attempt(
     )
     before = timezone.now()
 
-    services.send_batch(delivery.channel_id)
+    batches.send_batch(delivery.channel_id)
 
     row = Delivery.objects.get(pk=delivery.pk)
     assert (row.status, row.attempts) == ("queued", 0)
@@ -198,22 +208,22 @@ def test_a_channel_whose_smtp_server_is_down_reports_transient_failures() -> Non
         raw_message=b"Subject: x\r\n\r\nbody\r\n",
     )
 
-    report = services.send_batch(channel.pk)
+    report = batches.send_batch(channel.pk)
 
     delivery.refresh_from_db()
     assert report.outcomes == {"queued": 1}
     assert delivery.last_error.startswith("SMTP connection failed: ConnectionRefusedError")
-    with pytest.raises(services.BackendError):
-        services.get_backend(channel).check()
+    with pytest.raises(BackendError):
+        build_backend(channel).check()
 
 
 @pytest.mark.django_db
 def test_rate_reservations_queue_up_one_after_another() -> None:
     channel = make_smtp_channel(25)
 
-    first = services.reserve_rate(channel.pk, rate=10, count=10)
-    second = services.reserve_rate(channel.pk, rate=10, count=5)
-    third = services.reserve_rate(channel.pk, rate=10, count=1)
+    first = pacing.reserve_rate(channel.pk, rate=10, count=10)
+    second = pacing.reserve_rate(channel.pk, rate=10, count=5)
+    third = pacing.reserve_rate(channel.pk, rate=10, count=1)
 
     assert first < 0.05
     assert 0.9 < second <= 1.0
@@ -225,11 +235,11 @@ def test_paced_sending_hands_each_message_over_at_its_slot(tmp_path: Any) -> Non
     channel = Channel.objects.create(
         name="Files", kind="email_file", config={"directory": str(tmp_path)}
     )
-    backend = services.get_backend(channel)
+    backend = build_backend(channel)
     messages = [Message(delivery_id=i, to="a@example.com", text="x") for i in range(4)]
     waits: list[float] = []
 
-    outcomes = services.send_paced(backend, messages, 20.0, channel.pk, sleep=waits.append)
+    outcomes = pacing.send_paced(backend, messages, 20.0, channel.pk, sleep=waits.append)
 
     assert [o.status for o in outcomes] == ["sent"] * 4
     # The sleep is recorded, not slept: slots 50 ms apart, the first one now.
@@ -246,7 +256,7 @@ def test_batch_links_equal_what_subscribers_tokens_builds() -> None:
         unsubscribe_url,
     )
 
-    links = services.SubscriberLinks.build()
+    links = SubscriberLinks.build()
     token = manage_token(42, "5b0c7c9e-2f6e-4a59-9d9a-3c1f0b7e8a11")
     odd = "needs quoting?"
 

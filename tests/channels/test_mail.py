@@ -88,9 +88,9 @@ def test_the_file_backend_replaces_a_retried_message_instead_of_adding_one(
     outbox_channel: Channel, tmp_path: Path, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     from channels.backends.base import Message
-    from channels.services import get_backend
+    from channels.configuration import build_backend
 
-    backend = get_backend(outbox_channel)
+    backend = build_backend(outbox_channel)
     message = Message(delivery_id=7, to="ana@example.com", subject="S", text="T", html="<p>T</p>")
 
     first = backend.send([message])

@@ -13,9 +13,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
-from channels import services
 from channels.checks import check_metrics_access
 from channels.configuration import save_channel
+from channels.engine import batches, fanout
 from channels.models import Channel, Delivery, SendStat
 from publishing.models import Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
@@ -120,8 +120,8 @@ def test_workers_send_latency_is_a_histogram_per_channel(
     sink: SmtpSink,
 ) -> None:
     add_subscribers(topic, 30)
-    services.plan_dispatch(make_dispatch(topic).pk)
-    services.send_batch(smtp_channel.pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    batches.send_batch(smtp_channel.pk)
 
     families = scrape(client)
 
@@ -151,9 +151,9 @@ def test_throttled_answers_are_counted_per_channel(
         Channel(name="hook", kind="webhook"),
         {"url": httpserver.url_for("/hook"), "secret": WHSEC},
     )
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
-    services.send_batch(channel.pk)
+    batches.send_batch(channel.pk)
 
     throttled = samples(scrape(client)["publishing_delivery_throttled"])
     assert throttled == {(("channel", "hook"),): 1}

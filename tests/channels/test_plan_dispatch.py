@@ -6,7 +6,7 @@ from typing import Any, cast
 import pytest
 from django.utils import timezone
 
-from channels import services
+from channels.engine import fanout
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber, Subscription, SubscriptionQuerySet, Suppression
@@ -34,7 +34,7 @@ def test_it_creates_one_delivery_per_matching_subscriber_on_the_default_email_ch
     email_channel.save()
     dispatch = make_dispatch(topic)
 
-    created = services.plan_dispatch(dispatch.pk)
+    created = fanout.plan_dispatch(dispatch.pk)
 
     assert created == 5
     rows = Delivery.objects.filter(dispatch=dispatch)
@@ -86,7 +86,7 @@ def test_it_skips_inactive_unconfirmed_suppressed_paused_and_digest_subscribers(
         )
     dispatch = make_dispatch(topic)
 
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
 
     emails = set(Delivery.objects.values_list("subscriber__email", flat=True))
     assert emails == {"keep@example.com", "back@example.com"}
@@ -108,9 +108,9 @@ def test_running_it_twice_adds_nothing(topic: Topic, email_channel: Channel) -> 
     broadcast = Channel.objects.create(name="Team chat", kind="slack")
     dispatch = make_dispatch(topic)
 
-    first = services.plan_dispatch(dispatch.pk)
+    first = fanout.plan_dispatch(dispatch.pk)
     Dispatch.objects.filter(pk=dispatch.pk).update(status=Dispatch.Status.PLANNING)
-    second = services.plan_dispatch(dispatch.pk)
+    second = fanout.plan_dispatch(dispatch.pk)
 
     assert (first, second) == (21, 0)
     assert Delivery.objects.filter(dispatch=dispatch).count() == 21
@@ -129,7 +129,7 @@ def test_it_gives_each_matching_broadcast_channel_one_delivery(
     Channel.objects.create(name="Switched off", kind="slack", is_enabled=False)
     dispatch = make_dispatch(topic)
 
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
 
     rows = Delivery.objects.filter(dispatch=dispatch)
     assert set(rows.values_list("channel_id", flat=True)) == {carries_all.pk, carries_topic.pk}
@@ -140,7 +140,7 @@ def test_it_gives_each_matching_broadcast_channel_one_delivery(
 def test_a_dispatch_with_nobody_to_send_to_is_done_at_once(topic: Topic) -> None:
     dispatch = make_dispatch(topic)
 
-    assert services.plan_dispatch(dispatch.pk) == 0
+    assert fanout.plan_dispatch(dispatch.pk) == 0
 
     dispatch.refresh_from_db()
     assert dispatch.status == Dispatch.Status.DONE
@@ -155,6 +155,6 @@ def test_fan_out_takes_a_constant_number_of_queries(
     Channel.objects.filter(pk=email_channel.pk).update(is_enabled=True)
 
     with django_assert_max_num_queries(12):  # type: ignore[operator]
-        created = services.plan_dispatch(dispatch.pk)
+        created = fanout.plan_dispatch(dispatch.pk)
 
     assert created == 300

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from channels import services
+from channels.engine import batches, claims, fanout, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber, Suppression
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db
 def publish(topic: Topic, captured: Any) -> Dispatch:
     dispatch = make_dispatch(topic)
     with captured(execute=True):
-        services.plan_dispatch(dispatch.pk)
+        fanout.plan_dispatch(dispatch.pk)
     dispatch.refresh_from_db()
     return dispatch
 
@@ -127,7 +127,7 @@ def test_a_peer_answering_transient_errors_still_gets_everything_once(
     # once the peer accepts, the chain drains the rest.
     for hours in range(1, 11):
         with time_machine.travel(timezone.now() + dt.timedelta(hours=hours)):
-            services.sweep()
+            sweeper.sweep()
         if not rows.exclude(status=Delivery.Status.SENT).exists():
             break
 
@@ -151,7 +151,7 @@ def test_a_permanent_error_ends_failed_without_retries(
 
     dispatch = publish(topic, django_capture_on_commit_callbacks)
     with time_machine.travel(timezone.now() + dt.timedelta(days=1)):
-        report = services.sweep()
+        report = sweeper.sweep()
 
     failed = Delivery.objects.get(subscriber__email="reader1@example.com")
     assert (failed.status, failed.attempts) == (Delivery.Status.FAILED, 1)
@@ -177,7 +177,7 @@ def test_a_delivery_failing_on_its_last_attempt_is_dead(
 
     publish(topic, django_capture_on_commit_callbacks)
     with time_machine.travel(timezone.now() + dt.timedelta(hours=3)):
-        services.sweep()
+        sweeper.sweep()
 
     assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.DEAD, 2)}
     assert sink.refused == 4
@@ -188,11 +188,11 @@ def test_an_unsubscribe_between_fan_out_and_send_stops_that_message(
 ) -> None:
     readers = add_subscribers(topic, 4)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)  # its batches are not run: on-commit is not executed
+    fanout.plan_dispatch(dispatch.pk)  # its batches are not run: on-commit is not executed
     Subscriber.objects.filter(pk=readers[0].pk).update(status=Subscriber.Status.UNSUBSCRIBED)
     Suppression.objects.create(email_hash=readers[1].email_hash, reason="bounced")
 
-    report = services.send_batch(smtp_channel.pk)
+    report = batches.send_batch(smtp_channel.pk)
 
     assert report.cancelled == 2
     assert sorted(sink.recipients) == [readers[2].email, readers[3].email]
@@ -207,11 +207,11 @@ def test_a_subscriber_deleted_between_fan_out_and_send_is_cancelled_and_the_rest
 ) -> None:
     readers = add_subscribers(topic, 3)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
     gone = Delivery.objects.get(subscriber=readers[0])
     Subscriber.objects.filter(pk=readers[0].pk).delete()  # the delivery keeps no subscriber
 
-    rows, lease = services.claim(smtp_channel, 10, timezone.now())
+    rows, lease = claims.claim(smtp_channel, 10, timezone.now())
     by_id = {row.pk: row for row in rows}
     assert by_id[gone.pk].subscriber is None
     kept = next(row for row in rows if row.pk != gone.pk)
@@ -220,7 +220,7 @@ def test_a_subscriber_deleted_between_fan_out_and_send_is_cancelled_and_the_rest
     assert (kept.status, kept.attempts, kept.lease_expires_at) == ("sending", 1, lease)
     Delivery.objects.filter(pk__in=by_id).update(status=Delivery.Status.QUEUED, attempts=0)
 
-    report = services.send_batch(smtp_channel.pk)
+    report = batches.send_batch(smtp_channel.pk)
 
     assert (report.claimed, report.cancelled) == (3, 1)
     assert report.outcomes == {Delivery.Status.SENT: 2}
@@ -236,15 +236,15 @@ def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
 ) -> None:
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=200)
     add_subscribers(topic, 150)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
     with CaptureQueriesContext(connection) as big:
-        report = services.send_batch(smtp_channel.pk)
+        report = batches.send_batch(smtp_channel.pk)
     other = cast(Topic, TopicFactory(slug="small"))
     add_subscribers(other, 10, prefix="few")
-    services.plan_dispatch(make_dispatch(other).pk)
+    fanout.plan_dispatch(make_dispatch(other).pk)
     with CaptureQueriesContext(connection) as small:
-        services.send_batch(smtp_channel.pk)
+        batches.send_batch(smtp_channel.pk)
 
     assert report.claimed == 150
     assert report.outcomes == {Delivery.Status.SENT: 150}
@@ -265,10 +265,10 @@ def test_a_batch_of_500_costs_at_most_a_tenth_of_a_statement_per_delivered_messa
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=500)
     add_subscribers(topic, 500)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
 
     with CaptureQueriesContext(connection) as queries:
-        report = services.send_batch(smtp_channel.pk)
+        report = batches.send_batch(smtp_channel.pk)
 
     delivered = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()
     assert report.claimed == delivered == len(sink.messages) == 500
@@ -284,9 +284,9 @@ def test_fan_out_takes_the_same_number_of_statements_for_ten_or_five_hundred_sub
     few, many = make_dispatch(few_topic), make_dispatch(topic)
 
     with CaptureQueriesContext(connection) as small:
-        small_created = services.plan_dispatch(few.pk)
+        small_created = fanout.plan_dispatch(few.pk)
     with CaptureQueriesContext(connection) as big:
-        big_created = services.plan_dispatch(many.pk)
+        big_created = fanout.plan_dispatch(many.pk)
 
     assert (small_created, big_created) == (10, 500)
     assert Delivery.objects.filter(dispatch=many).count() == 500
@@ -340,13 +340,13 @@ def test_an_open_circuit_keeps_deliveries_waiting_and_does_not_slow_another_chan
     )
 
     started = time.monotonic()
-    services.send_batch(slow.pk)  # times out once: 5 transient failures open the circuit
+    batches.send_batch(slow.pk)  # times out once: 5 transient failures open the circuit
     slow.refresh_from_db()
     assert slow.circuit_state == Channel.CircuitState.OPEN
     assert time.monotonic() - started < 3
     with django_capture_on_commit_callbacks(execute=True):
         second = make_dispatch(topic)
-        services.plan_dispatch(second.pk)
+        fanout.plan_dispatch(second.pk)
     Delivery.objects.bulk_create(
         Delivery(dispatch=second, channel=slow, subscriber=r, next_attempt_at=timezone.now())
         for r in readers[:5]
@@ -354,8 +354,8 @@ def test_an_open_circuit_keeps_deliveries_waiting_and_does_not_slow_another_chan
     connections_before = len(black_hole[1])
 
     started = time.monotonic()
-    blocked = services.send_batch(slow.pk)
-    healthy_report = services.send_batch(healthy.pk)
+    blocked = batches.send_batch(slow.pk)
+    healthy_report = batches.send_batch(healthy.pk)
     elapsed = time.monotonic() - started
 
     assert blocked.blocked and blocked.claimed == 0
@@ -381,11 +381,11 @@ def test_a_cooled_circuit_half_opens_for_one_trial_batch_then_closes(
         consecutive_failures=5,
     )
     add_subscribers(topic, 6)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
-    assert services.send_batch(channel.pk).blocked
+    assert batches.send_batch(channel.pk).blocked
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=2)):
-        trial = services.send_batch(channel.pk)
+        trial = batches.send_batch(channel.pk)
 
     channel.refresh_from_db()
     assert trial.claimed == 2
@@ -405,9 +405,9 @@ def test_a_failed_trial_opens_the_circuit_again(
         circuit_opened_at=timezone.now() - dt.timedelta(hours=1),
     )
     add_subscribers(topic, 3)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
-    trial = services.send_batch(channel.pk)
+    trial = batches.send_batch(channel.pk)
 
     channel.refresh_from_db()
     assert trial.claimed == 3 and not trial.continued
@@ -427,7 +427,7 @@ def test_one_task_sends_full_batches_until_no_work_is_left(
     monkeypatch.setattr(Conf, "SYNC", False)
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
     add_subscribers(topic, 25)
-    services.plan_dispatch(make_dispatch(topic).pk)  # its hints stay uncommitted: not enqueued
+    fanout.plan_dispatch(make_dispatch(topic).pk)  # its hints stay uncommitted: not enqueued
 
     claimed = tasks.send_batch(smtp_channel.pk)
 
@@ -452,7 +452,7 @@ def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
     settings.DELIVERY_TASK_SECONDS = 0.000001
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
     add_subscribers(topic, 25)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
     claimed = tasks.send_batch(smtp_channel.pk)
 

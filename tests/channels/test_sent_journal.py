@@ -12,8 +12,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from channels import journal, services
 from channels.backends.base import JournalUnavailableError, Outcome, OutcomeStatus
+from channels.engine import batches, claims, fanout, journal, outcomes, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
@@ -25,10 +25,10 @@ LATER = dt.timedelta(minutes=5)
 
 def claimed_batch(
     topic: Topic, channel: Channel, count: int
-) -> tuple[list[services.ClaimedRow], dt.datetime]:
+) -> tuple[list[claims.ClaimedRow], dt.datetime]:
     add_subscribers(topic, count)
-    services.plan_dispatch(make_dispatch(topic).pk)
-    rows, lease = services.claim(channel, count, timezone.now())
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    rows, lease = claims.claim(channel, count, timezone.now())
     return sorted(rows, key=lambda row: row.pk), lease
 
 
@@ -36,7 +36,7 @@ def test_the_send_loop_journals_each_accepted_message_before_handing_over_the_ne
     topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
     add_subscribers(topic, 5)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     journaled_when_received: list[set[int]] = []
 
@@ -44,7 +44,7 @@ def test_the_send_loop_journals_each_accepted_message_before_handing_over_the_ne
         journaled_when_received.append(set(journal.accepted((pk, None) for pk in ids)))
 
     sink.answer = answer
-    report = services.send_batch(smtp_channel.pk)
+    report = batches.send_batch(smtp_channel.pk)
 
     assert report.outcomes == {Delivery.Status.SENT: 5}
     # The sink sees message n once the n-1 messages before it are in the journal.
@@ -69,14 +69,14 @@ def test_with_pipelining_each_message_is_journaled_before_its_content_follows_th
     try:
         channel = make_smtp_channel(port)
         add_subscribers(topic, 6)
-        services.plan_dispatch(make_dispatch(topic).pk)
+        fanout.plan_dispatch(make_dispatch(topic).pk)
         ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
         journaled_when_received: list[int] = []
         sink.answer = lambda content, rcpt: journaled_when_received.append(
             len(journal.accepted((pk, None) for pk in ids))
         )
 
-        report = services.send_batch(channel.pk)
+        report = batches.send_batch(channel.pk)
     finally:
         controller.stop()
 
@@ -94,7 +94,7 @@ def test_the_sweeper_records_as_sent_what_a_dead_worker_had_handed_over(
     journal.record(rows[1].pk, "250 queued as B", lease)
 
     with time_machine.travel(timezone.now() + LATER):
-        report = services.sweep()
+        report = sweeper.sweep()
 
     assert (report.recovered, report.requeued, report.dead) == (2, 2, 0)
     recorded = dict(Delivery.objects.values_list("pk", "provider_message_id"))
@@ -114,11 +114,11 @@ def test_a_worker_that_outlived_its_lease_changes_and_counts_nothing_afterwards(
     rows, lease = claimed_batch(topic, smtp_channel, 3)
     journal.record(rows[0].pk, "250 A", lease)
     with time_machine.travel(timezone.now() + LATER):
-        services.sweep()
+        sweeper.sweep()
     before = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "sent_at"))
 
     # The old worker wakes up and records its batch as it saw it.
-    counts = services.record_outcomes(
+    counts = outcomes.record_outcomes(
         rows,
         [
             Outcome(rows[0].pk, OutcomeStatus.SENT, provider_message_id="250 A"),
@@ -141,12 +141,12 @@ def test_a_retried_row_the_journal_shows_accepted_is_recorded_and_not_sent_again
     rows, lease = claimed_batch(topic, smtp_channel, 3)
     later = timezone.now() + LATER
     with time_machine.travel(later):
-        services.sweep()  # the journal is still empty: all three go back to the queue
+        sweeper.sweep()  # the journal is still empty: all three go back to the queue
     # ...and only then does the old worker, still alive, get the first one accepted.
     journal.record(rows[0].pk, "250 late", lease)
 
     with time_machine.travel(later + dt.timedelta(seconds=1)):
-        report = services.send_batch(smtp_channel.pk)
+        report = batches.send_batch(smtp_channel.pk)
 
     assert (report.claimed, report.recovered) == (3, 1)
     assert report.outcomes == {Delivery.Status.SENT: 3}
@@ -177,10 +177,10 @@ def test_a_batch_stops_before_handing_over_what_a_journal_that_is_down_cannot_fo
 ) -> None:
     settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:1/0"
     add_subscribers(topic, 3)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
 
-    with caplog.at_level(logging.WARNING, logger="channels.journal"):
-        report = services.send_batch(smtp_channel.pk)
+    with caplog.at_level(logging.WARNING, logger="channels.engine.journal"):
+        report = batches.send_batch(smtp_channel.pk)
 
     # Nothing left that the journal could not have told recovery about: the rows wait.
     assert sink.messages == []
@@ -214,7 +214,7 @@ def test_without_a_journal_every_expired_row_is_uncertain(
     assert not journal.is_enabled()
     assert journal.record(rows[0].pk, "250", lease) is False
     with time_machine.travel(timezone.now() + LATER):
-        report = services.sweep()
+        report = sweeper.sweep()
     # Nothing tells what the dead worker had handed over: every row is uncertain, and the
     # SMTP channel's policy (resend) queues them again, marked.
     assert (report.recovered, report.uncertain, report.requeued) == (0, 2, 2)

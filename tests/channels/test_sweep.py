@@ -9,7 +9,8 @@ from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 
-from channels import services, tasks
+from channels import tasks
+from channels.engine import claims, fanout, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch, Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
@@ -35,12 +36,12 @@ def test_it_requeues_deliveries_whose_worker_died_and_buries_those_on_their_last
     settings.DELIVERY_MAX_ATTEMPTS = 3
     add_subscribers(topic, 4)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
-    rows, _ = services.claim(smtp_channel, 4, timezone.now())  # then the worker dies
+    fanout.plan_dispatch(dispatch.pk)
+    rows, _ = claims.claim(smtp_channel, 4, timezone.now())  # then the worker dies
     Delivery.objects.filter(pk=rows[0].pk).update(attempts=3)
 
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=5)):
-        report = services.sweep()
+        report = sweeper.sweep()
 
     assert (report.requeued, report.dead) == (3, 1)
     statuses = sorted(Delivery.objects.values_list("status", "attempts"))
@@ -49,10 +50,10 @@ def test_it_requeues_deliveries_whose_worker_died_and_buries_those_on_their_last
 
 def test_it_leaves_live_leases_alone(topic: Topic, smtp_channel: Channel) -> None:
     add_subscribers(topic, 2)
-    services.plan_dispatch(make_dispatch(topic).pk)
-    services.claim(smtp_channel, 2, timezone.now())
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    claims.claim(smtp_channel, 2, timezone.now())
 
-    report = services.sweep()
+    report = sweeper.sweep()
 
     assert report.requeued == 0
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sending"}
@@ -65,12 +66,12 @@ def test_it_rebuilds_lost_batch_tasks_from_the_ledger_without_flooding_the_queue
     settings.DELIVERY_CHANNEL_CONCURRENCY = 3
     Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
     add_subscribers(topic, 100)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     OrmQ.objects.all().delete()  # the tasks are lost (a rotated SECRET_KEY, a flushed Redis)
 
-    fresh = services.sweep()
+    fresh = sweeper.sweep()
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=1)):
-        stale = services.sweep()
+        stale = sweeper.sweep()
 
     assert fresh.enqueued == 0  # work that just became due is somebody's already
     assert stale.enqueued == 3
@@ -84,7 +85,7 @@ def test_it_plans_again_a_dispatch_whose_planning_task_was_lost(
     dispatch = make_dispatch(topic)
 
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=1)):
-        report = services.sweep()
+        report = sweeper.sweep()
 
     assert report.replanned == 1
     dispatch.refresh_from_db()
@@ -97,8 +98,8 @@ def test_it_finishes_dispatches_whose_deliveries_are_all_settled(
 ) -> None:
     add_subscribers(topic, 2)
     dispatch = make_dispatch(topic)
-    services.plan_dispatch(dispatch.pk)
-    assert services.sweep().finished == 0
+    fanout.plan_dispatch(dispatch.pk)
+    assert sweeper.sweep().finished == 0
     Delivery.objects.update(status="failed")
 
     tasks.sweep()  # what the schedule runs

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from channels import journal, services
 from channels.backends.base import Outcome, OutcomeStatus
+from channels.engine import batches, circuit, claims, fanout, journal, queue, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Topic
 from tests.channels.conftest import (
@@ -34,10 +34,10 @@ METRICS_TOKEN = "metrics-token-0123456789abcdef0123456789"
 
 def claimed_batch(
     topic: Topic, channel: Channel, count: int
-) -> tuple[list[services.ClaimedRow], dt.datetime]:
+) -> tuple[list[claims.ClaimedRow], dt.datetime]:
     add_subscribers(topic, count)
-    services.plan_dispatch(make_dispatch(topic).pk)
-    rows, lease = services.claim(channel, count, timezone.now())
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    rows, lease = claims.claim(channel, count, timezone.now())
     return sorted(rows, key=lambda row: row.pk), lease
 
 
@@ -78,7 +78,7 @@ def test_the_sweeper_sorts_expired_leases_by_what_the_journal_says(
     write(stale, journal.State.IN_FLIGHT, older_claim)
 
     with time_machine.travel(timezone.now() + LATER):
-        report = services.sweep()
+        report = sweeper.sweep()
         now = timezone.now()
 
     assert statuses() == {
@@ -111,7 +111,7 @@ def test_a_skipped_uncertain_delivery_settles_the_dispatch_and_an_operator_can_r
     write(rows[1].pk, journal.State.ACCEPTED, lease, "250 B")
 
     with time_machine.travel(timezone.now() + LATER):
-        services.sweep()
+        sweeper.sweep()
 
     delivery = Delivery.objects.get(pk=rows[0].pk)
     assert delivery.status == "uncertain"
@@ -126,7 +126,7 @@ def test_a_skipped_uncertain_delivery_settles_the_dispatch_and_an_operator_can_r
     out = StringIO()
     call_command("retry_deliveries", "--uncertain", stdout=out)
     assert "Re-queued 1 uncertain deliveries." in out.getvalue()
-    services.send_batch(smtp_channel.pk)
+    batches.send_batch(smtp_channel.pk)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.uncertain_at is not None) == ("sent", True)
     assert sink.delivery_ids() == {rows[0].pk: 1}
@@ -139,7 +139,7 @@ def test_when_the_journal_cannot_be_read_the_sweeper_leaves_expired_rows_for_lat
     settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:1/0"
 
     with time_machine.travel(timezone.now() + LATER):
-        report = services.sweep()
+        report = sweeper.sweep()
 
     assert (report.recovered, report.uncertain, report.requeued) == (0, 0, 0)
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sending"}
@@ -149,12 +149,12 @@ def test_a_retried_row_is_held_back_while_the_journal_cannot_be_read(
     topic: Topic, smtp_channel: Channel, sink: SmtpSink, settings: Any
 ) -> None:
     add_subscribers(topic, 2)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     # The first attempt of both rows was made by a worker that died before recording it.
     Delivery.objects.update(attempts=1)
     settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:1/0"
 
-    report = services.send_batch(smtp_channel.pk)
+    report = batches.send_batch(smtp_channel.pk)
 
     assert report.held_back == 2
     assert sink.messages == []
@@ -187,10 +187,10 @@ def test_a_reply_that_never_comes_after_the_final_dot_is_uncertain_not_a_failure
     channel = make_smtp_channel(port, uncertain_policy=policy)
     Channel.objects.filter(pk=channel.pk).update(config={**channel.config, "timeout": 0.5})
     add_subscribers(topic, 4)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     ids = sorted(Delivery.objects.values_list("pk", flat=True))
 
-    report = services.send_batch(channel.pk)
+    report = batches.send_batch(channel.pk)
 
     # The sink has the second message; the worker waited 0.5 s for its "250" and gave up.
     assert sink.delivery_ids() == {ids[0]: 1, ids[1]: 1}
@@ -219,7 +219,7 @@ def test_uncertain_deliveries_are_shown_by_the_api_the_admin_and_metrics(
     rows, lease = claimed_batch(topic, smtp_channel, 3)
     write(rows[0].pk, journal.State.IN_FLIGHT, lease)
     with time_machine.travel(timezone.now() + LATER):
-        services.sweep()
+        sweeper.sweep()
     skipped = Delivery.objects.get(pk=rows[0].pk)
     assert skipped.uncertain_at is not None
 
@@ -283,7 +283,7 @@ def test_an_uncertain_outcome_counts_against_the_circuit_like_a_transient_one(
     settings.DELIVERY_CIRCUIT_THRESHOLD = 2
     outcomes = [Outcome(i, OutcomeStatus.UNCERTAIN, error="no answer") for i in (1, 2)]
 
-    services._record_channel_health(smtp_channel.pk, outcomes, trial=False, now=timezone.now())
+    circuit.record_channel_health(smtp_channel.pk, outcomes, trial=False, now=timezone.now())
 
     smtp_channel.refresh_from_db()
     assert smtp_channel.circuit_state == Channel.CircuitState.OPEN
@@ -305,7 +305,7 @@ def test_a_retry_wakes_its_channel_once_it_is_due_with_one_query(
     monkeypatch.setattr(Conf, "SYNC", False)
     add_subscribers(topic, 3)
     other = make_smtp_channel(free_port(), name="Other", is_default_email=False)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     now = timezone.now()
     rows = list(Delivery.objects.order_by("pk"))
     # One retry due in 2 s, one in an hour; the third row stays due since the fan-out.
@@ -317,11 +317,11 @@ def test_a_retry_wakes_its_channel_once_it_is_due_with_one_query(
     OrmQ.objects.all().delete()
 
     with django_assert_num_queries(2):  # the channels, then the one task enqueued
-        woken = services.wake_due_channels(now, now + dt.timedelta(seconds=3))
+        woken = queue.wake_due_channels(now, now + dt.timedelta(seconds=3))
 
     assert woken == 1
     assert OrmQ.objects.count() == 1
-    assert services.wake_due_channels(now, now + dt.timedelta(seconds=1)) == 0
+    assert queue.wake_due_channels(now, now + dt.timedelta(seconds=1)) == 0
 
 
 def test_the_broker_wakes_channels_at_most_once_per_interval(
@@ -335,7 +335,7 @@ def test_the_broker_wakes_channels_at_most_once_per_interval(
     monkeypatch.setattr(broker, "_woken_until", None)
     settings.DELIVERY_WAKE_SECONDS = 1.0
     add_subscribers(topic, 1)
-    services.plan_dispatch(make_dispatch(topic).pk)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
     Delivery.objects.update(next_attempt_at=timezone.now() + dt.timedelta(seconds=2))
 
     with time_machine.travel(timezone.now(), tick=False) as clock:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,32 +15,9 @@ from django_q.models import Schedule, Task
 
 from publishing import services, tasks
 from publishing.models import Dispatch, Publication, Topic
+from tests.concurrency import run_at_once
 from tests.conftest import REPO_ROOT
 from tests.publishing.conftest import make_publication
-
-
-def _race(*functions: Callable[[], Any]) -> list[Any]:
-    """Run the functions at the same moment in threads; return their results in order."""
-    barrier = threading.Barrier(len(functions))
-    results: list[Any] = [None] * len(functions)
-    errors: list[BaseException] = []
-
-    def run(index: int, function: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = function()
-        except BaseException as error:  # reported by the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def _schedule_due(paula: User, topic: Topic, count: int) -> list[Publication]:
@@ -70,7 +44,7 @@ def test_two_concurrent_publishes_create_one_dispatch_and_one_task(
         copy = Publication.objects.get(pk=publication.pk)
         return services.publish(copy, by=paula).pk
 
-    first, second = _race(publish, publish)
+    first, second = run_at_once(publish, publish).all_results()
 
     assert first == second
     dispatch = Dispatch.objects.get()
@@ -87,7 +61,7 @@ def test_two_concurrent_publishes_create_one_dispatch_and_one_task(
 def test_two_workers_publish_each_due_publication_exactly_once(paula: User, topic: Topic) -> None:
     publications = _schedule_due(paula, topic, 12)
 
-    first, second = _race(services.publish_due, services.publish_due)
+    first, second = run_at_once(services.publish_due, services.publish_due).all_results()
 
     published_ids = [d.publication_id for d in first] + [d.publication_id for d in second]
     assert sorted(published_ids) == sorted(p.pk for p in publications)

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core import mail
-from django.db import connection
 
 from publishing.models import Topic
 from subscribers import services
 from subscribers.models import ConsentEvent, Subscriber
+from tests.concurrency import run_at_once
 from tests.factories import TopicFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def race(count: int, topic: Topic, email: str) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
+    """Sign ``email`` up from ``count`` threads at once; return what they raised."""
 
     def one() -> None:
-        try:
-            barrier.wait()
-            services.sign_up(email=email, topics=[topic], origin=services.Origin(via="test"))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        services.sign_up(email=email, topics=[topic], origin=services.Origin(via="test"))
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    return run_at_once(*[one] * count).errors
 
 
 def test_simultaneous_sign_ups_create_one_subscriber_and_at_most_three_emails() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from channels import digests
+from channels.exceptions import DigestError
 
 
 def parse_time(value: str) -> datetime:
@@ -44,7 +45,7 @@ class Command(BaseCommand):
                 frequencies = (digests.check_frequency(options["frequency"]),)
             now = parse_time(options["now"]) if options["now"] else None
             reports = digests.send_digests(now, frequencies=frequencies)
-        except digests.DigestError as error:
+        except DigestError as error:
             raise CommandError(str(error)) from error
         if not reports:
             raise CommandError("No enabled email channel: no digest was written.")

@@ -17,9 +17,9 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from channels import services
 from channels.backends.base import UncertainPolicy
 from channels.configuration import save_channel
+from channels.engine import batches, fanout
 from channels.models import Channel, Delivery
 from publishing import services as publishing
 from publishing.models import Topic
@@ -54,7 +54,7 @@ def publish_to(topic: Topic) -> Delivery:
     publisher = UserFactory.create(is_superuser=True)
     publication = PublicationFactory.create(topics=[topic], title="Hello, channels")
     publishing.publish(publication, by=publisher)
-    services.plan_dispatch(publication.dispatches.get().pk)
+    fanout.plan_dispatch(publication.dispatches.get().pk)
     return Delivery.objects.get(kind=Delivery.Kind.BROADCAST)
 
 
@@ -86,7 +86,7 @@ def test_a_broadcast_survives_429_then_500_then_a_timeout_and_is_delivered_once(
             break
         waits.append(delivery.next_attempt_at)
         with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
-            services.send_batch(channel.pk)
+            batches.send_batch(channel.pk)
     wait_for_log(httpserver, 4)
 
     delivery.refresh_from_db()
@@ -134,7 +134,7 @@ def test_a_broadcast_left_without_answer_is_not_posted_again_by_default(
         if delivery.status != Delivery.Status.QUEUED:
             break
         with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
-            services.send_batch(channel.pk)
+            batches.send_batch(channel.pk)
     wait_for_log(httpserver, 3)
 
     # The peer got the post the third time and answered too late: it may show it already.
@@ -168,8 +168,8 @@ def test_a_publication_reaches_every_subscriber_once_through_ses(ses_endpoint: s
     publisher = UserFactory.create(is_superuser=True)
     publication = PublicationFactory.create(topics=[topic], title="Through SES")
     publishing.publish(publication, by=publisher)
-    services.plan_dispatch(publication.dispatches.get().pk)
-    while services.send_batch(channel.pk).claimed:
+    fanout.plan_dispatch(publication.dispatches.get().pk)
+    while batches.send_batch(channel.pk).claimed:
         pass
 
     sent = [message_from_string(m.raw_data, policy=default_policy) for m in ses_sent_messages()]

@@ -18,7 +18,8 @@ from channels.backends import (
     register,
     registry,
 )
-from channels.backends.utils import parse_retry_after, safe_error
+from channels.backends.safe_text import safe_error
+from channels.backends.utils import parse_retry_after
 
 
 def test_importing_the_package_registers_every_shipped_backend() -> None:

@@ -18,8 +18,8 @@ import pytest
 from django.core.mail import EmailMessage
 from django.test import Client
 
-from channels import services
 from channels.configuration import save_channel
+from channels.engine import batches, fanout
 from channels.models import Channel, Delivery, SesFeedback
 from publishing import services as publishing
 from publishing.models import Dispatch, Topic
@@ -51,12 +51,12 @@ def plan(topic: Topic, title: str) -> Dispatch:
     publication = PublicationFactory.create(topics=[topic], title=title)
     publishing.publish(publication, by=UserFactory.create(is_superuser=True))
     dispatch = publication.dispatches.get()
-    services.plan_dispatch(dispatch.pk)
+    fanout.plan_dispatch(dispatch.pk)
     return dispatch
 
 
 def send_all(channel: Channel) -> None:
-    while services.send_batch(channel.pk).claimed:
+    while batches.send_batch(channel.pk).claimed:
         pass
 
 

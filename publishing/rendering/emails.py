@@ -1,0 +1,80 @@
+"""The email of a version: subject, CSS-inlined HTML and plain text, holding placeholders for
+the personal parts that ``EmailTemplate.personalize`` fills per recipient."""
+
+from __future__ import annotations
+
+import html as html_lib
+from dataclasses import dataclass
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from publishing.rendering.converters import html_to_text
+from publishing.rendering.markup import WHITESPACE, neutralise_placeholders
+from publishing.rendering.source import Source, body_html
+
+#: Placeholders for the per-recipient parts, filled by EmailTemplate.personalize.
+NAME = "[[[name]]]"
+PREFERENCES_URL = "[[[preferences_url]]]"
+UNSUBSCRIBE_URL = "[[[unsubscribe_url]]]"
+PLACEHOLDERS = (NAME, PREFERENCES_URL, UNSUBSCRIBE_URL)
+
+
+@dataclass(frozen=True)
+class EmailTemplate:
+    subject: str
+    html: str
+    text: str
+
+    def personalize(
+        self, *, name: str, preferences_url: str, unsubscribe_url: str
+    ) -> tuple[str, str]:
+        """Return (html, text) with the recipient's parts filled in (HTML-escaped in the HTML).
+
+        An empty name reads "there" ("Hello there,"). Author content holds no placeholder
+        (see ``neutralise_placeholders``), so only the template's own ones are replaced.
+        """
+        name = name.strip() or "there"
+        html = (
+            self.html.replace(NAME, html_lib.escape(name))
+            .replace(PREFERENCES_URL, html_lib.escape(preferences_url))
+            .replace(UNSUBSCRIBE_URL, html_lib.escape(unsubscribe_url))
+        )
+        text = (
+            self.text.replace(NAME, name)
+            .replace(PREFERENCES_URL, preferences_url)
+            .replace(UNSUBSCRIBE_URL, unsubscribe_url)
+        )
+        return html, text
+
+
+_inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+
+
+def build_email(source: Source) -> EmailTemplate:
+    """Render the email templates in the version's language around its sanitised body."""
+    html_body = body_html(source)
+    title = neutralise_placeholders(source.title)
+    summary = neutralise_placeholders(source.summary)
+    context = {
+        "title": title,
+        "summary": summary,
+        "body_html": html_body,
+        "body_text": html_to_text(html_body),
+        "url": source.url,
+        "site_name": settings.SITE_NAME,
+        "site_url": settings.SITE_URL,
+        "language": source.language,
+        "name": NAME,
+        "preferences_url": PREFERENCES_URL,
+        "unsubscribe_url": UNSUBSCRIBE_URL,
+        "title_rule": "=" * min(len(title), 72),
+    }
+    with translation.override(source.language):
+        html = render_to_string("emails/publication.html", context)
+        text = render_to_string("emails/publication.txt", context)
+    # Subjects are one line: a newline would end the header.
+    subject = WHITESPACE.sub(" ", title).strip()
+    return EmailTemplate(subject=subject, html=_inliner.inline(html), text=text.strip() + "\n")

@@ -1,0 +1,74 @@
+"""What a version holds for rendering: its fields and topics, read once into a frozen Source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import quote
+
+from django.conf import settings
+
+from publishing.rendering.markup import markdown_to_html
+
+
+class Renderable(Protocol):
+    title: str
+    slug: str
+    summary: str
+    body: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Source:
+    publication_id: int | None
+    version_id: int | None
+    title: str
+    slug: str
+    summary: str
+    body: str
+    language: str
+    published_at: datetime | None
+    topics: tuple[tuple[str, str], ...]  # (slug, name), sorted by slug
+
+    @property
+    def url(self) -> str:
+        return f"{settings.SITE_URL}/p/{quote(self.slug)}/"
+
+
+def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
+    """The fields of a HistoricalPublication row, a live Publication, or any object with the
+    Renderable fields (no topics then); the topics are read only ``with_topics``."""
+    from publishing.models import Publication, Topic
+
+    version_id: int | None
+    if isinstance(version, Publication):
+        publication_id: int | None = version.pk
+        version_id = None
+        topics = version.topics.all() if version.pk else Topic.objects.none()
+    elif hasattr(version, "history_id"):
+        publication_id = getattr(version, "id", None)
+        version_id = version.history_id
+        topic_ids = version.topics.values("topic_id")  # type: ignore[attr-defined]
+        topics = Topic.objects.filter(pk__in=topic_ids)
+    else:
+        # A plain object with the Renderable fields (a channel's test message): no topics.
+        publication_id = version_id = None
+        topics = Topic.objects.none()
+    return Source(
+        publication_id=publication_id,
+        version_id=version_id,
+        title=version.title,
+        slug=version.slug,
+        summary=version.summary,
+        body=version.body,
+        language=version.language,
+        published_at=getattr(version, "published_at", None),
+        topics=tuple(topics.order_by("slug").values_list("slug", "name")) if with_topics else (),
+    )
+
+
+def body_html(source: Source) -> str:
+    """The body as sanitised HTML: what every channel derives its own rendering from."""
+    return markdown_to_html(source.body)

@@ -1,0 +1,166 @@
+"""Checks of what an editor writes, before any write: every field of a publication, a time to
+publish at, a change note. Each raises InvalidPublicationError naming the field and its limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.utils import timezone
+
+from publishing.exceptions import FieldProblem, InvalidPublicationError
+from publishing.models import (
+    BODY_MAX_LENGTH,
+    MAX_TOPICS,
+    MIN_TOPICS,
+    SUMMARY_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    Publication,
+    Topic,
+)
+
+TopicRef = Topic | str | int
+CHANGE_REASON_MAX_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class PublicationInput:
+    """What an editor writes. ``topics`` are Topic objects, slugs or ids."""
+
+    title: str
+    slug: str
+    body: str
+    topics: Sequence[TopicRef]
+    summary: str = ""
+    language: str = "en"
+
+
+def check_publication_input(
+    data: PublicationInput, *, instance: Publication | None = None
+) -> list[Topic]:
+    """Validate every field; return the resolved topics.
+
+    Raises InvalidPublicationError listing every problem, each naming its field and limit.
+    """
+    problems: list[FieldProblem] = []
+
+    def problem(field: str, code: str, message: str) -> None:
+        problems.append(FieldProblem(field, code, message))
+
+    if not data.title.strip():
+        problem("title", "required", "The title is required.")
+    elif len(data.title) > TITLE_MAX_LENGTH:
+        problem(
+            "title",
+            "too_long",
+            f"The title has {len(data.title)} characters; the limit is {TITLE_MAX_LENGTH}.",
+        )
+    if not data.slug:
+        problem("slug", "required", "The slug is required.")
+    elif len(data.slug) > TITLE_MAX_LENGTH:
+        problem("slug", "too_long", f"The slug is longer than {TITLE_MAX_LENGTH} characters.")
+    else:
+        try:
+            validate_slug(data.slug)
+        except ValidationError:
+            problem("slug", "invalid", "Use only letters, numbers, hyphens and underscores.")
+        else:
+            clash = Publication.objects.filter(slug=data.slug)
+            if instance is not None and instance.pk is not None:
+                clash = clash.exclude(pk=instance.pk)
+            if clash.exists():
+                problem("slug", "slug_taken", f"Another publication uses the slug {data.slug!r}.")
+    if len(data.summary) > SUMMARY_MAX_LENGTH:
+        problem(
+            "summary",
+            "too_long",
+            f"The summary has {len(data.summary)} characters; the limit is {SUMMARY_MAX_LENGTH}.",
+        )
+    if not data.body.strip():
+        problem("body", "required", "The body is required.")
+    elif len(data.body) > BODY_MAX_LENGTH:
+        problem(
+            "body",
+            "too_long",
+            f"The body has {len(data.body)} characters; the limit is {BODY_MAX_LENGTH}.",
+        )
+    if data.language not in {code for code, _ in settings.LANGUAGES}:
+        problem("language", "invalid", f"Unknown language {data.language!r}.")
+    topics = _resolve_topics(data.topics, problem)
+    if problems:
+        raise InvalidPublicationError(problems)
+    return topics
+
+
+def _resolve_topics(refs: Sequence[TopicRef], problem: Any) -> list[Topic]:
+    unique_refs = list(dict.fromkeys(refs))
+    if len(unique_refs) < MIN_TOPICS:
+        problem("topics", "required", f"Choose at least {MIN_TOPICS} topic.")
+        return []
+    if len(unique_refs) > MAX_TOPICS:
+        problem(
+            "topics",
+            "too_many",
+            f"{len(unique_refs)} topics chosen; the limit is {MAX_TOPICS}.",
+        )
+        return []
+    objects = [ref for ref in unique_refs if isinstance(ref, Topic)]
+    slugs = [ref for ref in unique_refs if isinstance(ref, str)]
+    ids = [ref for ref in unique_refs if isinstance(ref, int)]
+    found = {topic.slug: topic for topic in Topic.objects.filter(slug__in=slugs)}
+    found_ids = {topic.pk: topic for topic in Topic.objects.filter(pk__in=ids)}
+    unknown = [s for s in slugs if s not in found] + [str(i) for i in ids if i not in found_ids]
+    unsaved = [topic for topic in objects if topic.pk is None]
+    if unknown or unsaved:
+        names = ", ".join(unknown + [t.slug for t in unsaved])
+        problem("topics", "unknown_topic", f"Unknown topic: {names}.")
+        return []
+    topics = {topic.pk: topic for topic in [*objects, *found.values(), *found_ids.values()]}
+    return list(topics.values())
+
+
+def check_publish_at(publish_at: datetime | None, *, now: datetime | None = None) -> datetime:
+    """A time to publish at: given, aware and in the future."""
+    now = now or timezone.now()
+    if publish_at is None:
+        raise InvalidPublicationError(
+            [FieldProblem("publish_at", "required", "Give the date and time to publish at.")]
+        )
+    if timezone.is_naive(publish_at):
+        raise InvalidPublicationError(
+            [FieldProblem("publish_at", "invalid", "Give a time zone with the date and time.")]
+        )
+    if publish_at <= now:
+        raise InvalidPublicationError(
+            [
+                FieldProblem(
+                    "publish_at",
+                    "in_past",
+                    f"{publish_at.isoformat()} is in the past; choose a time after "
+                    f"{now.isoformat(timespec='seconds')}.",
+                )
+            ]
+        )
+    return publish_at
+
+
+def check_reason(reason: str) -> str:
+    """A change note within CHANGE_REASON_MAX_LENGTH characters."""
+    if len(reason) > CHANGE_REASON_MAX_LENGTH:
+        raise InvalidPublicationError(
+            [
+                FieldProblem(
+                    "change_reason",
+                    "too_long",
+                    f"The note has {len(reason)} characters; the limit is "
+                    f"{CHANGE_REASON_MAX_LENGTH}.",
+                )
+            ]
+        )
+    return reason
