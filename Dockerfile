@@ -24,11 +24,12 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . .
 # collectstatic needs settings but no secrets: a throwaway key, with DEBUG on, only for this step.
-RUN DEBUG=true SECRET_KEY=collectstatic-only DJANGO_SETTINGS_MODULE=config.settings.dev \
+# The production settings, so that files get WhiteNoise's compressed copies and hashed names.
+RUN DEBUG=true SECRET_KEY=collectstatic-only DJANGO_SETTINGS_MODULE=config.settings.prod \
     STATIC_ROOT=/app/staticfiles python manage.py collectstatic --no-input --verbosity 0
 ENV STATIC_ROOT=/app/staticfiles
 USER app:app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--forwarded-allow-ips", "*"]
+CMD ["gunicorn", "config.wsgi:application", "--config", "python:config.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--forwarded-allow-ips", "*"]

@@ -57,6 +57,7 @@ def environment() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "bench.api_site.settings",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SITE_URL": "https://localhost",
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": "redis://127.0.0.1:6379/7",
         "SECURE_SSL_REDIRECT": "false",

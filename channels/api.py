@@ -96,6 +96,12 @@ class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=sorted(registry))
     is_enabled = serializers.BooleanField(default=True)
+    is_default_email = serializers.BooleanField(
+        default=False,
+        help_text="Email channels only: subscribers' mail and the site's mail go through this "
+        "channel. Setting it unsets it on the previous default (one transaction). With no "
+        "enabled default, the enabled email channel created first is used.",
+    )
     topics = serializers.ListField(
         child=serializers.SlugField(max_length=100), max_length=MAX_TOPICS, default=list
     )
@@ -239,6 +245,7 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
             name=data["name"],
             kind=data["kind"],
             is_enabled=data["is_enabled"],
+            is_default_email=data["is_default_email"],
             rate_limit_per_second=data["rate_limit_per_second"],
             batch_size=data["batch_size"],
             uncertain_policy=data["uncertain_policy"],
@@ -261,7 +268,14 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
         if Channel.objects.filter(name=name).exclude(pk=channel.pk).exists():
             raise serializers.ValidationError({"name": ["Another channel has this name."]})
         channel.name = name
-        for field in ("is_enabled", "rate_limit_per_second", "batch_size", "uncertain_policy"):
+        fields = (
+            "is_enabled",
+            "is_default_email",
+            "rate_limit_per_second",
+            "batch_size",
+            "uncertain_policy",
+        )
+        for field in fields:
             if field in data:
                 setattr(channel, field, data[field])
         config = {**channel.config, **data.get("config", {})} if partial else data["config"]

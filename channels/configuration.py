@@ -28,6 +28,7 @@ from channels.models import Channel
 from publishing.rendering import render_email, render_for_kind
 
 logger = logging.getLogger(__name__)
+EMAIL_KIND_PREFIX = "email"  # email_ses, email_smtp, email_file: as Channel.objects.default_email
 
 MASK = "••••"
 MAX_BATCH_SIZE = 10_000
@@ -101,8 +102,14 @@ def save_channel(channel: Channel, data: Mapping[str, Any]) -> Channel:
     """Validate ``data`` against the channel's kind, then store it with the channel's fields.
 
     Saves ``channel`` (new or existing) with its other fields as they are on the instance.
+    A channel saved with ``is_default_email`` becomes the one default email channel: in the
+    same transaction, the previous default stops being it (decision 0031; only email kinds).
     Raises ChannelConfigurationError, storing nothing, when anything is invalid.
     """
+    if channel.is_default_email and not channel.kind.startswith(EMAIL_KIND_PREFIX):
+        raise ChannelConfigurationError(
+            {"is_default_email": ["Only an email channel can be the default email channel."]}
+        )
     current = stored_secrets_or_none(channel)
     validated = check_channel_config(
         channel.kind,
@@ -113,9 +120,25 @@ def save_channel(channel: Channel, data: Mapping[str, Any]) -> Channel:
     )
     channel.config = validated.config
     channel.secrets_encrypted = encrypt_secrets(validated.secrets)
-    channel.save()
+    with transaction.atomic():
+        if channel.is_default_email:
+            _take_default_email(channel)
+        channel.save()
     logger.info("channel %s (%s) configured", channel.pk, channel.kind)
     return channel
+
+
+def _take_default_email(channel: Channel) -> None:
+    """Unmark the current default email channel (not ``channel``), inside the caller's
+    transaction. Locking the email channels first serializes two requests naming two defaults:
+    the second waits, then sees and unmarks the first's, so the unique constraint
+    "one_default_email_channel" is never hit."""
+    email_channels = Channel.objects.select_for_update().filter(kind__startswith=EMAIL_KIND_PREFIX)
+    list(email_channels.order_by("pk").values_list("pk", flat=True))
+    others = Channel.objects.filter(is_default_email=True)
+    if channel.pk:
+        others = others.exclude(pk=channel.pk)
+    others.update(is_default_email=False)
 
 
 def channel_secrets(channel: Channel) -> dict[str, str]:

@@ -30,16 +30,17 @@ from django.utils import timezone, translation
 from django_q.tasks import async_task
 
 from channels.backends.email_common import crlf_bytes
-from channels.engine.messages import message_id_domain
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
+from config.mail import message_id_domain
 from publishing.models import Dispatch, Publication
 from subscribers.models import Subscriber, Subscription
 from subscribers.tokens import (
     list_unsubscribe_headers,
     manage_token,
     preferences_url,
+    unsubscribe_token,
     unsubscribe_url,
 )
 
@@ -179,6 +180,8 @@ def build_digest_email(
     ``X-Delivery-ID``, ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058).
     """
     token = manage_token(subscriber.pk, subscriber.token_key)
+    # The unsubscribe link and List-Unsubscribe carry the unsubscribe-only token (decision 0072).
+    unsubscribe = unsubscribe_token(subscriber.pk, subscriber.token_key)
     context: dict[str, Any] = {
         "name": subscriber.name.strip(),
         "frequency": frequency,
@@ -187,7 +190,7 @@ def build_digest_email(
         "site_name": settings.SITE_NAME,
         "site_url": settings.SITE_URL,
         "preferences_url": preferences_url(token),
-        "unsubscribe_url": unsubscribe_url(token),
+        "unsubscribe_url": unsubscribe_url(unsubscribe),
         "language": subscriber.locale,
     }
     with translation.override(subscriber.locale):
@@ -205,7 +208,7 @@ def build_digest_email(
         headers={
             "Message-ID": f"<{message_id}>",
             "X-Delivery-ID": str(delivery_id),
-            **list_unsubscribe_headers(token),
+            **list_unsubscribe_headers(unsubscribe),
         },
     )
     if html is not None:

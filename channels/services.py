@@ -15,6 +15,7 @@ from django.utils import timezone
 from channels.backends.email_common import crlf_bytes
 from channels.engine.queue import SEND_BATCH_TASK, enqueue
 from channels.models import Channel, Delivery
+from config.mail import site_message_id
 from publishing.models import Dispatch
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def queue_site_mail(email_messages: Sequence[EmailMessage]) -> int:
         recipients = message.recipients()
         if not recipients:
             continue
+        if not any(name.lower() == "message-id" for name in message.extra_headers):
+            # Django would use DNS_NAME (often ``localhost``): the site's domain, as bulk mail.
+            message.extra_headers["Message-ID"] = site_message_id()
         raw = crlf_bytes(message)
         rows.extend(
             Delivery(

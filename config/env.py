@@ -121,3 +121,17 @@ def check_production_environment(
             "REDIS_URL is not set: production needs a shared cache for rate limits and "
             "API throttles (redis://host:6379/0)."
         )
+    site_url = urlsplit(environ_.get("SITE_URL", "").strip())
+    if site_url.scheme != "https" or not site_url.hostname:
+        # Every email's List-Unsubscribe one-click URL is built on it, and RFC 8058 requires
+        # https there; the links are the subscribers' only credential, too.
+        raise ImproperlyConfigured(
+            "SITE_URL must be the site's public https:// address (e.g. https://news.example.org): "
+            "the emails' links and RFC 8058 one-click unsubscribe URLs are built on it."
+        )
+    if environ_.get("OUTBOUND_ALLOWED_HOSTS", "").strip(" ,"):
+        # Letting channel URLs reach internal hosts is for development and tests (decision 0071).
+        raise ImproperlyConfigured(
+            "OUTBOUND_ALLOWED_HOSTS is set: production sends to public addresses only; "
+            "remove the variable."
+        )

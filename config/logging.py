@@ -74,8 +74,13 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, key, redact(value))
+            if key in _STANDARD_ATTRIBUTES or value is None:
+                continue
+            if isinstance(value, bool | int | float):
+                continue
+            # Anything else is written as text by the formatter: Django's ``request`` extra
+            # (``<WSGIRequest: GET '/preferences/<token>/'>``) included. Redact that text.
+            setattr(record, key, redact(value if isinstance(value, str) else str(value)))
         return True
 
 

@@ -23,6 +23,13 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(/api/webhooks/\d+/)[A-Za-z0-9_-]+"), r"\1[redacted]"),
     # AWS access key ids.
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "[aws-key-redacted]"),
+    # The subscribers' link tokens, whatever their shape, in any URL or request line
+    # (access logs, Referer, "Bad Request: /preferences/..."): they are credentials that never
+    # expire (docs/decisions/0072-an-unsubscribe-only-token.md).
+    (
+        re.compile(r"(/(?:confirm|preferences|unsubscribe)/)[^/\s?#\"']+"),
+        r"\1[token]",
+    ),
     # Django signed values (signing.dumps / TimestampSigner): payload:timestamp:signature.
     (
         re.compile(r"\b[A-Za-z0-9_-]{8,}(?::[A-Za-z0-9_-]{4,}){1,2}:[A-Za-z0-9_-]{20,}\b"),

@@ -27,6 +27,7 @@ admin.site.login = ratelimit(  # type: ignore[method-assign]
 )
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -1,5 +1,5 @@
-"""Health probes. Part of the site's composition (like config.urls): it may import apps, and no
-app imports it; the rate-limit page is in config.ratelimit."""
+"""Health probes and the home page. Part of the site's composition (like config.urls): it may
+import apps, and no app imports it; the rate-limit page is in config.ratelimit."""
 
 from __future__ import annotations
 
@@ -7,14 +7,39 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from publishing.models import Publication, Topic
+from publishing.views import PAGE_SIZE
+from subscribers.forms import SignupForm
+
 logger = logging.getLogger(__name__)
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """`/`: the archive's latest publications beside the sign-up form.
+
+    The form posts to the sign-up page (subscribers:signup), which answers errors on its own
+    page and success with the "check your email" page. Not cached by shared caches: the form
+    carries a CSRF token (Django adds Vary: Cookie).
+    """
+    page = Paginator(Publication.objects.in_archive(), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "topics": Topic.objects.offered(),
+        "form": SignupForm(),
+        "language": translation.get_language() or settings.LANGUAGE_CODE,
+        "site_name": settings.SITE_NAME,
+    }
+    return render(request, "home.html", context)
 
 
 @never_cache

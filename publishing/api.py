@@ -1,8 +1,9 @@
 """The publications API: topics, publications, their versions and publishing.
 
-Every write calls publishing.services; the serializers (publishing.serializers) only check shapes
-and limits. A publication's delivery statistics need the delivery ledger, so the engine answers
-them (channels.api_stats): publishing never imports the engine.
+Every write calls publishing.services (topics: publishing.topics); the serializers
+(publishing.serializers) only check shapes and limits. A publication's delivery statistics need
+the delivery ledger, so the engine answers them (channels.api_stats): publishing never imports
+the engine.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from config.api.pagination import StandardPagination
 from config.api.schema import WRITE_ERRORS, document
 from config.api.views import ApiViewMixin
 from publishing import services
+from publishing import topics as topic_services
 from publishing.models import ApiScope, Publication, Topic
 from publishing.serializers import (
     LIST_FIELDS,
@@ -34,6 +36,8 @@ from publishing.serializers import (
     PublicationSerializer,
     PublicationWriteSerializer,
     ScheduleSerializer,
+    TopicChangeSerializer,
+    TopicCreateSerializer,
     TopicSerializer,
     VersionSerializer,
     list_item,
@@ -49,15 +53,46 @@ MAX_PAGE_NUMBER = 100_000
 # --- Topics -----------------------------------------------------------------------------------
 
 
-class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
+class TopicFilter(django_filters.FilterSet):  # type: ignore[misc]
+    archived = django_filters.BooleanFilter(
+        field_name="archived_at", lookup_expr="isnull", exclude=True, label="Archived or not."
+    )
+
+    class Meta:
+        model = Topic
+        fields = ["archived"]
+
+
+class TopicViewSet(
+    ApiViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Topic],
+):
+    """Topics: read with publications:read; create, rename and archive with
+    publications:write, through publishing.topics (the slug never changes)."""
+
     queryset = Topic.objects.order_by("name", "pk")
     serializer_class = TopicSerializer
     pagination_class = StandardPagination
-    required_scopes = {"list": READ, "retrieve": READ}
+    filterset_class = TopicFilter
+    required_scopes = {
+        "list": READ,
+        "retrieve": READ,
+        "create": WRITE,
+        "partial_update": WRITE,
+        "archive": WRITE,
+        "unarchive": WRITE,
+    }
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def _detail(self, topic: Topic, code: int = status.HTTP_200_OK) -> Response:
+        return Response(TopicSerializer(Topic.objects.get(pk=topic.pk)).data, status=code)
 
     @document(
         summary="List topics",
-        description="Every topic, by name. Needs publications:read.",
+        description="Every topic, by name, archived ones included (`archived=false` leaves "
+        "them out). Needs publications:read.",
         responses={200: TopicSerializer(many=True)},
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -70,6 +105,90 @@ class TopicViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet[Topic]):
     )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().retrieve(request, *args, **kwargs)
+
+    @document(
+        summary="Create a topic",
+        description="A public topic is offered on the sign-up page at once. The slug is set "
+        "here for good. Accepts Idempotency-Key. Needs publications:write.",
+        request=TopicCreateSerializer,
+        responses={201: TopicSerializer},
+        errors=WRITE_ERRORS,
+        examples=[
+            OpenApiExample(
+                "A topic",
+                value={"name": "Security", "slug": "security", "description": "Advisories."},
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = TopicCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        topic = topic_services.create_topic(
+            topic_services.TopicInput(
+                name=data["name"],
+                slug=data["slug"],
+                description=data["description"],
+                is_public=data["is_public"],
+            ),
+            by=self.actor(),
+        )
+        response = self._detail(topic, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/topics/{topic.pk}/"
+        return response
+
+    @document(
+        summary="Rename a topic",
+        description="Changes the name, description or visibility; fields not sent keep their "
+        "value. The slug cannot change (400 naming `slug`): it is in URLs, feeds and your data; "
+        "create another topic and archive this one instead. Honours If-Match. "
+        "Needs publications:write.",
+        request=TopicChangeSerializer,
+        responses={200: TopicSerializer},
+        errors=WRITE_ERRORS,
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        topic = self.get_object()
+        serializer = TopicChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        topic_services.update_topic(
+            topic,
+            by=self.actor(),
+            name=data.get("name"),
+            description=data.get("description"),
+            is_public=data.get("is_public"),
+        )
+        return self._detail(topic)
+
+    @document(
+        summary="Archive a topic",
+        description="Stops offering the topic: it leaves the sign-up page and API and the "
+        "archive's topic list. Existing subscriptions, its page and its feed stay. Archiving "
+        "twice keeps the first date. Needs publications:write.",
+        request=None,
+        responses={200: TopicSerializer},
+        errors=WRITE_ERRORS,
+    )
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, pk: str | None = None) -> Response:
+        topic = self.get_object()
+        topic_services.archive_topic(topic, by=self.actor())
+        return self._detail(topic)
+
+    @document(
+        summary="Unarchive a topic",
+        description="Offers an archived topic again. Needs publications:write.",
+        request=None,
+        responses={200: TopicSerializer},
+        errors=WRITE_ERRORS,
+    )
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request: Request, pk: str | None = None) -> Response:
+        topic = self.get_object()
+        topic_services.unarchive_topic(topic, by=self.actor())
+        return self._detail(topic)
 
 
 # --- Publications -----------------------------------------------------------------------------

@@ -51,6 +51,11 @@ class InvalidPublicationError(PublishingError):
         return self.by_field()
 
 
+class InvalidTopicError(InvalidPublicationError):
+    """One or more fields of a topic are invalid; ``problems`` lists each, as for a
+    publication (the first sets field and code)."""
+
+
 class PublicationStateError(PublishingError):
     """The operation does not apply in the publication's current status (e.g. publish archived)."""
 

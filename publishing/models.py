@@ -20,7 +20,13 @@ MAX_TOPICS = 50
 
 class TopicQuerySet(models.QuerySet["Topic"]):
     def public(self) -> TopicQuerySet:
+        """Topics shown in the archive: their pages and feeds (archived ones included, so that
+        links and feed readers keep working)."""
         return self.filter(is_public=True)
+
+    def offered(self) -> TopicQuerySet:
+        """Topics anyone may newly subscribe to and the archive lists: public, not archived."""
+        return self.public().filter(archived_at__isnull=True)
 
 
 class Topic(models.Model):
@@ -29,6 +35,14 @@ class Topic(models.Model):
     description = models.TextField(blank=True, validators=[MaxLengthValidator(2000)])
     is_public = models.BooleanField(
         default=True, help_text="Public topics are offered on the sign-up page and in feeds."
+    )
+    # Archived: no longer offered to new subscribers nor listed; existing subscriptions, the
+    # topic's page and feed stay.
+    archived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set: no longer offered on the sign-up page nor listed in the archive; "
+        "existing subscriptions, the topic's page and feed stay.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -167,8 +181,11 @@ class ApiScope(models.TextChoices):
     """What an API key may do; each endpoint names the scope its action needs."""
 
     PUBLICATIONS_READ = "publications:read", "Read topics and publications"
-    PUBLICATIONS_WRITE = "publications:write", "Create, edit and delete draft publications"
-    PUBLICATIONS_PUBLISH = "publications:publish", "Publish, schedule and restore publications"
+    PUBLICATIONS_WRITE = (
+        "publications:write",
+        "Create, edit and delete drafts, restore versions; create, rename and archive topics",
+    )
+    PUBLICATIONS_PUBLISH = "publications:publish", "Publish, schedule and unschedule publications"
     SUBSCRIBERS_READ = "subscribers:read", "Read subscribers"
     SUBSCRIBERS_WRITE = "subscribers:write", "Add, change, unsubscribe and erase subscribers"
     CHANNELS_ADMIN = "channels:admin", "Configure every channel"

@@ -23,6 +23,11 @@ from publishing.models import (
     Publication,
     Topic,
 )
+from publishing.topics import (
+    TOPIC_DESCRIPTION_MAX_LENGTH,
+    TOPIC_NAME_MAX_LENGTH,
+    TOPIC_SLUG_MAX_LENGTH,
+)
 from publishing.validation import CHANGE_REASON_MAX_LENGTH
 
 SLUG_MAX_LENGTH = 100
@@ -31,8 +36,51 @@ SLUG_MAX_LENGTH = 100
 class TopicSerializer(serializers.ModelSerializer[Topic]):
     class Meta:
         model = Topic
-        fields = ["id", "name", "slug", "description", "is_public", "updated_at"]
+        fields = ["id", "name", "slug", "description", "is_public", "archived_at", "updated_at"]
         read_only_fields = fields
+        extra_kwargs = {
+            "archived_at": {
+                "help_text": "When the topic was archived (no longer offered to new "
+                "subscribers; existing subscriptions stay); null while it is offered."
+            }
+        }
+
+
+class TopicCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=TOPIC_NAME_MAX_LENGTH)
+    slug = serializers.SlugField(
+        max_length=TOPIC_SLUG_MAX_LENGTH,
+        help_text="Set once: a topic's slug never changes (it is in URLs, feeds and your data).",
+    )
+    description = serializers.CharField(
+        max_length=TOPIC_DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False, default=""
+    )
+    is_public = serializers.BooleanField(
+        default=True, help_text="Offered on the sign-up page and shown in the archive and feeds."
+    )
+
+
+class TopicChangeSerializer(serializers.Serializer[dict[str, Any]]):
+    """A rename: name, description, visibility. The slug is refused, naming the field."""
+
+    name = serializers.CharField(max_length=TOPIC_NAME_MAX_LENGTH, required=False)
+    description = serializers.CharField(
+        max_length=TOPIC_DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False
+    )
+    is_public = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if hasattr(data, "get") and "slug" in data:
+            raise serializers.ValidationError(
+                {
+                    "slug": [
+                        "A topic's slug cannot change: it is in URLs, feeds and integrators' "
+                        "data. Create another topic and archive this one instead."
+                    ]
+                }
+            )
+        checked: dict[str, Any] = super().to_internal_value(data)
+        return checked
 
 
 def _stamp(value: datetime | None) -> str | None:

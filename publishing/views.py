@@ -99,7 +99,7 @@ def _page(request: HttpRequest, publications: Any) -> Any:
 @condition(etag_func=_list_etag, last_modified_func=_list_last_modified)
 def archive_index(request: HttpRequest) -> HttpResponse:
     page = _page(request, Publication.objects.in_archive())
-    context = {"page": page, "topics": Topic.objects.public()}
+    context = {"page": page, "topics": Topic.objects.offered()}
     return render(request, "publishing/archive_index.html", context)
 
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from typing import Any
 
 import django_filters
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -26,8 +32,9 @@ from config.api.views import ApiViewMixin
 from publishing.models import ApiScope, Topic
 from subscribers import services
 from subscribers.forms import NAME_MAX_LENGTH, public_topics, valid_timezone
-from subscribers.limits import signup_rate_limited
+from subscribers.limits import signup_retry_after
 from subscribers.models import EMAIL_MAX_LENGTH, Subscriber, Subscription
+from subscribers.queries import frequency_of
 
 MAX_TOPICS = 50
 FORM_VERSION_MAX_LENGTH = 50
@@ -88,11 +95,12 @@ class SubscribeView(APIView):
     )
     def post(self, request: Request) -> Response:
         raw_email = request.data.get("email", "") if hasattr(request.data, "get") else ""
-        if signup_rate_limited(request._request, str(raw_email)[:320]):
-            return Response(
-                {"detail": "Too many sign-ups from here or for this address. Try again later."},
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": "60"},
+        retry_after = signup_retry_after(request._request, str(raw_email)[:320])
+        if retry_after is not None:
+            # A problem document like every other API error, with Retry-After: the handler's.
+            raise exceptions.Throttled(
+                wait=retry_after,
+                detail="Too many sign-ups from here or for this address.",
             )
         serializer = SubscribeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -120,6 +128,13 @@ TOPIC_SLUG_MAX_LENGTH = 100
 
 class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
     topics = serializers.SerializerMethodField()
+    frequency = serializers.SerializerMethodField(
+        help_text="How the subscriptions are sent: immediate, daily or weekly, or paused (then "
+        "`paused_until` says until when; null means until changed). The value a PATCH takes."
+    )
+    paused_until = serializers.SerializerMethodField(
+        help_text="The first day mail resumes, while a dated pause is ahead; else null."
+    )
 
     class Meta:
         model = Subscriber
@@ -133,6 +148,8 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
             "email_format",
             "source",
             "topics",
+            "frequency",
+            "paused_until",
             "created_at",
             "updated_at",
             "confirmed_at",
@@ -144,13 +161,32 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
         # Prefetched by the viewset: no query per row.
         return sorted(s.topic.slug for s in subscriber.subscriptions.all())
 
+    def _frequency(self, subscriber: Subscriber) -> tuple[str, date | None]:
+        first = min(subscriber.subscriptions.all(), key=lambda s: s.pk, default=None)
+        return frequency_of(first, timezone.localdate())
 
-def _topics_by_slug(slugs: list[str]) -> list[Topic]:
+    @extend_schema_field(serializers.ChoiceField(choices=Subscription.Frequency.values))
+    def get_frequency(self, subscriber: Subscriber) -> str:
+        return self._frequency(subscriber)[0]
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_paused_until(self, subscriber: Subscriber) -> date | None:
+        return self._frequency(subscriber)[1]
+
+
+def _topics_by_slug(slugs: list[str], *, kept: frozenset[int] = frozenset()) -> list[Topic]:
+    """The topics named, in order. An archived topic takes no new subscribers: it is refused
+    unless its id is in ``kept`` (the subscriber's own subscriptions)."""
     wanted = list(dict.fromkeys(slugs))
     found = {topic.slug: topic for topic in Topic.objects.filter(slug__in=wanted)}
     unknown = [slug for slug in wanted if slug not in found]
     if unknown:
         raise serializers.ValidationError(f"No topic with the slug {unknown[0]!r}.")
+    archived = [s for s in wanted if found[s].archived_at is not None and found[s].pk not in kept]
+    if archived:
+        raise serializers.ValidationError(
+            f"The topic {archived[0]!r} is archived: it takes no new subscribers."
+        )
     return [found[slug] for slug in wanted]
 
 
@@ -205,7 +241,11 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
     def validate_topics(self, value: list[str]) -> list[Topic]:
-        return _topics_by_slug(value)
+        subscriber: Subscriber | None = self.context.get("subscriber")
+        kept = frozenset(
+            subscriber.subscriptions.values_list("topic_id", flat=True) if subscriber else ()
+        )
+        return _topics_by_slug(value, kept=kept)
 
 
 class SubscriberFilter(django_filters.FilterSet):  # type: ignore[misc]
@@ -264,7 +304,7 @@ class SubscriberViewSet(
             Prefetch(
                 "subscriptions",
                 queryset=Subscription.objects.select_related("topic").only(
-                    "pk", "subscriber_id", "topic__slug"
+                    "pk", "subscriber_id", "frequency", "paused_until", "topic__slug"
                 ),
             )
         ).order_by("-id")
@@ -352,7 +392,7 @@ class SubscriberViewSet(
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         subscriber = self.get_object()
-        serializer = PreferencesSerializer(data=request.data)
+        serializer = PreferencesSerializer(data=request.data, context={"subscriber": subscriber})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         frequency, paused_until = services.current_frequency(subscriber, timezone.localdate())

@@ -25,7 +25,8 @@ MAX_PAUSE_DAYS = 366
 
 
 def public_topics() -> QuerySet[Topic]:
-    return Topic.objects.filter(is_public=True).order_by("name")
+    """The topics the sign-up form and API offer: public and not archived."""
+    return Topic.objects.offered().order_by("name")
 
 
 def valid_timezone(value: str) -> bool:
@@ -103,7 +104,11 @@ class PreferencesForm(forms.Form):
         topics = self.fields["topics"]
         assert isinstance(topics, forms.ModelMultipleChoiceField)  # noqa: S101
         topics.queryset = (
-            Topic.objects.filter(Q(is_public=True) | Q(subscriptions__subscriber=subscriber))
+            # Offered topics, and the subscriber's own (archived ones included: kept until left).
+            Topic.objects.filter(
+                Q(is_public=True, archived_at__isnull=True)
+                | Q(subscriptions__subscriber=subscriber)
+            )
             .distinct()
             .order_by("name")
         )

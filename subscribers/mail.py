@@ -13,6 +13,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from config.mail import site_message_id
 from subscribers import tokens
 from subscribers.links import manage_token_for
 from subscribers.models import ConsentEvent, Subscriber
@@ -46,7 +47,12 @@ def send_mail(subscriber_id: int, template: str, context_extra: dict[str, Any]) 
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],
         # Transactional mail the person asked for: lets the mail backend tell it from bulk mail.
-        headers={"Auto-Submitted": "auto-generated", "X-Publishing-Kind": "transactional"},
+        headers={
+            "Auto-Submitted": "auto-generated",
+            "X-Publishing-Kind": "transactional",
+            # The site's domain, as bulk mail's, not Django's DNS_NAME (``localhost``).
+            "Message-ID": site_message_id(),
+        },
     )
     message.attach_alternative(html, "text/html")
     message.send()

@@ -24,7 +24,13 @@ def topic_slugs(subscriber: Subscriber) -> list[str]:
 
 def current_frequency(subscriber: Subscriber, today: date) -> tuple[str, date | None]:
     """The frequency the preference center shows: "paused" while a pause date is ahead."""
-    subscription = subscriber.subscriptions.order_by("pk").first()
+    return frequency_of(subscriber.subscriptions.order_by("pk").first(), today)
+
+
+def frequency_of(subscription: Subscription | None, today: date) -> tuple[str, date | None]:
+    """The frequency and pause date one subscription stands for (every subscription of a
+    subscriber shares them): ("paused", the date) while a pause date is ahead, ("paused", None)
+    when paused until changed, else (the frequency, None)."""
     if subscription is None:
         return Subscription.Frequency.IMMEDIATE, None
     if subscription.paused_until is not None and subscription.paused_until > today:

@@ -23,7 +23,15 @@ from subscribers import tokens
 from subscribers.consent import Origin, log_consent, truncate_ip
 from subscribers.exports import export_subscribers
 from subscribers.imports import ImportOptions, ImportReport, import_subscribers
-from subscribers.links import access_subscriber, is_forgotten, manage_token_for, read_confirmation
+from subscribers.links import (
+    UnsubscribeLink,
+    access_subscriber,
+    is_forgotten,
+    manage_token_for,
+    read_confirmation,
+    unsubscribe_subscriber,
+    unsubscribe_token_for,
+)
 from subscribers.mail import emails_sent_today, send_on_commit
 from subscribers.models import (
     ConsentEvent,
@@ -48,6 +56,7 @@ __all__ = [
     "ImportReport",
     "Origin",
     "SignupOutcome",
+    "UnsubscribeLink",
     "access_subscriber",
     "confirm_subscription",
     "current_frequency",
@@ -65,6 +74,8 @@ __all__ = [
     "suppress_email",
     "truncate_ip",
     "unsubscribe",
+    "unsubscribe_subscriber",
+    "unsubscribe_token_for",
     "update_preferences",
 ]
 

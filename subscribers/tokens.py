@@ -1,13 +1,17 @@
 """Signed tokens in the links sent to subscribers, and the URLs and headers built from them.
 
 Contract used by the delivery engine, which must not query per recipient:
-``manage_token(subscriber_id, token_key)`` needs only two columns it already loaded;
-``preferences_url``, ``unsubscribe_url`` and ``list_unsubscribe_headers`` build on the token.
-Rotating a subscriber's ``token_key`` invalidates every link sent before.
+``manage_token(subscriber_id, token_key)`` and ``unsubscribe_token(subscriber_id, token_key)``
+need only two columns it already loaded; ``preferences_url`` builds on the manage token,
+``unsubscribe_url`` and ``list_unsubscribe_headers`` on the unsubscribe token. Rotating a
+subscriber's ``token_key`` invalidates every link sent before.
 
-Manage tokens do not expire (docs/decisions/0020-subscriber-tokens.md): an unsubscribe link in a
-months-old email must still work. Confirmation tokens expire after
-``SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS``.
+Three kinds, three salts, none accepted as another (docs/decisions/0020-subscriber-tokens.md,
+0072-an-unsubscribe-only-token.md): the manage token opens the preference center (data download
+and erasure included); the unsubscribe token can only unsubscribe, so the List-Unsubscribe header
+a mailbox provider keeps, or a log line, cannot read or erase anyone; the confirmation token
+confirms. Manage and unsubscribe tokens do not expire: an unsubscribe link in a months-old email
+must still work. Confirmation tokens expire after ``SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from django.urls import reverse
 from subscribers.exceptions import SubscribersError
 
 MANAGE_SALT = "subscribers.manage"
+UNSUBSCRIBE_SALT = "subscribers.unsubscribe"
 CONFIRM_SALT = "subscribers.confirm"
 
 
@@ -50,8 +55,13 @@ class TokenClaims:
 
 
 def manage_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
-    """A token for the preference center and one-click unsubscribe links."""
+    """A token for the preference-center links (and nothing else: not the one-click POST)."""
     return signing.dumps([subscriber_id, str(token_key)], salt=MANAGE_SALT, compress=True)
+
+
+def unsubscribe_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
+    """A token for the unsubscribe links only (List-Unsubscribe, the emails' footer link)."""
+    return signing.dumps([subscriber_id, str(token_key)], salt=UNSUBSCRIBE_SALT, compress=True)
 
 
 class ManageTokenSigner:
@@ -61,11 +71,12 @@ class ManageTokenSigner:
     signer for every token: about 40 µs, more than the rest of a bulk email's personalisation.
     This signer derives the key once (for one batch) and copies a keyed HMAC per token; the
     output is byte for byte what ``manage_token`` gives at the same second (a test compares
-    them), so ``read_manage_token`` reads it as any other.
+    them), so ``read_manage_token`` reads it as any other. With ``salt=UNSUBSCRIBE_SALT`` it
+    gives ``unsubscribe_token``'s tokens instead.
     """
 
-    def __init__(self) -> None:
-        signer = signing.TimestampSigner(salt=MANAGE_SALT)
+    def __init__(self, salt: str = MANAGE_SALT) -> None:
+        signer = signing.TimestampSigner(salt=salt)
         self._sep = signer.sep
         digest = getattr(hashlib, signer.algorithm)
         key = digest(_bytes(signer.salt) + b"signer" + _bytes(signer.key)).digest()
@@ -117,12 +128,17 @@ def _read(token: str, salt: str, max_age: timedelta | None) -> TokenClaims:
 
 
 def read_manage_token(token: str) -> TokenClaims:
-    """The claims of a preference-center or unsubscribe token.
+    """The claims of a preference-center token (an unsubscribe token is refused).
 
     Raises TokenError("invalid") when the signature does not match. Whether the subscriber
     still exists with that token_key is for the caller (services.access_subscriber) to check.
     """
     return _read(token, MANAGE_SALT, None)
+
+
+def read_unsubscribe_token(token: str) -> TokenClaims:
+    """The claims of an unsubscribe token (a manage token is refused); never expires."""
+    return _read(token, UNSUBSCRIBE_SALT, None)
 
 
 def read_confirmation_token(token: str) -> TokenClaims:
@@ -143,7 +159,8 @@ def confirm_url(token: str) -> str:
 
 
 def list_unsubscribe_headers(token: str) -> dict[str, str]:
-    """RFC 2369 / RFC 8058 headers for a bulk email to this subscriber."""
+    """RFC 2369 / RFC 8058 headers for a bulk email to this subscriber; ``token`` is their
+    unsubscribe token (mailbox providers keep these headers: never the manage token)."""
     targets = [f"<{unsubscribe_url(token)}>"]
     inbound = getattr(settings, "UNSUBSCRIBE_MAILTO", "")
     if inbound:
@@ -161,40 +178,57 @@ _TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_\-:.]+")
 class SubscriberLinks:
     """The preference and unsubscribe links and List-Unsubscribe headers of a batch.
 
-    subscribers.tokens builds them once around a sample token; each recipient's are then the
-    same strings with their own token in its place (three reverse() calls per recipient cost
-    more than the whole MIME message). A token outside the signing alphabet, which reverse()
-    would have to quote, goes through subscribers.tokens directly.
+    subscribers.tokens builds them once around sample tokens (one manage, one unsubscribe);
+    each recipient's are then the same strings with their own tokens in place (three reverse()
+    calls per recipient cost more than the whole MIME message). A token outside the signing
+    alphabet, which reverse() would have to quote, goes through subscribers.tokens directly.
     """
 
-    sample: str
     preferences: list[str]
     unsubscribe: list[str]
     headers: dict[str, list[str]]
     #: Signs each recipient's manage token with a key derived once per batch.
     sign: ManageTokenSigner
+    #: Signs each recipient's unsubscribe token with a key derived once per batch.
+    sign_unsubscribe: ManageTokenSigner
 
     @classmethod
     def build(cls) -> SubscriberLinks:
-        sample = manage_token(0, "00000000-0000-0000-0000-000000000000")
+        key = "00000000-0000-0000-0000-000000000000"
+        manage, unsubscribe = manage_token(0, key), unsubscribe_token(0, key)
         return cls(
-            sample=sample,
-            preferences=preferences_url(sample).split(sample),
-            unsubscribe=unsubscribe_url(sample).split(sample),
-            headers={k: v.split(sample) for k, v in list_unsubscribe_headers(sample).items()},
+            preferences=preferences_url(manage).split(manage),
+            unsubscribe=unsubscribe_url(unsubscribe).split(unsubscribe),
+            headers={
+                k: v.split(unsubscribe) for k, v in list_unsubscribe_headers(unsubscribe).items()
+            },
             sign=ManageTokenSigner(),
+            sign_unsubscribe=ManageTokenSigner(salt=UNSUBSCRIBE_SALT),
         )
 
-    def for_token(self, token: str) -> tuple[str, str, dict[str, str]]:
-        """(preferences URL, unsubscribe URL, List-Unsubscribe headers) for ``token``."""
+    def for_subscriber(
+        self, subscriber_id: int, token_key: uuid.UUID | str
+    ) -> tuple[str, str, dict[str, str]]:
+        """(preferences URL, unsubscribe URL, List-Unsubscribe headers) for one recipient."""
+        return self.for_tokens(
+            self.sign(subscriber_id, token_key), self.sign_unsubscribe(subscriber_id, token_key)
+        )
+
+    def for_tokens(self, manage: str, unsubscribe: str) -> tuple[str, str, dict[str, str]]:
+        """(preferences URL, unsubscribe URL, List-Unsubscribe headers) for these tokens."""
         if (
             len(self.preferences) < 2
             or len(self.unsubscribe) < 2
-            or not _TOKEN_ALPHABET.fullmatch(token)
+            or not _TOKEN_ALPHABET.fullmatch(manage)
+            or not _TOKEN_ALPHABET.fullmatch(unsubscribe)
         ):
-            return preferences_url(token), unsubscribe_url(token), list_unsubscribe_headers(token)
+            return (
+                preferences_url(manage),
+                unsubscribe_url(unsubscribe),
+                list_unsubscribe_headers(unsubscribe),
+            )
         return (
-            token.join(self.preferences),
-            token.join(self.unsubscribe),
-            {key: token.join(parts) for key, parts in self.headers.items()},
+            manage.join(self.preferences),
+            unsubscribe.join(self.unsubscribe),
+            {key: unsubscribe.join(parts) for key, parts in self.headers.items()},
         )

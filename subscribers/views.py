@@ -27,7 +27,7 @@ from subscribers.forms import (
     PreferencesForm,
     SignupForm,
 )
-from subscribers.limits import signup_rate_limited
+from subscribers.limits import signup_retry_after
 from subscribers.models import Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _render(request, "signup.html", {"form": SignupForm(), "language": language})
     form = SignupForm(request.POST)
-    if signup_rate_limited(request, request.POST.get("email", "")[:320]):
-        return ratelimited(request, Exception("sign-up rate limit"))
+    retry_after = signup_retry_after(request, request.POST.get("email", "")[:320])
+    if retry_after is not None:
+        return ratelimited(request, Exception("sign-up rate limit"), retry_after=retry_after)
     thanks = reverse("subscribers:signup_thanks") + f"?language={language}"
     if form.is_bot:
         logger.info("subscribers: honeypot filled on the sign-up page; ignored")
@@ -226,22 +227,33 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button; POST unsubscribes at once (RFC 8058 one-click, or that button).
 
     CSRF-exempt because mailbox providers POST ``List-Unsubscribe=One-Click`` with no cookie;
-    the signed token is what authorises the change. Idempotent.
+    the signed unsubscribe token is what authorises the change. Idempotent. A preference
+    token from an older email still shows the page (its button posts to the unsubscribe
+    token) but is refused on POST (decision 0072). The pages reached with an unsubscribe token
+    do not link to the preference center: that token must not lead to the subscriber's data.
     """
     try:
-        subscriber = services.access_subscriber(token)
+        subscriber, kind = services.unsubscribe_subscriber(token)
     except InvalidLinkError as error:
         if services.is_forgotten(token):
             # An erased subscriber: nothing is stored, so they are as unsubscribed as can be.
             return _render(request, "unsubscribed.html", {"forgotten": True})
         return _link_error(request, error)
+    legacy = kind == services.UnsubscribeLink.LEGACY_MANAGE
+    if request.method == "POST" and legacy:
+        return _link_error(request, InvalidLinkError("Not an unsubscribe link."))
     translation.activate(subscriber.locale)
-    manage = reverse("subscribers:preferences", args=[token])
+    # Only the holder of the preference token (an old email's footer) gets its link back.
+    manage = reverse("subscribers:preferences", args=[token]) if legacy else ""
     if request.method != "POST":
         return _render(
             request,
             "unsubscribe.html",
-            {"token": token, "preferences_url": manage, "subscriber": subscriber},
+            {
+                "token": services.unsubscribe_token_for(subscriber) if legacy else token,
+                "preferences_url": manage,
+                "subscriber": subscriber,
+            },
         )
     one_click = request.POST.get("List-Unsubscribe") == ONE_CLICK_BODY
     services.unsubscribe(

@@ -3,6 +3,11 @@
 The message's ``payload`` is what publishing.rendering.render_discord builds (``embeds`` and,
 optionally, ``content``). discord-webhook's own rate-limit loop is off (it would sleep inside
 a worker): a 429 comes back as RATE_LIMITED with Discord's ``retry_after`` (float seconds).
+
+discord-webhook builds the JSON; the request itself goes through a session of the outbound
+guard (config.outbound, decision 0071), which checks the URL as it leaves and connects to the
+address checked: discord-webhook posts with ``requests.post`` and takes no session. An error
+carries the answer's status and Discord's own short error message, never any other body.
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ from channels.backends.base import (
 )
 from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
+    http_status_text,
     network_error_text,
     parse_retry_after,
+    refused_outcome_status,
     requests_failure,
     required_secret,
+    validate_outbound_url,
 )
+from config.outbound import OutboundAddressError, pinned_session
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ class DiscordConfigForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         help_text="https://discord.com/api/webhooks/<id>/<token>",
+        validators=[validate_outbound_url],
     )
     username = forms.CharField(
         required=False, max_length=80, help_text="Shown as the author; empty: the webhook's name."
@@ -67,6 +77,13 @@ class DiscordBackend(Backend):
         super().__init__(config, secrets)
         self.url = required_secret(secrets, "webhook_url", self.kind)
         self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = pinned_session(field="webhook_url")
+        return self._session
 
     def send(self, batch: Sequence[Message]) -> list[Outcome]:
         return [self._send_one(message) for message in batch]
@@ -85,9 +102,14 @@ class DiscordBackend(Backend):
             wait=True,
         )
         try:
-            # api_post_request, not execute: execute parses every answer as JSON (a 204 or a
-            # proxy's HTML page would raise after Discord posted) and logs error bodies itself.
-            response = webhook.api_post_request()
+            # Not execute: it parses every answer as JSON (a 204 or a proxy's HTML page would
+            # raise after Discord posted) and logs error bodies itself. The same request as
+            # api_post_request, through the guard's session.
+            response = self.session.post(
+                self.url, json=webhook.json, params={"wait": True}, timeout=self.timeout
+            )
+        except OutboundAddressError as exc:
+            return self.outcome(message, refused_outcome_status(exc), str(exc))
         except requests.RequestException as exc:
             # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
             status = requests_failure(exc)
@@ -101,7 +123,7 @@ class DiscordBackend(Backend):
             return Outcome(
                 message.delivery_id, OutcomeStatus.SENT, provider_message_id=str(body.get("id", ""))
             )
-        detail = f"HTTP {status}: {body.get('message') or response.text[:200]}"
+        detail = _discord_error(status, body)
         if status == 429:
             retry_after = _float(body.get("retry_after"))
             if retry_after is None:
@@ -111,22 +133,38 @@ class DiscordBackend(Backend):
             return self.outcome(message, OutcomeStatus.TRANSIENT, detail)
         return self.outcome(message, OutcomeStatus.PERMANENT, detail)
 
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
     def check(self) -> None:
         """GET on a webhook URL answers its description (200), or 401/404 when it is gone."""
         try:
-            response = requests.get(self.url, timeout=self.timeout)
+            response = self.session.get(self.url, timeout=self.timeout)
+        except OutboundAddressError as exc:
+            raise BackendError(safe_error(str(exc), self.secrets.values())) from None
         except requests.RequestException as exc:
             raise BackendError(
                 safe_error(f"Discord unreachable: {exc}", self.secrets.values())
             ) from None
         if response.status_code != 200:
-            detail = _json(response).get("message") or response.text[:200]
             raise BackendError(
                 safe_error(
-                    f"webhook answered HTTP {response.status_code}: {detail}",
+                    f"webhook answered {_discord_error(response.status_code, _json(response))}",
                     self.secrets.values(),
                 )
             )
+
+
+def _discord_error(status: int, body: Mapping[str, Any]) -> str:
+    """An error's text: Discord's own error (JSON with a numeric ``code`` and a short
+    ``message``, such as "Unknown Webhook"), else the status and a fixed text. Any other body
+    is never quoted: the URL may name any host (decision 0071)."""
+    text = body.get("message")
+    if isinstance(body.get("code"), int) and isinstance(text, str) and 0 < len(text) <= 100:
+        return f"HTTP {status}: {text}"
+    return http_status_text(status)
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

@@ -3,12 +3,18 @@
 The message's ``payload`` is what publishing.rendering.render_slack builds: ``text`` (the
 notification fallback) and ``blocks``. slack-sdk's own retry handlers are switched off: the
 delivery engine owns retries, so a 429 comes back as RATE_LIMITED with Slack's Retry-After.
+
+The webhook URL and the API base URL pass the outbound guard when saved and again right before
+each call (config.outbound, decision 0071). slack-sdk opens its own urllib connection and takes
+no opener, so the address cannot be pinned: the check resolves just before slack-sdk resolves
+again, which leaves a DNS change within that instant uncovered (said in decision 0071).
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
+import re
 import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -29,10 +35,14 @@ from channels.backends.base import (
 )
 from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
+    http_status_text,
     network_error_text,
     parse_retry_after,
+    refused_outcome_status,
     required_secret,
+    validate_outbound_url,
 )
+from config.outbound import OutboundAddressError, check_url
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +67,9 @@ TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 _NETWORK_ERRORS = (OSError, http.client.HTTPException, SlackClientError)
+#: What a Slack webhook answers on failure (``no_text``, ``invalid_token``): the only body an
+#: error may quote, as the URL may name any host.
+_SLACK_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class SlackConfigForm(forms.Form):
@@ -78,6 +91,7 @@ class SlackConfigForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         help_text="Webhook mode: https://hooks.slack.com/services/…",
+        validators=[validate_outbound_url],
     )
     base_url = forms.URLField(
         label="API base URL",
@@ -85,6 +99,7 @@ class SlackConfigForm(forms.Form):
         max_length=200,
         assume_scheme="https",
         help_text=f"Bot mode; leave empty for {DEFAULT_BASE_URL}",
+        validators=[validate_outbound_url],
     )
     timeout = forms.FloatField(
         label="Timeout (seconds)", required=False, min_value=0.1, max_value=60
@@ -104,7 +119,8 @@ class SlackConfigForm(forms.Form):
             # Only the chosen mode's secret is kept.
             data["webhook_url"] = ""
         elif mode == MODE_WEBHOOK:
-            if not data.get("webhook_url"):
+            # A URL the field refused already has its error.
+            if not data.get("webhook_url") and "webhook_url" not in self.errors:
                 self.add_error("webhook_url", "A webhook URL is required in webhook mode.")
             data["bot_token"] = ""
             data["channel"] = ""
@@ -160,6 +176,10 @@ class SlackBackend(Backend):
         blocks = payload.get("blocks")
         client = self.client
         try:
+            self._check_target()
+        except OutboundAddressError as exc:
+            return self.outcome(message, refused_outcome_status(exc), str(exc))
+        try:
             if isinstance(client, WebhookClient):
                 return self._webhook_outcome(message, client.send(text=text, blocks=blocks))
             response = client.chat_postMessage(
@@ -189,11 +209,27 @@ class SlackBackend(Backend):
             return Outcome(message.delivery_id, OutcomeStatus.SENT)
         status = classify(status_code, body)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.outcome(message, status, f"HTTP {status_code}: {body[:200]}", retry_after)
+        detail = (
+            f"HTTP {status_code}: {body}"
+            if _SLACK_CODE.match(body)
+            else http_status_text(status_code)
+        )
+        return self.outcome(message, status, detail, retry_after)
+
+    def _check_target(self) -> None:
+        """The outbound guard, right before slack-sdk connects (it cannot be pinned)."""
+        if self.mode == MODE_WEBHOOK:
+            check_url(self._secret, field="webhook_url")
+        else:
+            check_url(str(self.config.get("base_url") or DEFAULT_BASE_URL), field="base_url")
 
     def check(self) -> None:
         """Bot mode: auth.test. Webhook mode: an empty post, which Slack refuses without posting."""
         client = self.client
+        try:
+            self._check_target()
+        except OutboundAddressError as exc:
+            raise BackendError(safe_error(str(exc), self.secrets.values())) from None
         try:
             if isinstance(client, WebClient):
                 client.auth_test()
@@ -210,10 +246,7 @@ class SlackBackend(Backend):
         # An empty payload is answered 400 no_text / invalid_payload by a live webhook.
         if response.status_code not in (200, 400):
             raise BackendError(
-                safe_error(
-                    f"webhook answered HTTP {response.status_code}: {response.body}",
-                    self.secrets.values(),
-                )
+                safe_error(http_status_text(response.status_code), self.secrets.values())
             )
 
 

@@ -1,5 +1,5 @@
-"""Helpers shared by the backends: Retry-After parsing, error text free of secrets, and whether a
-failed HTTP request may have reached its peer."""
+"""Helpers shared by the backends: Retry-After parsing, error text free of secrets, whether a
+failed HTTP request may have reached its peer, and the outbound-URL guard's form validator."""
 
 from __future__ import annotations
 
@@ -8,9 +8,42 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
+from django import forms
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
 
 from channels.backends.base import BackendError, OutcomeStatus
+from config.outbound import OutboundAddressError, UnresolvedHostError, check_url
+
+
+def validate_outbound_url(value: str) -> None:
+    """A config form's validator: ``value`` must reach public addresses only (decision 0071).
+
+    Raises forms.ValidationError, so the admin and the API name the URL's field; an empty value
+    is left to the field's ``required``. A host that does not resolve now passes: each request
+    checks it again as it leaves.
+    """
+    if not value:
+        return
+    try:
+        check_url(value)
+    except UnresolvedHostError:
+        return
+    except OutboundAddressError as exc:
+        raise forms.ValidationError(exc.message, code="outbound_address_refused") from None
+
+
+def refused_outcome_status(exc: OutboundAddressError) -> OutcomeStatus:
+    """A send the outbound guard stopped before anything left: PERMANENT when the address is
+    refused (retrying will not make it public), TRANSIENT when the host did not resolve."""
+    if isinstance(exc, UnresolvedHostError):
+        return OutcomeStatus.TRANSIENT
+    return OutcomeStatus.PERMANENT
+
+
+def http_status_text(status: int) -> str:
+    """What an error shows of a peer's non-2xx answer: its status and a fixed text, never its
+    body (the peer may be anything; its body must not reach the API, decision 0071)."""
+    return f"HTTP {status}: the endpoint refused the message"
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -4,6 +4,10 @@ Each request carries ``webhook-id`` (the delivery id, so a receiver can drop a r
 ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` of
 ``id.timestamp.body`` with the endpoint's ``whsec_`` secret), as https://www.standardwebhooks.com
 specifies. Only a 2xx answer counts as delivered; 410 Gone disables the endpoint.
+
+The endpoint may be any host, so its URL passes the outbound guard when saved and again when
+each request leaves, connecting to the address checked (config.outbound, decision 0071); an
+error never carries the endpoint's answer, only its status.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 from channels.backends.base import Backend, BackendError, Message, Outcome, OutcomeStatus, register
 from channels.backends.safe_text import safe_error
 from channels.backends.utils import (
+    http_status_text,
     network_error_text,
     parse_retry_after,
+    refused_outcome_status,
     requests_failure,
     required_secret,
+    validate_outbound_url,
 )
+from config.outbound import OutboundAddressError, pinned_session
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +51,8 @@ class WebhookConfigForm(forms.Form):
         label="Endpoint URL",
         max_length=500,
         assume_scheme="https",
-        help_text="Where each publication is POSTed as JSON.",
+        help_text="Where each publication is POSTed as JSON (a public address).",
+        validators=[validate_outbound_url],
     )
     secret = forms.CharField(
         label="Signing secret",
@@ -100,7 +109,8 @@ class WebhookBackend(Backend):
     def session(self) -> requests.Session:
         # One connection pool per batch (and per worker, while the backend is cached).
         if self._session is None:
-            self._session = requests.Session()
+            # Checks the URL again as each request leaves and connects to the checked address.
+            self._session = pinned_session()
             self._session.headers["User-Agent"] = USER_AGENT
         return self._session
 
@@ -129,6 +139,9 @@ class WebhookBackend(Backend):
                 # A redirected POST would turn into a GET elsewhere: an endpoint must answer.
                 allow_redirects=False,
             )
+        except OutboundAddressError as exc:
+            # Refused before anything was sent (the host now resolves somewhere private).
+            return self.outcome(message, refused_outcome_status(exc), str(exc))
         except requests.RequestException as exc:
             # A timeout or a dropped connection once the request left is UNCERTAIN, not TRANSIENT.
             status = requests_failure(exc)
@@ -139,7 +152,7 @@ class WebhookBackend(Backend):
         status = response.status_code
         if 200 <= status < 300:
             return Outcome(message.delivery_id, OutcomeStatus.SENT, provider_message_id="")
-        detail = f"HTTP {status}: {response.text[:200]}"
+        detail = http_status_text(status)
         if status == 410:
             return self.outcome(message, OutcomeStatus.PERMANENT, detail, disable_channel=True)
         if status == 429:
@@ -154,6 +167,8 @@ class WebhookBackend(Backend):
         """Reachable means the endpoint's server answers at all (any HTTP status)."""
         try:
             self.session.head(self.url, timeout=self.timeout, allow_redirects=False)
+        except OutboundAddressError as exc:
+            raise BackendError(str(exc)) from None
         except requests.RequestException as exc:
             raise BackendError(
                 safe_error(f"endpoint unreachable: {exc}", self.secrets.values())

@@ -42,14 +42,23 @@ def enter_circuit(channel: Channel, now: datetime) -> str:
 def record_channel_health(
     channel_id: int, outcomes: Sequence[Outcome], *, trial: bool, now: datetime
 ) -> None:
-    """Update the failure streak and the circuit in one statement."""
+    """Update the failure streak, the circuit and the last error in one statement.
+
+    ``last_error`` shows the latest failure still current: the batch's last error when it
+    came after the batch's last accepted message; cleared (with ``last_error_at``) when the
+    provider accepted a message after every failure, so a recovered channel shows none.
+    """
     answered = [o.status in (OutcomeStatus.SENT, OutcomeStatus.PERMANENT) for o in outcomes]
     # No answer (UNCERTAIN) counts against the provider like a transient failure.
     transient = [o.status in (OutcomeStatus.TRANSIENT, OutcomeStatus.UNCERTAIN) for o in outcomes]
-    errors = [o.error for o in outcomes if o.status != OutcomeStatus.SENT and o.error]
+    sent = [i for i, o in enumerate(outcomes) if o.status == OutcomeStatus.SENT]
+    since = sent[-1] + 1 if sent else 0
+    errors = [o.error for o in outcomes[since:] if o.status != OutcomeStatus.SENT and o.error]
     updates: dict[str, Any] = {}
     if errors:
         updates.update(last_error=errors[-1][:MAX_ERROR_LENGTH], last_error_at=now)
+    elif sent:
+        updates.update(last_error="", last_error_at=None)
     threshold = settings.DELIVERY_CIRCUIT_THRESHOLD
     if any(answered):
         # The provider answers: only the failures after its last answer still count.

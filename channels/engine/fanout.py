@@ -59,17 +59,21 @@ def _fan_out_subscribers(
     audience = Subscriber.objects.reachable().filter(Exists(subscriptions)).order_by()
     select, select_params = audience.values_list("pk").query.sql_with_params()
     delivery = Delivery._meta.db_table
-    # "WHERE true": SQLite reads an upsert's ON after a bare FROM as a join constraint.
+    # "WHERE true": SQLite reads an upsert's ON after a bare FROM as a join constraint. The
+    # audience is a CTE with a column list: SQLite has no column list on a subquery's alias. The
+    # statement starts with INSERT, or Python's sqlite3 reports no rowcount.
     sql = f"""
         INSERT INTO {delivery} (kind, dispatch_id, channel_id, subscriber_id, recipient, priority,
             status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
             updated_at)
+        WITH audience (id) AS ({select})
         SELECT %s, %s, %s, audience.id, '', %s, %s, 0, %s, '', '', %s, %s
-        FROM ({select}) AS audience (id)
+        FROM audience
         WHERE true
         ON CONFLICT DO NOTHING
     """  # noqa: S608 (table name from model metadata, the audience compiled by the ORM)
     params: list[Any] = [
+        *select_params,
         Delivery.Kind.SUBSCRIBER,
         dispatch_id,
         channel_id,
@@ -78,7 +82,6 @@ def _fan_out_subscribers(
         now,
         now,
         now,
-        *select_params,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

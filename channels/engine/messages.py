@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -20,6 +19,7 @@ from channels.backends.base import (
 from channels.engine.claims import ClaimedRow
 from channels.engine.mime import PreparedEmail
 from channels.models import Channel, Delivery
+from config.mail import message_id_domain
 from publishing.models import Publication
 from publishing.rendering import EmailTemplate, render_email, render_for_kind
 from subscribers.models import Subscriber, Suppression, email_hash
@@ -32,12 +32,6 @@ logger = logging.getLogger(__name__)
 
 #: Suppression reasons that stop site mail too (a bulk unsubscribe does not stop a confirmation).
 SITE_MAIL_SUPPRESSED = (Suppression.Reason.BOUNCED, Suppression.Reason.COMPLAINED)
-
-
-def message_id_domain() -> str:
-    return (
-        settings.DELIVERY_MESSAGE_ID_DOMAIN or urlsplit(settings.SITE_URL).hostname or "localhost"
-    )
 
 
 #: Rendered versions, per worker process. Keyed by the history row's id *and* date, so a
@@ -102,8 +96,9 @@ def _subscriber_message(
     if subscriber is None or not _reachable(row) or version is None:
         return None
     prepared = _email_template(version, from_email)
-    token = links.sign(subscriber.pk, subscriber.token_key)
-    preferences, unsubscribe, list_headers = links.for_token(token)
+    preferences, unsubscribe, list_headers = links.for_subscriber(
+        subscriber.pk, subscriber.token_key
+    )
     headers = {"X-Delivery-ID": str(row.pk), **list_headers}
     message_id = f"delivery-{row.pk}@{domain}"
     raw = prepared.build(

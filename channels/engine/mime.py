@@ -126,9 +126,13 @@ class PreparedEmail:
     boundary: bytes
     text_part: EncodedPart
     html_part: EncodedPart
+    #: The parts greeting a subscriber without a name ("Hello," not "Hello ,").
+    anonymous_text_part: EncodedPart
+    anonymous_html_part: EncodedPart
 
     @classmethod
     def prepare(cls, template: EmailTemplate, from_email: str) -> PreparedEmail:
+        anonymous_html, anonymous_text = template.variant("")
         return cls(
             template=template,
             from_header=encode_address(from_email),
@@ -136,16 +140,24 @@ class PreparedEmail:
             boundary=b"=_" + secrets.token_hex(16).encode(),
             text_part=EncodedPart.encode(template.text, is_html=False),
             html_part=EncodedPart.encode(template.html, is_html=True),
+            anonymous_text_part=EncodedPart.encode(anonymous_text, is_html=False),
+            anonymous_html_part=EncodedPart.encode(anonymous_html, is_html=True),
         )
 
     def _parts(
         self, name: str, preferences_url: str, unsubscribe_url: str
     ) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        name = name.strip()
         values = {NAME: name, PREFERENCES_URL: preferences_url, UNSUBSCRIBE_URL: unsubscribe_url}
-        text = self.text_part.fill(values)
-        html = self.html_part.fill(values)
+        text_part, html_part = (
+            (self.text_part, self.html_part)
+            if name
+            else (self.anonymous_text_part, self.anonymous_html_part)
+        )
+        text = text_part.fill(values)
+        html = html_part.fill(values)
         if text is not None and html is not None:
-            return (self.text_part.encoding, text), (self.html_part.encoding, html)
+            return (text_part.encoding, text), (html_part.encoding, html)
         # A value too long for a slot: personalise and encode this recipient in full.
         html_str, text_str = self.template.personalize(
             name=name, preferences_url=preferences_url, unsubscribe_url=unsubscribe_url

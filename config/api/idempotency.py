@@ -8,22 +8,30 @@
   client never sees another's answer, and they expire after IDEMPOTENCY_TTL (24 h).
 
 Records live in the shared cache (Redis in production): its atomic ``add`` is the in-flight lock.
-A 5xx answer is not stored, so the client may retry with the same key.
+
+Only answers of requests that ran are stored (Stripe's rule): a 2xx or 3xx, and a 4xx given after
+the view wrote to the database (a change began). A 4xx refused before any write (invalid input,
+an unknown topic, a failed precondition) and any 5xx are not stored: the client corrects the
+request, or retries it, with the same key.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 MAX_KEY_LENGTH = 255
+WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "MERGE")
 REPLAYED_HEADERS = ("Location", "ETag", "Content-Type")
 
 
@@ -44,6 +52,20 @@ class IdempotentRequest:
     cache_key: str
     lock_key: str
     fingerprint: str
+    #: Set once the view sends a write statement to the database: a change began.
+    wrote: bool = False
+    watching: ExitStack = field(default_factory=ExitStack)
+
+    def watch_writes(self) -> None:
+        """Note any INSERT, UPDATE or DELETE the view sends, until ``finish``."""
+        self.watching.enter_context(connection.execute_wrapper(self._observe))
+
+    def _observe(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        if not self.wrote and sql.lstrip().upper().startswith(WRITE_STATEMENTS):
+            self.wrote = True
+        return execute(sql, params, many, context)
 
 
 def caller_scope(request: Request) -> str:
@@ -86,10 +108,19 @@ def begin(request: Request, key: str) -> tuple[IdempotentRequest, Response | Non
     return record, None
 
 
+def should_store(record: IdempotentRequest, status_code: int) -> bool:
+    """Whether the answer is kept for replays: a success, or a 4xx after a change began."""
+    if status_code < 400:
+        return True
+    return status_code < 500 and record.wrote
+
+
 def finish(record: IdempotentRequest, response: Response) -> None:
-    """Store a finished answer (not a 5xx) and release the in-flight lock."""
+    """Store the answer of a request that ran (``should_store``) and release the in-flight
+    lock; stop watching the view's writes."""
+    record.watching.close()
     try:
-        if response.status_code < 500:
+        if should_store(record, response.status_code):
             cache.set(
                 record.cache_key,
                 {
@@ -120,7 +151,19 @@ class IdempotentMixin:
             # The view must not act again: its handler is swapped for the stored answer.
             self.post = lambda *args, **kwargs: replay
             return
+        record.watch_writes()
         self._idempotent_request = record
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            # Still set only when the view raised past DRF (a 500): nothing is stored; the
+            # lock and the watch end.
+            record, self._idempotent_request = self._idempotent_request, None
+            if record is not None:
+                record.watching.close()
+                cache.delete(record.lock_key)
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files before anything else touches the request (decision 0073).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -99,6 +101,15 @@ def database_from_url(url: str) -> dict[str, Any]:
         # A runaway query is cancelled by the server instead of holding a worker forever.
         options.setdefault("options", f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}")
         options.setdefault("connect_timeout", 10)
+    elif config["ENGINE"] == "django.db.backends.sqlite3":
+        # Development runs a web process and a worker on one file (decision 0074): WAL lets
+        # readers go on while one writes; a write transaction takes the lock when it begins
+        # (IMMEDIATE), so it waits its turn there (up to the timeout, in seconds) instead of
+        # failing half-way with "database is locked" when a read turns into a write.
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("timeout", 20)
     return config
 
 
@@ -154,6 +165,13 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# WhiteNoise serves STATIC_ROOT from the web process (decision 0073). Production swaps in the
+# compressed, hashed-name storage (config.settings.prod); development and tests keep Django's
+# plain storage so that nothing needs `collectstatic` before it runs.
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Publishing <news@example.com>")
@@ -364,6 +382,9 @@ DELIVERY_JOURNAL_URL: str = env.str(
 #: How long a journal entry outlives a worker that never recorded its batch; must exceed
 #: DELIVERY_LEASE_SECONDS (entries are deleted as soon as their batch is recorded).
 DELIVERY_JOURNAL_TTL_SECONDS: int = env.int("DELIVERY_JOURNAL_TTL_SECONDS", default=86_400)
+#: Hosts (names or addresses) a channel's URL may reach although they are not public: for
+#: development and tests only, production refuses it (decision 0071, config/outbound.py).
+OUTBOUND_ALLOWED_HOSTS: list[str] = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 #: /metrics answers a request carrying "Authorization: Bearer <METRICS_TOKEN>" (empty: none)...
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 #: ... or coming from one of these addresses or CIDR networks (comma-separated; empty: none).

@@ -6,7 +6,7 @@ import os
 
 from config.env import check_production_environment, env
 from config.settings.base import *  # noqa: F403
-from config.settings.base import ALLOWED_HOSTS, SECRET_KEY
+from config.settings.base import ALLOWED_HOSTS, SECRET_KEY, STORAGES
 
 DEBUG = env.bool("DEBUG", default=False)
 if not DEBUG:
@@ -21,3 +21,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# Compressed (gzip, and Brotli when installed) copies and content-hashed names, which WhiteNoise
+# serves with far-future caching headers: `collectstatic` must run first (the image does it).
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

@@ -10,6 +10,9 @@ DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default=sorted(DEVELOPMENT_SECRET_KEYS)[1])
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite's peers (pytest-httpserver, raw sockets) listen on this machine; the SSRF tests set
+# it back to empty (decision 0071).
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Same reason as in dev: tests run in one process with a local-memory cache.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
@@ -25,3 +28,6 @@ TESTING = True
 # PostgreSQL refuses to drop a database somebody is connected to.
 for _database in DATABASES.values():
     _database["CONN_MAX_AGE"] = 0
+# Tests run with DEBUG off and no `collectstatic`: WhiteNoise finds files through the finders.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

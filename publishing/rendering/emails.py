@@ -24,30 +24,53 @@ PLACEHOLDERS = (NAME, PREFERENCES_URL, UNSUBSCRIBE_URL)
 
 @dataclass(frozen=True)
 class EmailTemplate:
+    """One version's email with placeholders; ``anonymous_html`` and ``anonymous_text`` are the
+    same email greeting a subscriber without a name ("Hello," rather than "Hello ,"). They are
+    None in a template built by hand, whose ``[[[name]]]`` then simply becomes empty."""
+
     subject: str
     html: str
     text: str
+    anonymous_html: str | None = None
+    anonymous_text: str | None = None
+
+    def variant(self, name: str) -> tuple[str, str]:
+        """(html, text) with placeholders for a recipient called ``name`` (blank: no name)."""
+        if name.strip():
+            return self.html, self.text
+        return (
+            self.html.replace(NAME, "") if self.anonymous_html is None else self.anonymous_html,
+            self.text.replace(NAME, "") if self.anonymous_text is None else self.anonymous_text,
+        )
 
     def personalize(
         self, *, name: str, preferences_url: str, unsubscribe_url: str
     ) -> tuple[str, str]:
         """Return (html, text) with the recipient's parts filled in (HTML-escaped in the HTML).
 
-        An empty name reads "there" ("Hello there,"). Author content holds no placeholder
-        (see ``neutralise_placeholders``), so only the template's own ones are replaced.
+        A blank name gets the greeting without a name ("Hello,"). Author content holds no
+        placeholder (see ``neutralise_placeholders``), so only the template's own ones are
+        replaced.
         """
-        name = name.strip() or "there"
+        name = name.strip()
+        html, text = self.variant(name)
         html = (
-            self.html.replace(NAME, html_lib.escape(name))
+            html.replace(NAME, html_lib.escape(name))
             .replace(PREFERENCES_URL, html_lib.escape(preferences_url))
             .replace(UNSUBSCRIBE_URL, html_lib.escape(unsubscribe_url))
         )
         text = (
-            self.text.replace(NAME, name)
+            text.replace(NAME, name)
             .replace(PREFERENCES_URL, preferences_url)
             .replace(UNSUBSCRIBE_URL, unsubscribe_url)
         )
         return html, text
+
+
+def _without_name(rendered: str, named: str, anonymous: str) -> str:
+    """``rendered`` greeting nobody by name: the translated "Hello [[[name]]]," becomes the
+    translated "Hello,"; any other use of the placeholder becomes empty."""
+    return rendered.replace(named, anonymous).replace(NAME, "")
 
 
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
@@ -75,6 +98,17 @@ def build_email(source: Source) -> EmailTemplate:
     with translation.override(source.language):
         html = render_to_string("emails/publication.html", context)
         text = render_to_string("emails/publication.txt", context)
+        # The templates' greeting, with and without a name (the same msgids as theirs).
+        named = translation.gettext("Hello %(name)s,") % {"name": NAME}
+        anonymous = translation.gettext("Hello,")
     # Subjects are one line: a newline would end the header.
     subject = WHITESPACE.sub(" ", title).strip()
-    return EmailTemplate(subject=subject, html=_inliner.inline(html), text=text.strip() + "\n")
+    inlined = _inliner.inline(html)
+    plain = text.strip() + "\n"
+    return EmailTemplate(
+        subject=subject,
+        html=inlined,
+        text=plain,
+        anonymous_html=_without_name(inlined, named, html_lib.escape(anonymous)),
+        anonymous_text=_without_name(plain, named, anonymous),
+    )

@@ -12,6 +12,7 @@ databases (SQLite in development) take a slower ORM path with the same rules and
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import queue
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from config.locks import retry_on_lock
 from publishing.models import Topic
 from subscribers.exceptions import ImportFileError
 from subscribers.imports.orm import apply_batch_orm
@@ -71,25 +73,17 @@ def import_subscribers(
         consent_detail={"via": "import", "note": options.consent_note.strip()[:500]},
     )
     size = options.batch_size or settings.SUBSCRIBERS_IMPORT_BATCH_SIZE
-    binary: IO[bytes]
-    if isinstance(source, str | Path):
-        binary = Path(source).open("rb")  # noqa: SIM115 (closed in the finally below)
-        total = Path(source).stat().st_size
-    else:
-        binary, total = source, 0
+    # A path is opened here and closed in the finally below.
+    binary = Path(source).open("rb") if isinstance(source, str | Path) else source  # noqa: SIM115
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
-    progress = _progress_bar(options.progress, total)
-    last_position = 0
+    progress = _progress_bar(options.progress, source)
+    counted = 0
 
-    def advance() -> None:
-        nonlocal last_position
+    def advance(rows: int) -> None:
+        nonlocal counted
         if progress is not None:
-            try:
-                position = binary.tell()
-            except (OSError, ValueError):
-                return
-            progress.update(position - last_position)
-            last_position = position
+            progress.update(rows - counted)
+        counted = rows
 
     batches = in_batches(read_rows(text, report, advance), size)
     workers = options.workers or settings.SUBSCRIBERS_IMPORT_WORKERS
@@ -105,7 +99,6 @@ def import_subscribers(
             _apply_in_parallel(batches, context, workers)
     finally:
         if progress is not None:
-            advance()
             progress.close()
         text.detach()
         if isinstance(source, str | Path):
@@ -173,12 +166,49 @@ def _apply_in_parallel(batches: Iterator[list[Row]], context: ImportContext, wor
         raise failures[0]
 
 
-def _progress_bar(enabled: bool, total: int) -> Any:
+def _progress_bar(enabled: bool, source: str | Path | IO[bytes]) -> Any:
+    """A tqdm bar counting CSV rows on a terminal, else None.
+
+    Its total is the file's line count less the header (one quick pass over the bytes: an
+    estimate when quoted fields hold newlines); a stream's total is unknown, the bar counts on.
+    """
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total or None, unit="B", unit_scale=True, desc="Importing", file=sys.stderr)
+    total = None
+    if isinstance(source, str | Path):
+        with Path(source).open("rb") as counting:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: counting.read(1 << 20), b""))
+        total = max(lines - 1, 0)
+    return tqdm(total=total, unit=" rows", desc="Importing", file=sys.stderr)
+
+
+def database_reason(exc: BaseException) -> str:
+    """The database's own words for a refusal: its message's first line (PostgreSQL puts the
+    row's values on a DETAIL line, which the report does not need), or the error's class name."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text and text[0] else type(exc).__name__
+
+
+def _apply_retrying_locks(
+    batch: list[Row],
+    context: ImportContext,
+    apply_batch: Callable[[list[Row], ImportContext], None],
+) -> None:
+    """One transaction for ``batch``, tried again while the database is locked (a lock is
+    somebody else's moment, not a fault of the rows: config.locks); any other error, or a lock
+    outlasting the retries, is raised."""
+
+    def attempt() -> None:
+        # The batch counts into its own report, merged once committed: a rolled-back attempt
+        # counts nothing, so a retried or isolated row is never counted twice.
+        own = dataclasses.replace(context, report=ImportReport())
+        with transaction.atomic():
+            apply_batch(batch, own)
+        context.report.merge(own.report)
+
+    retry_on_lock(attempt)
 
 
 def _apply_safely(
@@ -187,14 +217,18 @@ def _apply_safely(
     apply_batch: Callable[[list[Row], ImportContext], None],
 ) -> None:
     try:
-        with transaction.atomic():
-            apply_batch(batch, context)
+        _apply_retrying_locks(batch, context, apply_batch)
         return
-    except DatabaseError:
+    except DatabaseError as exc:
         if len(batch) == 1:
             row = batch[0]
-            logger.warning("subscribers: import row at line %s refused by the database", row.line)
-            context.report.skip(row.line, "database", f"line {row.line}: refused by the database")
+            reason = database_reason(exc)
+            logger.warning(
+                "subscribers: import row at line %s refused by the database: %s", row.line, reason
+            )
+            context.report.skip(
+                row.line, "database", f"line {row.line}: refused by the database: {reason}"
+            )
             return
     # Isolate the row the database refused; the report counts nothing of the failed attempt.
     for row in batch:

@@ -96,9 +96,13 @@ def _layout(reader: Iterator[list[str]]) -> _Layout:
 
 
 def read_rows(
-    stream: TextIO, report: ImportReport, on_progress: Callable[[], None] | None
+    stream: TextIO, report: ImportReport, on_progress: Callable[[int], None] | None
 ) -> Iterator[Row]:
-    """Validated, deduplicated rows; every other row is recorded in the report as skipped."""
+    """Validated, deduplicated rows; every other row is recorded in the report as skipped.
+
+    ``on_progress`` receives the number of CSV rows read so far (blank lines included), every
+    1,000 rows and once at the end.
+    """
     reader = csv.reader(stream)
     layout = _layout(reader)
     # Python's 64-bit string hash of each address already seen: ~70 bytes per row instead of
@@ -109,6 +113,8 @@ def read_rows(
         try:
             row = next(reader)
         except StopIteration:
+            if on_progress is not None:
+                on_progress(count)
             return
         except csv.Error as exc:
             report.rows_read += 1
@@ -116,8 +122,8 @@ def read_rows(
             continue
         line = reader.line_num
         count += 1
-        if on_progress is not None and count % 10_000 == 0:
-            on_progress()
+        if on_progress is not None and count % 1_000 == 0:
+            on_progress(count)
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank lines are not rows
         report.rows_read += 1

@@ -154,3 +154,44 @@ def test_dispatches_list_and_read(api: ApiClient) -> None:
     listed = api.get("/api/v1/dispatches/", {"publication": dispatch.publication_id}).json()
     assert [row["id"] for row in listed["results"]] == [dispatch.pk]
     assert api.get(f"/api/v1/dispatches/{dispatch.pk}/").json()["kind"] == "publish"
+
+
+def default_email_id() -> int | None:
+    channel = Channel.objects.default_email()
+    return channel.pk if channel else None
+
+
+def test_marking_an_email_channel_default_moves_the_mark_from_the_previous_one(
+    api: ApiClient, tmp_path: Any
+) -> None:
+    first = api.post(
+        "/api/v1/channels/",
+        {"name": "outbox", "kind": "email_file", "config": {"directory": str(tmp_path / "a")}},
+    ).json()
+    assert first["is_default_email"] is False
+    assert default_email_id() == first["id"]  # the first created
+    second = api.post(
+        "/api/v1/channels/",
+        {
+            "name": "outbox 2",
+            "kind": "email_file",
+            "is_default_email": True,
+            "config": {"directory": str(tmp_path / "b")},
+        },
+    )
+    assert second.status_code == 201 and second.json()["is_default_email"] is True
+    assert default_email_id() == second.json()["id"]
+    moved = api.patch(f"/api/v1/channels/{first['id']}/", {"is_default_email": True})
+    assert moved.status_code == 200 and moved.json()["is_default_email"] is True
+    assert list(Channel.objects.filter(is_default_email=True).values_list("pk", flat=True)) == [
+        first["id"]
+    ]
+    assert api.get(f"/api/v1/channels/{second.json()['id']}/").json()["is_default_email"] is False
+    assert default_email_id() == first["id"]
+
+
+def test_only_an_email_channel_can_be_the_default_email_channel(api: ApiClient) -> None:
+    response = api.post("/api/v1/channels/", {**webhook(), "is_default_email": True})
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["is_default_email"]
+    assert not Channel.objects.exists()

@@ -147,6 +147,24 @@ def test_the_same_idempotency_key_replays_the_answer_without_creating_twice(
     assert Publication.objects.count() == 1
 
 
+def test_a_request_refused_before_any_change_does_not_use_up_its_idempotency_key(
+    api: ApiClient,
+) -> None:
+    wrong = api.post(
+        "/api/v1/publications/", {**DRAFT, "topics": ["nope"]}, **{"Idempotency-Key": "k1"}
+    )
+    assert wrong.status_code == 400
+    assert Publication.objects.count() == 0
+    corrected = api.post("/api/v1/publications/", DRAFT, **{"Idempotency-Key": "k1"})
+    assert corrected.status_code == 201
+    assert "Idempotent-Replayed" not in corrected
+    replay = api.post("/api/v1/publications/", DRAFT, **{"Idempotency-Key": "k1"})
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == corrected.json()
+    assert Publication.objects.count() == 1
+
+
 def test_idempotency_keys_belong_to_the_api_key_that_sent_them(make_key: KeyMaker) -> None:
     alice, bob = ApiClient(make_key()), ApiClient(make_key())
     alice.post("/api/v1/publications/", DRAFT, **{"Idempotency-Key": "same"})

@@ -44,6 +44,15 @@ class Endpoint:
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/topics/", ("publications:read",)),
     Endpoint("GET", "/api/v1/topics/{topic}/", ("publications:read",)),
+    Endpoint(
+        "POST",
+        "/api/v1/topics/",
+        ("publications:write",),
+        body={"name": "Security", "slug": "security"},
+    ),
+    Endpoint("PATCH", "/api/v1/topics/{topic}/", ("publications:write",), body={"name": "Renamed"}),
+    Endpoint("POST", "/api/v1/topics/{topic}/archive/", ("publications:write",)),
+    Endpoint("POST", "/api/v1/topics/{topic}/unarchive/", ("publications:write",)),
     Endpoint("GET", "/api/v1/publications/", ("publications:read",)),
     Endpoint(
         "POST",
@@ -202,3 +211,23 @@ def test_scopes_are_the_issues_list() -> None:
             "webhooks:admin",
         ]
     )
+
+
+def test_the_scope_that_restores_a_version_is_the_one_whose_description_says_so(
+    ids: dict[str, int],
+) -> None:
+    labels = dict(ApiScope.choices)
+    assert "restore" in labels["publications:write"]
+    assert "restore" not in labels["publications:publish"]
+    writer = ApiClient(create_api_key(name="writer", scopes=["publications:write"]).key)
+    draft = {"title": "First", "slug": "restorable", "body": "B", "topics": ["news"]}
+    pk = writer.post("/api/v1/publications/", draft).json()["id"]
+    assert writer.patch(f"/api/v1/publications/{pk}/", {"title": "Second"}).status_code == 200
+    url = f"/api/v1/publications/{pk}/versions/1/restore/"
+    publisher = create_api_key(name="publisher", scopes=["publications:publish"]).key
+    assert ApiClient(publisher).post(url).status_code == 403
+    assert Publication.objects.get(pk=pk).title == "Second"
+    restored = writer.post(url)
+    assert restored.status_code == 200
+    assert restored.json()["title"] == "First"
+    assert Publication.objects.get(pk=pk).title == "First"

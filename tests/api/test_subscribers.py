@@ -3,10 +3,12 @@ preferences, unsubscribe and erasure, all through subscribers.services."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from subscribers.models import ConsentEvent, Subscriber, Subscription, Suppression, email_hash
 from tests.api.conftest import ApiClient
@@ -117,6 +119,26 @@ def test_preferences_change_through_the_service_and_are_logged(api: ApiClient, n
     bad = api.patch(f"/api/v1/subscribers/{jane.pk}/", {"frequency": "hourly"})
     assert bad.status_code == 400
     assert Subscription.objects.get(subscriber=jane).frequency == "weekly"
+
+
+def test_a_subscriber_shows_the_frequency_and_pause_it_was_given(api: ApiClient, news: Any) -> None:
+    jane = SubscriberFactory.create()
+    SubscriptionFactory.create(subscriber=jane, topic=news)
+    url = f"/api/v1/subscribers/{jane.pk}/"
+    weekly = api.patch(url, {"frequency": "weekly"}).json()
+    assert (weekly["frequency"], weekly["paused_until"]) == ("weekly", None)
+    resume = (timezone.localdate() + timedelta(days=10)).isoformat()
+    paused = api.patch(url, {"frequency": "paused", "paused_until": resume}).json()
+    assert (paused["frequency"], paused["paused_until"]) == ("paused", resume)
+    read = api.get(url).json()
+    assert (read["frequency"], read["paused_until"]) == ("paused", resume)
+    listed = api.get("/api/v1/subscribers/").json()["results"][0]
+    assert (listed["frequency"], listed["paused_until"]) == ("paused", resume)
+    subscription = Subscription.objects.get(subscriber=jane)
+    # A dated pause keeps the frequency mail resumes with.
+    assert subscription.frequency == "weekly"
+    assert subscription.paused_until is not None
+    assert subscription.paused_until.isoformat() == resume
 
 
 def test_unsubscribe_suppresses_and_erase_keeps_only_the_hash(api: ApiClient) -> None:

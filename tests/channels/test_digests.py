@@ -234,6 +234,10 @@ def test_the_unsubscribe_link_and_one_click_headers_of_a_digest_work(
     assert client.get(urlsplit(preferences.group(1)).path).status_code == 200
     page = client.get(urlsplit(unsubscribe.group(1)).path)
     assert page.status_code == 200
+    # The unsubscribe token cannot open the preference center (decision 0072).
+    unsubscribe_token = urlsplit(one_click.group(1)).path.rstrip("/").rsplit("/", 1)[1]
+    assert client.get(f"/preferences/{unsubscribe_token}/").status_code == 400
+    assert unsubscribe_token not in preferences.group(1)
     # What a mailbox provider does with RFC 8058 headers: a POST with the one-click body.
     answer = client.post(urlsplit(one_click.group(1)).path, {"List-Unsubscribe": "One-Click"})
     assert answer.status_code in (200, 302)
@@ -243,6 +247,22 @@ def test_the_unsubscribe_link_and_one_click_headers_of_a_digest_work(
     publish(topic, WEDNESDAY + dt.timedelta(hours=2), "More news")
     assert run(WEDNESDAY + dt.timedelta(days=1, minutes=1))[0].created == 0
     assert len(sink.messages) == 1
+
+
+@pytest.mark.django_db
+def test_a_digest_to_a_subscriber_without_a_name_says_hello_without_a_gap(
+    smtp_channel: Channel, sink: SmtpSink, topic: Topic
+) -> None:
+    reader = subscriber(topic, DAILY, "anonymous")
+    Subscriber.objects.filter(pk=reader.pk).update(name="")
+    publish(topic, WEDNESDAY - dt.timedelta(hours=2), "News")
+    run(WEDNESDAY + dt.timedelta(minutes=1))
+
+    text = body(sink.messages[0], "plain")
+    html = body(sink.messages[0], "html")
+    assert text.startswith("Hello,")
+    assert ">Hello,</p>" in html
+    assert "Hello ," not in text + html
 
 
 @pytest.mark.django_db

@@ -253,16 +253,31 @@ def test_batch_links_equal_what_subscribers_tokens_builds() -> None:
         list_unsubscribe_headers,
         manage_token,
         preferences_url,
+        unsubscribe_token,
         unsubscribe_url,
     )
 
     links = SubscriberLinks.build()
-    token = manage_token(42, "5b0c7c9e-2f6e-4a59-9d9a-3c1f0b7e8a11")
+    key = "5b0c7c9e-2f6e-4a59-9d9a-3c1f0b7e8a11"
+    manage, unsubscribe = manage_token(42, key), unsubscribe_token(42, key)
     odd = "needs quoting?"
 
-    for value in (token, odd):
-        assert links.for_token(value) == (
-            preferences_url(value),
-            unsubscribe_url(value),
-            list_unsubscribe_headers(value),
+    for pair in ((manage, unsubscribe), (odd, odd)):
+        assert links.for_tokens(*pair) == (
+            preferences_url(pair[0]),
+            unsubscribe_url(pair[1]),
+            list_unsubscribe_headers(pair[1]),
         )
+    assert links.for_subscriber(42, key) == links.for_tokens(manage, unsubscribe)
+
+
+def test_batch_links_put_the_unsubscribe_token_and_never_the_manage_token_in_the_headers() -> None:
+    from subscribers.tokens import manage_token, read_unsubscribe_token
+
+    key = "5b0c7c9e-2f6e-4a59-9d9a-3c1f0b7e8a11"
+    _preferences, unsubscribe, headers = SubscriberLinks.build().for_subscriber(42, key)
+
+    token = unsubscribe.rstrip("/").rsplit("/", 1)[1]
+    assert read_unsubscribe_token(token).subscriber_id == 42
+    assert manage_token(42, key) not in headers["List-Unsubscribe"] + unsubscribe
+    assert token in headers["List-Unsubscribe"]

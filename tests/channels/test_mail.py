@@ -54,6 +54,19 @@ def test_site_mail_becomes_a_delivery_of_the_default_channel_and_is_sent_by_the_
     assert parsed.get_content().strip() == "Click the link."
 
 
+def test_site_mail_carries_a_message_id_at_the_sites_domain_not_localhost(
+    settings: Any, smtp_channel: Channel, sink: SmtpSink, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.EMAIL_BACKEND = LEDGER
+    settings.SITE_URL = "https://news.example.org"
+    settings.DELIVERY_MESSAGE_ID_DOMAIN = ""
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.send_mail("Confirm", "Click the link.", "news@example.com", ["ana@example.com"])
+
+    parsed = email.message_from_bytes(sink.messages[0], policy=email.policy.default)
+    assert str(parsed["Message-ID"]).endswith("@news.example.org>")
+
+
 def test_site_mail_to_a_bounced_address_is_not_sent(
     settings: Any,
     outbox_channel: Channel,

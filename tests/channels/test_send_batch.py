@@ -84,6 +84,47 @@ def test_each_message_is_personal_with_unsubscribe_headers_and_a_stable_message_
     assert "[[[" not in text + html
 
 
+def test_a_subscriber_without_a_name_is_greeted_without_a_gap(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    (reader,) = add_subscribers(topic, 1)
+    Subscriber.objects.filter(pk=reader.pk).update(name="")
+
+    publish(topic, django_capture_on_commit_callbacks)
+
+    text = body(sink.messages[0], "plain")
+    html = body(sink.messages[0], "html")
+    assert text.startswith("Hello,")
+    assert ">Hello,</p>" in html
+    assert "Hello ," not in text + html
+    assert "[[[" not in text + html
+
+
+def test_the_one_click_url_carries_the_unsubscribe_token_not_the_preference_token(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from subscribers import tokens
+
+    (reader,) = add_subscribers(topic, 1)
+
+    publish(topic, django_capture_on_commit_callbacks)
+
+    parsed = email.message_from_bytes(sink.messages[0], policy=email.policy.default)
+    one_click = str(parsed["List-Unsubscribe"]).strip().split(">")[0].lstrip("<")
+    token = one_click.rstrip("/").rsplit("/", 1)[1]
+    assert tokens.read_unsubscribe_token(token).subscriber_id == reader.pk
+    with pytest.raises(tokens.TokenError):
+        tokens.read_manage_token(token)
+    text = body(sink.messages[0], "plain")
+    assert f"/unsubscribe/{token}/" in text
+
+
 def test_a_text_only_subscriber_gets_no_html_part(
     topic: Topic,
     smtp_channel: Channel,
@@ -136,6 +177,41 @@ def test_a_peer_answering_transient_errors_still_gets_everything_once(
     assert sink.refused == 60
     dispatch.refresh_from_db()
     assert dispatch.status == Dispatch.Status.DONE
+
+
+def test_a_channel_that_recovers_no_longer_shows_its_old_failure(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    add_subscribers(topic, 3)
+    refused: set[bytes] = set()
+
+    def answer(content: bytes, rcpt: list[str]) -> str | None:
+        key = content.split(b"X-Delivery-ID: ")[1][:12]
+        if key in refused:
+            return None
+        refused.add(key)
+        return "451 4.3.0 Try again later"
+
+    sink.answer = answer
+    dispatch = publish(topic, django_capture_on_commit_callbacks)
+    smtp_channel.refresh_from_db()
+    assert "451" in smtp_channel.last_error
+    assert smtp_channel.last_error_at is not None
+
+    rows = Delivery.objects.filter(dispatch=dispatch)
+    for hours in range(1, 6):
+        with time_machine.travel(timezone.now() + dt.timedelta(hours=hours)):
+            sweeper.sweep()
+        if not rows.exclude(status=Delivery.Status.SENT).exists():
+            break
+
+    assert set(rows.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    smtp_channel.refresh_from_db()
+    assert smtp_channel.last_error == ""
+    assert smtp_channel.last_error_at is None
 
 
 def test_a_permanent_error_ends_failed_without_retries(

@@ -64,9 +64,21 @@ class SlowView(IdempotentMixin, viewsets.ViewSet):
         return Response({"done": True}, status=201)
 
 
+class HalfDoneView(IdempotentMixin, viewsets.ViewSet):
+    """Writes, then refuses: a 4xx given after a change began."""
+
+    permission_classes = [permissions.AllowAny]
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        number = Topic.objects.count()
+        Topic.objects.create(name=f"Half {number}", slug=f"half-{number}")
+        return Response({"detail": "Refused after a change."}, status=409)
+
+
 router = SimpleRouter()
 router.register("topics", TopicViewSet)
 router.register("slow", SlowView, basename="slow")
+router.register("half-done", HalfDoneView, basename="half-done")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/test/", include(router.urls)),

@@ -156,6 +156,27 @@ def test_the_same_idempotency_key_with_another_body_answers_422(client: Client) 
     assert list(Topic.objects.values_list("slug", flat=True)) == ["a"]
 
 
+def test_an_invalid_request_does_not_use_up_its_idempotency_key(client: Client) -> None:
+    wrong = post(client, "/api/test/topics/", {"name": "", "slug": "s"}, **{"Idempotency-Key": "k"})
+    assert wrong.status_code == 400
+    assert not Topic.objects.exists()
+    body = {"name": "Science", "slug": "science"}
+    corrected = post(client, "/api/test/topics/", body, **{"Idempotency-Key": "k"})
+    assert corrected.status_code == 201
+    assert "Idempotent-Replayed" not in corrected
+    replay = post(client, "/api/test/topics/", body, **{"Idempotency-Key": "k"})
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert list(Topic.objects.values_list("slug", flat=True)) == ["science"]
+
+
+def test_a_refusal_after_a_change_began_is_replayed_not_run_again(client: Client) -> None:
+    first = post(client, "/api/test/half-done/", {}, **{"Idempotency-Key": "h"})
+    again = post(client, "/api/test/half-done/", {}, **{"Idempotency-Key": "h"})
+    assert first.status_code == again.status_code == 409
+    assert again["Idempotent-Replayed"] == "true"
+    assert list(Topic.objects.values_list("slug", flat=True)) == ["half-0"]
+
+
 def test_idempotency_keys_are_scoped_to_the_caller() -> None:
     alice, bob = Client(), Client()
     alice.force_login(UserFactory.create(username="alice"))

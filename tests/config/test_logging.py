@@ -52,6 +52,21 @@ def test_a_log_line_is_json_with_the_address_masked_and_the_token_removed(
     assert token not in log_stream.getvalue()
 
 
+@pytest.mark.django_db
+def test_djangos_request_log_line_and_its_request_extra_carry_no_link_token(
+    log_stream: io.StringIO, client: Client
+) -> None:
+    token = "WzQyLCJhYmMiXQ:1xZd9v:ltMiEhSFN-4VdgPfsydIzUkSG_Wpwcf3shHb-yBsElE"
+
+    response = client.get(f"/preferences/{token}/")
+
+    assert response.status_code == 400
+    [line] = [line for line in lines(log_stream) if line["name"] == "django.request"]
+    assert line["message"] == "Bad Request: /preferences/[token]/"
+    assert line["request"] == "<WSGIRequest: GET '/preferences/[token]/'>"
+    assert "ltMiEhSFN" not in log_stream.getvalue()
+
+
 def test_exception_messages_and_tracebacks_are_redacted_too(log_stream: io.StringIO) -> None:
     try:
         raise ValueError(
@@ -104,6 +119,13 @@ def test_a_request_without_an_id_gets_a_fresh_one(client: Client) -> None:
         ),
         ("token xoxb-1234-5678-abcdef", "token xox-[redacted]"),
         ("key AKIAIOSFODNN7EXAMPLE", "key [aws-key-redacted]"),
+        # Link tokens of any shape, the compressed ones (".eJy...") included.
+        ('"GET /preferences/.eJyLVjI0:1xZd:k2o/ HTTP/1.1"', '"GET /preferences/[token]/ HTTP/1.1"'),
+        ("/unsubscribe/abc?x=1", "/unsubscribe/[token]?x=1"),
+        (
+            "Referer: https://n.example/confirm/Wz:Q:y/",
+            "Referer: https://n.example/confirm/[token]/",
+        ),
     ],
 )
 def test_redact_removes_each_kind_of_secret(raw: str, expected: str) -> None:

@@ -28,6 +28,7 @@ def production_environment(**overrides: str) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "config.settings.prod",
             "SECRET_KEY": GOOD_SECRET_KEY,
             "ALLOWED_HOSTS": "news.example.org",
+            "SITE_URL": "https://news.example.org",
             "DATABASE_URL": "postgres://app:s3cr3t-Pa55word@db.internal:5432/publishing",
             "REDIS_URL": "redis://redis.internal:6379/0",
             "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
@@ -79,6 +80,9 @@ def test_check_deploy_prints_no_warning_with_a_good_production_environment() -> 
         ({"REDIS_URL": "<unset>"}, "REDIS_URL is not set"),
         ({"FIELD_ENCRYPTION_KEYS": "<unset>"}, "FIELD_ENCRYPTION_KEYS is not set"),
         ({"FIELD_ENCRYPTION_KEYS": "placeholder"}, "FIELD_ENCRYPTION_KEYS is a placeholder"),
+        ({"OUTBOUND_ALLOWED_HOSTS": "127.0.0.1"}, "OUTBOUND_ALLOWED_HOSTS is set"),
+        ({"SITE_URL": "http://news.example.org"}, "SITE_URL must be the site's public https://"),
+        ({"SITE_URL": "<unset>"}, "SITE_URL must be the site's public https://"),
     ],
 )
 def test_production_refuses_to_start_naming_the_variable(

@@ -282,8 +282,33 @@ def test_personal_parts_are_escaped_in_html_and_filled_without_rendering_again(
     assert 'href="https://s/p?a=1&amp;b=2"' in html
     assert "Hello <b>Eve</b> & co," in text
     assert rendering.render_email(draft) is email
-    empty_html, _ = email.personalize(name=" ", preferences_url="p", unsubscribe_url="u")
-    assert "Hello there," in empty_html
+
+
+@pytest.mark.django_db
+def test_an_email_to_a_subscriber_without_a_name_says_hello_without_a_gap(
+    draft: Publication,
+) -> None:
+    email = rendering.render_email(draft)
+
+    html, text = email.personalize(name=" ", preferences_url="p", unsubscribe_url="u")
+
+    assert text.startswith("Hello,\n")
+    assert ">Hello,</p>" in html
+    assert "Hello ," not in html + text and "Hello there" not in html + text
+    assert NAME not in html + text
+
+
+@pytest.mark.django_db
+def test_a_french_email_to_a_subscriber_without_a_name_says_bonjour_without_a_gap(
+    paula: User,
+) -> None:
+    email = rendering.render_email(make_publication(by=paula, language="fr"))
+
+    html, text = email.personalize(name="", preferences_url="p", unsubscribe_url="u")
+    named_html, named_text = email.personalize(name="Zoé", preferences_url="p", unsubscribe_url="u")
+
+    assert text.startswith("Bonjour,\n") and ">Bonjour,</p>" in html
+    assert named_text.startswith("Bonjour Zoé,\n") and ">Bonjour Zoé,</p>" in named_html
 
 
 @pytest.mark.django_db

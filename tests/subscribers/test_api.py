@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client, override_settings
+from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from publishing.models import Topic
@@ -90,20 +94,34 @@ def test_it_names_the_field_and_the_limit_of_bad_input(
 
 
 @override_settings(SUBSCRIBERS_SIGNUP_RATE_IP="2/h")
-def test_it_shares_the_per_ip_limit_with_the_page_and_answers_429(
+def test_it_shares_the_per_ip_limit_with_the_page_and_answers_429_as_a_problem_document(
     client: Client, news: Topic
 ) -> None:
-    client.post("/subscribe/", {"email": "one@example.com", "topics": [news.pk]})
-    client.post(URL, {"email": "two@example.com", "topics": ["news"]}, "application/json")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        client.post("/subscribe/", {"email": "one@example.com", "topics": [news.pk]})
+        client.post(URL, {"email": "two@example.com", "topics": ["news"]}, "application/json")
 
-    response = client.post(
-        URL, {"email": "three@example.com", "topics": ["news"]}, "application/json"
-    )
+        response = client.post(
+            URL, {"email": "three@example.com", "topics": ["news"]}, "application/json"
+        )
 
     assert response.status_code == 429
-    assert response["Retry-After"] == "60"
-    assert "Too many" in response.json()["detail"]
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 429
+    assert problem["code"] == "throttled"
+    assert "Too many sign-ups" in problem["detail"]
+    assert problem["instance"] == URL
     assert Subscriber.objects.count() == 2
+    # Retry-After is when the hourly window ends: the same request is accepted then.
+    retry_after = int(response["Retry-After"])
+    assert 0 < retry_after <= 3600
+    with time_machine.travel(start + timedelta(seconds=retry_after), tick=False):
+        again = client.post(
+            URL, {"email": "three@example.com", "topics": ["news"]}, "application/json"
+        )
+    assert again.status_code == 202
 
 
 def test_it_needs_no_credentials_and_no_csrf_token(news: Topic) -> None:

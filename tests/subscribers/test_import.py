@@ -307,8 +307,57 @@ def test_a_row_the_database_refuses_never_loses_the_good_ones() -> None:
     )
 
     assert (report.created, report.skipped) == (2, 1)
-    assert report.problems == [(3, "line 3: refused by the database")]
+    assert report.problems == [
+        (
+            3,
+            "line 3: refused by the database: new row for relation"
+            ' "subscribers_subscriber" violates check constraint "test_refuse_evil"',
+        )
+    ]
     assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
         "a@example.com",
         "b@example.com",
     ]
+
+
+@pytest.mark.django_db
+def test_a_row_the_database_refuses_is_reported_with_the_databases_reason() -> None:
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite trigger stands for the refusal; PostgreSQL has its own test above")
+    with connection.cursor() as cursor:
+        # Rolled back with the test, like any other statement.
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_evil BEFORE INSERT ON subscribers_subscriber"
+            " WHEN NEW.email = 'evil@example.com'"
+            " BEGIN SELECT RAISE(ABORT, 'evil addresses are refused here'); END"
+        )
+
+    report = services.import_subscribers(
+        csv_bytes("email", "a@example.com", "evil@example.com", "b@example.com")
+    )
+
+    assert (report.created, report.skipped) == (2, 1)
+    assert report.problems == [
+        (3, "line 3: refused by the database: evil addresses are refused here")
+    ]
+
+
+@pytest.mark.django_db
+def test_the_import_commands_progress_bar_counts_rows_not_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name\n" + "".join(f"p{n}@example.com,Person {n}\n" for n in range(2_500))
+    )
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+
+    call_command("import_subscribers", str(path), stdout=io.StringIO())
+
+    bar = terminal.getvalue()
+    assert "2500/2500" in bar
+    assert " rows" in bar
+    assert "kB" not in bar and "B/s" not in bar

@@ -71,6 +71,34 @@ def test_it_creates_a_pending_subscriber_and_emails_a_confirmation_link(
     assert message.alternatives[0][1] == "text/html"
 
 
+@override_settings(SITE_URL="https://news.example.org", DELIVERY_MESSAGE_ID_DOMAIN="")
+def test_the_confirmation_emails_message_id_is_at_the_sites_host_not_localhost(
+    client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_up(client, "bob@example.com", [news])
+
+    [message] = mail.outbox
+    message_id = message.message()["Message-ID"]
+    assert message_id.endswith("@news.example.org>")
+    assert message.message()["Message-ID"] == message_id  # fixed, not made again per render
+
+
+def test_a_confirmation_to_someone_who_gave_no_name_says_hello_without_a_gap(
+    client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_up(client, "noname@example.com", [news], name="")
+
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert isinstance(message, mail.EmailMultiAlternatives)
+    html = message.alternatives[0][0]
+    assert str(message.body).startswith("Hello,\n")
+    assert "<p>Hello,</p>" in str(html)
+    assert "Hello ," not in str(message.body) + str(html)
+
+
 def test_it_writes_the_confirmation_in_the_language_of_the_page(
     client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
@@ -175,8 +203,41 @@ def test_it_limits_sign_ups_per_ip_with_a_clear_429_page(client: Client, news: T
 
     assert response.status_code == 429
     assert b"Too many requests" in response.content
-    assert response["Retry-After"] == "60"
     assert Subscriber.objects.count() == 3
+
+
+@override_settings(SUBSCRIBERS_SIGNUP_RATE_IP="3/h", SUBSCRIBERS_SIGNUP_RATE_EMAIL="100/h")
+def test_the_429s_retry_after_is_the_second_the_hourly_window_exceeded_ends(
+    client: Client, news: Topic
+) -> None:
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for n in range(4):
+            response = sign_up(client, f"p{n}@example.com", [news])
+    retry_after = int(response["Retry-After"])
+
+    assert response.status_code == 429
+    assert 0 < retry_after <= 3600
+    with time_machine.travel(start + timedelta(seconds=retry_after - 1), tick=False):
+        assert sign_up(client, "early@example.com", [news]).status_code == 429
+    with time_machine.travel(start + timedelta(seconds=retry_after), tick=False):
+        assert sign_up(client, "on-time@example.com", [news]).status_code == 302
+
+
+@override_settings(SUBSCRIBERS_SIGNUP_RATE_IP="100/h", SUBSCRIBERS_SIGNUP_RATE_EMAIL="2/h")
+def test_the_address_limits_retry_after_is_its_own_windows_end(client: Client, news: Topic) -> None:
+    data = {"email": "target@example.com", "topics": [news.pk]}
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for ip in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+            response = client.post("/subscribe/", data, REMOTE_ADDR=ip)
+    retry_after = int(response["Retry-After"])
+
+    assert response.status_code == 429
+    with time_machine.travel(start + timedelta(seconds=retry_after - 1), tick=False):
+        assert client.post("/subscribe/", data, REMOTE_ADDR="198.51.100.4").status_code == 429
+    with time_machine.travel(start + timedelta(seconds=retry_after), tick=False):
+        assert client.post("/subscribe/", data, REMOTE_ADDR="198.51.100.5").status_code == 302
 
 
 @override_settings(SUBSCRIBERS_SIGNUP_RATE_IP="100/h", SUBSCRIBERS_SIGNUP_RATE_EMAIL="2/h")

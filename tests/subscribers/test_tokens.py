@@ -74,6 +74,29 @@ def test_it_does_not_accept_one_kind_of_token_as_the_other() -> None:
         tokens.read_confirmation_token(tokens.manage_token(1, key))
 
 
+def test_an_unsubscribe_token_is_neither_a_manage_token_nor_a_confirmation_token() -> None:
+    key = uuid.uuid4()
+    unsubscribe = tokens.unsubscribe_token(1, key)
+
+    assert tokens.read_unsubscribe_token(unsubscribe) == tokens.TokenClaims(1, str(key))
+    with pytest.raises(tokens.TokenError):
+        tokens.read_manage_token(unsubscribe)
+    with pytest.raises(tokens.TokenError):
+        tokens.read_confirmation_token(unsubscribe)
+    with pytest.raises(tokens.TokenError):
+        tokens.read_unsubscribe_token(tokens.manage_token(1, key))
+
+
+def test_the_batch_signer_with_the_unsubscribe_salt_gives_unsubscribe_tokens() -> None:
+    key = uuid.uuid4()
+
+    with time_machine.travel(timezone.now(), tick=False):
+        signed = tokens.ManageTokenSigner(salt=tokens.UNSUBSCRIBE_SALT)(8, key)
+        expected = tokens.unsubscribe_token(8, key)
+
+    assert signed == expected
+
+
 def test_it_still_reads_tokens_signed_with_a_previous_secret_key() -> None:
     with override_settings(SECRET_KEY="old-key-" + "x" * 50):
         token = tokens.manage_token(5, uuid.uuid4())

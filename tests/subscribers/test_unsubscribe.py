@@ -16,6 +16,11 @@ def bob() -> Subscriber:
 
 
 def url(subscriber: Subscriber) -> str:
+    return f"/unsubscribe/{tokens.unsubscribe_token(subscriber.pk, subscriber.token_key)}/"
+
+
+def legacy_url(subscriber: Subscriber) -> str:
+    """An email sent before decision 0072 put the preference token in its unsubscribe link."""
     return f"/unsubscribe/{tokens.manage_token(subscriber.pk, subscriber.token_key)}/"
 
 
@@ -73,9 +78,9 @@ def test_it_is_idempotent(bob: Subscriber) -> None:
 
 
 def test_it_refuses_a_tampered_token_and_changes_nothing(bob: Subscriber) -> None:
-    token = tokens.manage_token(bob.pk, bob.token_key)
+    token = tokens.unsubscribe_token(bob.pk, bob.token_key)
     other = SubscriberFactory.create()
-    tampered = tokens.manage_token(other.pk, bob.token_key)  # right key, wrong subscriber
+    tampered = tokens.unsubscribe_token(other.pk, bob.token_key)  # right key, wrong subscriber
 
     for bad in (token[:-4] + "abcd", tampered):
         response = Client().post(f"/unsubscribe/{bad}/", {"List-Unsubscribe": "One-Click"})
@@ -94,3 +99,51 @@ def test_it_answers_an_erased_subscribers_link_as_already_unsubscribed(bob: Subs
 
     assert response.status_code == 200
     assert b"You are unsubscribed" in response.content
+
+
+def test_the_preference_token_no_longer_unsubscribes_through_the_one_click_post(
+    bob: Subscriber,
+) -> None:
+    response = Client(enforce_csrf_checks=True).post(
+        legacy_url(bob), {"List-Unsubscribe": "One-Click"}
+    )
+
+    assert response.status_code == 400
+    bob.refresh_from_db()
+    assert bob.status == Subscriber.Status.ACTIVE
+    assert not Suppression.objects.exists()
+
+
+def test_an_old_emails_preference_token_still_shows_the_page_whose_button_unsubscribes(
+    bob: Subscriber,
+) -> None:
+    client = Client(enforce_csrf_checks=True)
+
+    page = client.get(legacy_url(bob))
+
+    assert page.status_code == 200
+    unsubscribe = tokens.unsubscribe_token(bob.pk, bob.token_key)
+    assert f'action="/unsubscribe/{unsubscribe}/"'.encode() in page.content
+    response = client.post(f"/unsubscribe/{unsubscribe}/", {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    bob.refresh_from_db()
+    assert bob.status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_the_unsubscribe_token_opens_neither_the_preference_center_nor_the_data_nor_erasure(
+    bob: Subscriber,
+) -> None:
+    token = tokens.unsubscribe_token(bob.pk, bob.token_key)
+    client = Client()
+
+    page = client.get(f"/unsubscribe/{token}/")
+    answers = [
+        client.get(f"/preferences/{token}/"),
+        client.get(f"/preferences/{token}/data.json"),
+        client.get(f"/preferences/{token}/erase/"),
+        client.post(f"/preferences/{token}/erase/"),
+    ]
+
+    assert b"/preferences/" not in page.content
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
+    assert Subscriber.objects.filter(pk=bob.pk).exists()
