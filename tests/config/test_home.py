@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,12 +64,14 @@ def test_a_person_subscribes_from_the_home_page_in_a_browser(
     live_server: Any,
     transactional_db: None,
     browser_page: Any,
+    output_dir: Path,
 ) -> None:
     published("spring-release", "Spring release")
     page = browser_page
 
     page.goto(f"{live_server.url}/")
     page.wait_for_selector("text=Spring release")
+    page.screenshot(path=str(output_dir / "home.png"), full_page=True)
     page.fill("input[name=email]", "home.page@example.com")
     page.fill("input[name=name]", "Home Page")
     page.click("button[type=submit]")
