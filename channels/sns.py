@@ -32,6 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
 from channels.exceptions import SnsMessageError
+from config.outbound import (
+    OutboundAddressError,
+    UnresolvedHostError,
+    check_url,
+    connections_limited_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +176,25 @@ def check_sns_url(url: str, field: str) -> str:
     return url
 
 
+def guarded_get(url: str, field: str) -> requests.Response:
+    """GET ``url`` (already matched against SES_FEEDBACK_CERT_HOST_PATTERN) through the outbound
+    guard: its host must resolve to public addresses (or be in OUTBOUND_ALLOWED_HOSTS), and the
+    connection may reach only the addresses checked (decision 0071).
+
+    Raises SnsMessageError ``untrusted_url`` (403) when the guard refuses the address.
+    """
+    try:
+        target = check_url(url, field=field)
+        with connections_limited_to(target, field=field):
+            return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+    except UnresolvedHostError as exc:
+        raise requests.ConnectionError(str(exc)) from None
+    except OutboundAddressError as exc:
+        raise SnsMessageError(
+            f"{field} leads to a refused address: {exc}", code="untrusted_url", status=403
+        ) from None
+
+
 def signing_key(url: str) -> rsa.RSAPublicKey:
     """The RSA public key of the certificate at ``url`` (already checked), cached per URL.
 
@@ -181,7 +206,7 @@ def signing_key(url: str) -> rsa.RSAPublicKey:
     if key is not None:
         return key
     try:
-        answer = requests.get(url, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+        answer = guarded_get(url, "SigningCertURL")
     except requests.RequestException as exc:
         logger.warning("sns: signing certificate unreachable: %s", type(exc).__name__)
         raise SnsMessageError(
@@ -265,7 +290,7 @@ def confirm_subscription(message: dict[str, str]) -> None:
     """
     url = check_sns_url(message.get("SubscribeURL", ""), "SubscribeURL")
     try:
-        answer = requests.get(url, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+        answer = guarded_get(url, "SubscribeURL")
     except requests.RequestException as exc:
         logger.warning("sns: subscription confirmation failed: %s", type(exc).__name__)
         raise SnsMessageError(

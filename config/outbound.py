@@ -9,6 +9,9 @@ link-local, multicast, reserved, unspecified, shared, cloud metadata, and those 
 (IPv4-mapped, 6to4, Teredo). It is called when a URL is saved (the backends' config forms) and
 again when a request leaves (``PinnedAdapter`` for requests, which then connects to the very
 address it checked, so a DNS change between the check and the connection cannot slip past).
+Clients that open their own connections (slack-sdk's urllib, the SNS certificate fetch) run
+inside ``connections_limited_to``: an audit hook on ``socket.connect`` lets their sockets reach
+the checked addresses only, whatever the name resolves to by then.
 
 ``OUTBOUND_ALLOWED_HOSTS`` names hosts (or addresses) that are let through anyway, for
 development and tests; production refuses to start with it set (config.env). This module is
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -244,3 +250,58 @@ def pinned_session(*, field: str = "url") -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+#: The target (and the field to blame) that sockets opened in this context may reach.
+_LIMITED_TO: ContextVar[tuple[CheckedTarget, str] | None] = ContextVar(
+    "outbound_limited_to", default=None
+)
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
+
+
+def _audit_connect(event: str, args: tuple[Any, ...]) -> None:
+    """The audit hook: inside ``connections_limited_to``, a socket may connect only to one of
+    the checked addresses. Raising here aborts the connect before a packet leaves."""
+    if event != "socket.connect":
+        return
+    limit = _LIMITED_TO.get()
+    if limit is None:
+        return
+    target, field = limit
+    address = args[1]
+    host = str(address[0]).split("%")[0] if isinstance(address, tuple) and address else ""
+    if host not in target.addresses:
+        shown = host or repr(address)
+        raise OutboundAddressError(
+            f"{target.host} now leads to {shown}, not to the address that was "
+            "checked; outbound requests go to checked public addresses only.",
+            field=field,
+        )
+
+
+def _install_hook() -> None:
+    """Add the audit hook once per process (audit hooks cannot be removed; outside
+    ``connections_limited_to`` it returns at once)."""
+    global _hook_installed
+    with _HOOK_LOCK:
+        if not _hook_installed:
+            sys.addaudithook(_audit_connect)
+            _hook_installed = True
+
+
+@contextmanager
+def connections_limited_to(target: CheckedTarget, *, field: str = "url") -> Iterator[None]:
+    """Within this block, every socket this thread (or task) connects must go to one of
+    ``target``'s checked addresses, else OutboundAddressError is raised from the connect.
+
+    For clients that resolve the name again themselves (slack-sdk over urllib, ``requests.get``)
+    and so cannot be handed the checked address: a DNS answer that changed since ``check_url``,
+    or a redirect to another host, is refused when the connection is attempted.
+    """
+    _install_hook()
+    token = _LIMITED_TO.set((target, field))
+    try:
+        yield
+    finally:
+        _LIMITED_TO.reset(token)

@@ -103,3 +103,31 @@ def redis_cache() -> Iterator[None]:
             pytest.skip(f"Redis not reachable at {REDIS}: {error}")
         yield
         cache.clear()
+
+
+REBINDING_HOST = "rebind.example"
+PUBLIC_ADDRESS = "93.184.216.34"
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A DNS rebinding attack on ``rebind.example``: its first lookup answers a public address
+    (so the outbound guard's check passes), every later one answers 127.0.0.1, where the
+    test's peer listens. Only the resolver is replaced; other names resolve as usual.
+
+    Returns the list of answers given, in order.
+    """
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    answers: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != REBINDING_HOST:
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        address = PUBLIC_ADDRESS if not answers else "127.0.0.1"
+        answers.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port or 80)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers

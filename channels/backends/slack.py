@@ -6,8 +6,9 @@ delivery engine owns retries, so a 429 comes back as RATE_LIMITED with Slack's R
 
 The webhook URL and the API base URL pass the outbound guard when saved and again right before
 each call (config.outbound, decision 0071). slack-sdk opens its own urllib connection and takes
-no opener, so the address cannot be pinned: the check resolves just before slack-sdk resolves
-again, which leaves a DNS change within that instant uncovered (said in decision 0071).
+no opener, so its calls run inside ``connections_limited_to``: its sockets may connect only to
+the addresses the check accepted, so a DNS change (or a redirect) between the check and the
+connection is refused at the connect.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ from channels.backends.utils import (
     required_secret,
     validate_outbound_url,
 )
-from config.outbound import OutboundAddressError, check_url
+from config.outbound import (
+    CheckedTarget,
+    OutboundAddressError,
+    check_url,
+    connections_limited_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -176,15 +182,15 @@ class SlackBackend(Backend):
         blocks = payload.get("blocks")
         client = self.client
         try:
-            self._check_target()
+            target, field = self._check_target()
+            with connections_limited_to(target, field=field):
+                if isinstance(client, WebhookClient):
+                    return self._webhook_outcome(message, client.send(text=text, blocks=blocks))
+                response = client.chat_postMessage(
+                    channel=str(self.config["channel"]), text=text, blocks=blocks
+                )
         except OutboundAddressError as exc:
             return self.outcome(message, refused_outcome_status(exc), str(exc))
-        try:
-            if isinstance(client, WebhookClient):
-                return self._webhook_outcome(message, client.send(text=text, blocks=blocks))
-            response = client.chat_postMessage(
-                channel=str(self.config["channel"]), text=text, blocks=blocks
-            )
         except SlackApiError as exc:
             return self._api_error_outcome(message, exc)
         except _NETWORK_ERRORS as exc:
@@ -216,25 +222,28 @@ class SlackBackend(Backend):
         )
         return self.outcome(message, status, detail, retry_after)
 
-    def _check_target(self) -> None:
-        """The outbound guard, right before slack-sdk connects (it cannot be pinned)."""
+    def _check_target(self) -> tuple[CheckedTarget, str]:
+        """The outbound guard, right before slack-sdk connects: the checked target and the
+        field it came from. slack-sdk resolves the name again itself, so its calls run inside
+        ``connections_limited_to`` that target (its sockets may reach the checked addresses
+        only)."""
         if self.mode == MODE_WEBHOOK:
-            check_url(self._secret, field="webhook_url")
-        else:
-            check_url(str(self.config.get("base_url") or DEFAULT_BASE_URL), field="base_url")
+            return check_url(self._secret, field="webhook_url"), "webhook_url"
+        url = str(self.config.get("base_url") or DEFAULT_BASE_URL)
+        return check_url(url, field="base_url"), "base_url"
 
     def check(self) -> None:
         """Bot mode: auth.test. Webhook mode: an empty post, which Slack refuses without posting."""
         client = self.client
         try:
-            self._check_target()
+            target, field = self._check_target()
+            with connections_limited_to(target, field=field):
+                if isinstance(client, WebClient):
+                    client.auth_test()
+                    return
+                response = client.send_dict({"text": ""})
         except OutboundAddressError as exc:
             raise BackendError(safe_error(str(exc), self.secrets.values())) from None
-        try:
-            if isinstance(client, WebClient):
-                client.auth_test()
-                return
-            response = client.send_dict({"text": ""})
         except SlackApiError as exc:
             raise BackendError(
                 safe_error(f"Slack refused the token: {exc.response.data}", self.secrets.values())

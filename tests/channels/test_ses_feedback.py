@@ -27,6 +27,7 @@ from tests.channels.sns_peer import (
     ses_event,
     sns_timestamp,
 )
+from tests.conftest import PUBLIC_ADDRESS, REBINDING_HOST
 from tests.factories import ChannelFactory, SubscriberFactory, SuppressionFactory
 
 pytestmark = pytest.mark.django_db
@@ -267,6 +268,38 @@ def test_a_certificate_url_on_a_host_not_allowed_is_refused_without_fetching_it(
     assert answer.status_code == 403
     assert answer.json()["error"] == "untrusted_url"
     assert "SigningCertURL" in answer.json()["detail"]
+    assert sns.server.log == []
+    assert nothing_stored()
+
+
+def test_a_certificate_host_that_resolves_to_a_private_address_is_not_fetched(
+    client: Client, sns: SnsPeer, settings: Any
+) -> None:
+    # A pattern that lets an internal host through (an operator's mistake) meets the outbound
+    # guard: the fetch is refused before it connects.
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    answer = post(client, sns.notification(bounce("notification", [BOB])))
+
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "untrusted_url"
+    assert "127.0.0.1 is a loopback address" in answer.json()["detail"]
+    assert sns.server.log == []
+    assert nothing_stored()
+
+
+def test_a_certificate_host_whose_dns_changes_after_the_check_is_not_fetched(
+    client: Client, sns: SnsPeer, settings: Any, rebinding_dns: list[str]
+) -> None:
+    # The name passes the check with a public address, then resolves to the local peer.
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    settings.SES_FEEDBACK_CERT_HOST_PATTERN = r"rebind\.example:\d+"
+    cert_url = f"https://{REBINDING_HOST}:{sns.server.port}{CERT_PATH}"
+    answer = post(client, sns.notification(bounce("notification", [BOB]), cert_url=cert_url))
+
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "untrusted_url"
+    assert "now leads to 127.0.0.1" in answer.json()["detail"]
+    assert rebinding_dns == [PUBLIC_ADDRESS, "127.0.0.1"]
     assert sns.server.log == []
     assert nothing_stored()
 

@@ -29,9 +29,11 @@ from config.outbound import (
     OutboundAddressError,
     UnresolvedHostError,
     check_url,
+    connections_limited_to,
     pinned_session,
     refusal,
 )
+from tests.conftest import PUBLIC_ADDRESS, REBINDING_HOST
 
 REFUSED = [
     ("127.0.0.1", "a loopback address"),
@@ -246,3 +248,35 @@ def test_over_tls_a_certificate_for_another_name_is_refused(tmp_path: Path) -> N
         pytest.raises(requests.exceptions.SSLError),
     ):
         pinned_session().get(f"https://localhost:{port}/", verify=str(cert), timeout=5)
+
+
+def test_a_socket_limited_to_a_target_reaches_its_checked_address(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = httpserver.url_for("/hook")
+    with override_settings(OUTBOUND_ALLOWED_HOSTS=["127.0.0.1"]):
+        target = check_url(url)
+    with connections_limited_to(target):
+        assert requests.get(url, timeout=5).text == "ok"
+
+
+def test_a_socket_limited_to_a_target_cannot_follow_a_dns_change(
+    httpserver: HTTPServer, rebinding_dns: list[str]
+) -> None:
+    # The check sees a public address; the client's own lookup then answers 127.0.0.1.
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = f"http://{REBINDING_HOST}:{httpserver.port}/hook"
+    with override_settings(OUTBOUND_ALLOWED_HOSTS=[]):
+        target = check_url(url, field="webhook_url")
+    assert target.addresses == (PUBLIC_ADDRESS,)
+    with (
+        connections_limited_to(target, field="webhook_url"),
+        pytest.raises(OutboundAddressError, match=r"now leads to 127\.0\.0\.1") as raised,
+    ):
+        requests.get(url, timeout=5)
+    assert raised.value.field == "webhook_url"
+    assert rebinding_dns == [PUBLIC_ADDRESS, "127.0.0.1"]
+    assert httpserver.log == []
+    # Outside the block the same socket calls are not limited.
+    assert requests.get(httpserver.url_for("/hook"), timeout=5).text == "ok"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -13,6 +14,7 @@ from channels.backends.base import UncertainPolicy
 from channels.backends.slack import SlackBackend
 from tests.channels.backends.conftest import PeerMove, RawPeer, delayed, request_body, wait_for_log
 from tests.channels.logs import production_logs
+from tests.conftest import PUBLIC_ADDRESS, REBINDING_HOST
 from tests.fixtures import provider_json
 
 TOKEN = "xoxb-1111111111-2222222222222-AbCdEfGhIjKlMnOpQrStUvWx"
@@ -332,3 +334,24 @@ def test_check_of_an_incoming_webhook_posts_nothing_visible(httpserver: HTTPServ
         backend.check()
     [(request, _), _] = httpserver.log
     assert json.loads(request.get_data()) == {"text": ""}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_slack_host_whose_dns_changes_after_the_check_is_not_reached(
+    httpserver: HTTPServer, rebinding_dns: list[str], settings: Any, mode: str
+) -> None:
+    # slack-sdk resolves the name itself: its socket may still reach only the checked address.
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    httpserver.expect_request(peer_path(mode)).respond_with_json({"ok": True, "ts": "1.2"})
+    backend = slack_at(mode, lambda path: f"http://{REBINDING_HOST}:{httpserver.port}{path}")
+
+    [outcome] = backend.send([message()])
+
+    assert outcome.status == OutcomeStatus.PERMANENT
+    assert "now leads to 127.0.0.1" in outcome.error
+    assert rebinding_dns == [PUBLIC_ADDRESS, "127.0.0.1"]
+    assert httpserver.log == []
+    # By now the name itself resolves to the loopback address: the check refuses it.
+    with pytest.raises(BackendError, match=r"\(127\.0\.0\.1\) is a loopback address"):
+        backend.check()
+    assert httpserver.log == []
