@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -165,15 +166,21 @@ def delete_draft(publication: Publication, *, by: Actor | None) -> None:
 def restore_version(publication: Publication, version: Any, *, by: Actor | None) -> Any:
     """Make ``version``'s title, summary, body, language and topics current, as a new version.
 
-    History is never rewritten: the restored state is appended. Topics deleted since are left
-    out; when none remain the restore fails on the topics field. Returns the new version.
+    History is never rewritten: the restored state is appended. Topics deleted since, and
+    topics archived since that the publication no longer has, are left out; when none remain
+    the restore fails on the topics field. Returns the new version.
     """
     if version.id != publication.pk:
         raise InvalidPublicationError(
             [FieldProblem("version", "invalid", "That version belongs to another publication.")]
         )
     topic_ids = list(version.topics.values_list("topic_id", flat=True))
-    topics = list(Topic.objects.filter(pk__in=topic_ids))
+    # Archived topics come back only when the publication still has them.
+    topics = list(
+        Topic.objects.filter(pk__in=topic_ids)
+        .filter(Q(archived_at__isnull=True) | Q(publications=publication))
+        .distinct()
+    )
     number = version_number(version)
     data = PublicationInput(
         title=version.title,

@@ -92,13 +92,17 @@ def check_publication_input(
         )
     if data.language not in {code for code, _ in settings.LANGUAGES}:
         problem("language", "invalid", f"Unknown language {data.language!r}.")
-    topics = _resolve_topics(data.topics, problem)
+    topics = _resolve_topics(data.topics, problem, instance=instance)
     if problems:
         raise InvalidPublicationError(problems)
     return topics
 
 
-def _resolve_topics(refs: Sequence[TopicRef], problem: Any) -> list[Topic]:
+def _resolve_topics(
+    refs: Sequence[TopicRef], problem: Any, *, instance: Publication | None = None
+) -> list[Topic]:
+    """The topics ``refs`` name. An archived topic is offered to nobody: a publication may keep
+    one it already had, never gain one."""
     unique_refs = list(dict.fromkeys(refs))
     if len(unique_refs) < MIN_TOPICS:
         problem("topics", "required", f"Choose at least {MIN_TOPICS} topic.")
@@ -122,6 +126,22 @@ def _resolve_topics(refs: Sequence[TopicRef], problem: Any) -> list[Topic]:
         problem("topics", "unknown_topic", f"Unknown topic: {names}.")
         return []
     topics = {topic.pk: topic for topic in [*objects, *found.values(), *found_ids.values()]}
+    kept: set[int] = set()
+    if instance is not None and instance.pk is not None:
+        kept = set(instance.topics.values_list("pk", flat=True))
+    archived = [
+        topic.slug
+        for topic in Topic.objects.filter(pk__in=list(topics), archived_at__isnull=False)
+        if topic.pk not in kept
+    ]
+    if archived:
+        problem(
+            "topics",
+            "archived_topic",
+            f"Archived topic: {', '.join(sorted(archived))}. Unarchive it first, or choose "
+            "another.",
+        )
+        return []
     return list(topics.values())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import django_filters
@@ -31,7 +31,7 @@ from config.api.schema import WRITE_ERRORS, document
 from config.api.views import ApiViewMixin
 from publishing.models import ApiScope, Topic
 from subscribers import services
-from subscribers.forms import NAME_MAX_LENGTH, public_topics, valid_timezone
+from subscribers.forms import MAX_PAUSE_DAYS, NAME_MAX_LENGTH, public_topics, valid_timezone
 from subscribers.limits import signup_retry_after
 from subscribers.models import EMAIL_MAX_LENGTH, Subscriber, Subscription
 from subscribers.queries import frequency_of
@@ -57,6 +57,20 @@ class SubscribeSerializer(serializers.Serializer[dict[str, Any]]):
         default="api",
         help_text="Which consent wording your form showed (kept in the consent log).",
     )
+
+    def validate_paused_until(self, value: date | None) -> date | None:
+        """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
+        if value is None:
+            return None
+        today = timezone.localdate()
+        if value <= today:
+            raise serializers.ValidationError(f"Choose a date after today ({today.isoformat()}).")
+        if value > today + timedelta(days=MAX_PAUSE_DAYS):
+            raise serializers.ValidationError(
+                f"A pause can last at most {MAX_PAUSE_DAYS} days (until "
+                f"{(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})."
+            )
+        return value
 
     def validate_timezone(self, value: str) -> str:
         if not valid_timezone(value):
@@ -212,6 +226,20 @@ class SubscriberCreateSerializer(serializers.Serializer[dict[str, Any]]):
         "as active (no confirmation email); without it a double opt-in starts.",
     )
 
+    def validate_paused_until(self, value: date | None) -> date | None:
+        """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
+        if value is None:
+            return None
+        today = timezone.localdate()
+        if value <= today:
+            raise serializers.ValidationError(f"Choose a date after today ({today.isoformat()}).")
+        if value > today + timedelta(days=MAX_PAUSE_DAYS):
+            raise serializers.ValidationError(
+                f"A pause can last at most {MAX_PAUSE_DAYS} days (until "
+                f"{(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})."
+            )
+        return value
+
     def validate_timezone(self, value: str) -> str:
         if not valid_timezone(value):
             raise serializers.ValidationError("Not an IANA time zone name (e.g. Europe/Paris).")
@@ -234,6 +262,20 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
     locale = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
     timezone = serializers.CharField(max_length=64, required=False)
+
+    def validate_paused_until(self, value: date | None) -> date | None:
+        """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
+        if value is None:
+            return None
+        today = timezone.localdate()
+        if value <= today:
+            raise serializers.ValidationError(f"Choose a date after today ({today.isoformat()}).")
+        if value > today + timedelta(days=MAX_PAUSE_DAYS):
+            raise serializers.ValidationError(
+                f"A pause can last at most {MAX_PAUSE_DAYS} days (until "
+                f"{(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})."
+            )
+        return value
 
     def validate_timezone(self, value: str) -> str:
         if not valid_timezone(value):

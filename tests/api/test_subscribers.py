@@ -141,6 +141,39 @@ def test_a_subscriber_shows_the_frequency_and_pause_it_was_given(api: ApiClient,
     assert subscription.paused_until.isoformat() == resume
 
 
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (0, "Choose a date after today"),
+        (-3, "Choose a date after today"),
+        (367, "A pause can last at most 366 days"),
+        (36500, "A pause can last at most 366 days"),
+    ],
+)
+def test_a_pause_has_the_preference_centers_bounds(
+    api: ApiClient, news: Any, days: int, message: str
+) -> None:
+    jane = SubscriberFactory.create()
+    SubscriptionFactory.create(subscriber=jane, topic=news, frequency="weekly")
+    until = (timezone.localdate() + timedelta(days=days)).isoformat()
+
+    answer = api.patch(
+        f"/api/v1/subscribers/{jane.pk}/", {"frequency": "paused", "paused_until": until}
+    )
+
+    assert answer.status_code == 400
+    [error] = answer.json()["errors"]
+    assert error["field"] == "paused_until"
+    assert error["message"].startswith(message)
+    subscription = Subscription.objects.get(subscriber=jane)
+    assert (subscription.frequency, subscription.paused_until) == ("weekly", None)
+    last = (timezone.localdate() + timedelta(days=366)).isoformat()
+    longest = api.patch(
+        f"/api/v1/subscribers/{jane.pk}/", {"frequency": "paused", "paused_until": last}
+    )
+    assert longest.json()["paused_until"] == last
+
+
 def test_unsubscribe_suppresses_and_erase_keeps_only_the_hash(api: ApiClient) -> None:
     jane = SubscriberFactory.create(email="jane@example.com")
     response = api.post(f"/api/v1/subscribers/{jane.pk}/unsubscribe/")

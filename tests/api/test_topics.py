@@ -173,3 +173,31 @@ def test_an_archived_topic_takes_no_new_subscribers_but_keeps_its_own(api: ApiCl
     assert list(Subscription.objects.filter(subscriber=other).values_list("topic", flat=True)) == [
         news.pk
     ]
+
+
+def test_an_archived_topic_takes_no_new_publication_but_keeps_its_own(api: ApiClient) -> None:
+    archived = TopicFactory.create(slug="security", name="Security")
+    news = TopicFactory.create(slug="news", name="News")
+    kept = PublicationFactory.create(slug="kept", topics=[archived])
+    assert api.post(f"/api/v1/topics/{archived.pk}/archive/").status_code == 200
+    body = {"title": "New", "slug": "new", "body": "Text.", "topics": ["security", "news"]}
+
+    refused = api.post("/api/v1/publications/", body)
+
+    assert refused.status_code == 400
+    [error] = refused.json()["errors"]
+    assert error["field"] == "topics"
+    assert error["message"].startswith("Archived topic: security.")
+    assert not kept.__class__.objects.filter(slug="new").exists()
+    # A publication that already had the topic keeps it through an edit...
+    edit = {"title": "Kept", "slug": "kept", "body": "Edited.", "topics": ["security", "news"]}
+    assert api.put(f"/api/v1/publications/{kept.pk}/", edit).status_code == 200
+    assert set(kept.topics.values_list("slug", flat=True)) == {"security", "news"}
+    # ...but one that did not have it cannot gain it.
+    other = PublicationFactory.create(slug="other", topics=[news])
+    gained = api.put(
+        f"/api/v1/publications/{other.pk}/",
+        {"title": "Other", "slug": "other", "body": "Text.", "topics": ["security"]},
+    )
+    assert gained.status_code == 400
+    assert list(other.topics.values_list("slug", flat=True)) == ["news"]

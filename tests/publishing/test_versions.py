@@ -108,3 +108,25 @@ def test_a_version_of_another_publication_cannot_be_restored(
 
     assert caught.value.field == "version"
     assert draft.history.count() == 1
+
+
+def test_restoring_leaves_out_a_topic_archived_since_unless_the_publication_still_has_it(
+    alice: User,
+) -> None:
+    archived = TopicFactory.create(name="Old", slug="old")
+    kept = TopicFactory.create(name="Kept", slug="kept")
+    publication = make_publication(by=alice, topics=[archived, kept])
+    first = publication.history.earliest("history_id")
+    _edit(publication, alice, topics=[kept])
+    Topic.objects.filter(pk=archived.pk).update(archived_at="2026-01-01T00:00Z")
+
+    services.restore_version(publication, first, by=alice)
+    assert list(publication.topics.values_list("slug", flat=True)) == ["kept"]
+
+    # Still on the publication: an archived topic stays through a restore and an edit.
+    publication.topics.add(archived)
+    services.restore_version(publication, first, by=alice)
+    _edit(publication, alice, body="Edited.")
+    assert set(publication.topics.values_list("slug", flat=True)) == {"old", "kept"}
+    with pytest.raises(InvalidPublicationError, match="Archived topic: old"):
+        _edit(make_publication(by=alice, topics=[kept], slug="other"), alice, topics=[archived])
