@@ -68,6 +68,7 @@ class ChannelAdminForm(_ModelForm):
             "rate_limit_per_second",
             "batch_size",
             "uncertain_policy",
+            "tracking",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -219,6 +220,7 @@ class ChannelAdmin(_ModelAdmin):
             "rate_limit_per_second",
             "batch_size",
             "uncertain_policy",
+            "tracking",
         ]
         if obj is not None:
             general.insert(1, "kind")

@@ -59,6 +59,7 @@ class ChannelSerializer(serializers.ModelSerializer[Channel]):
             "rate_limit_per_second",
             "batch_size",
             "uncertain_policy",
+            "tracking",
             "circuit_state",
             "last_error",
             "last_error_at",
@@ -117,6 +118,12 @@ class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
         "or a timeout after sending): resend (at least once) or skip (at most once; an operator "
         "may re-queue it). Empty: the kind's default, resend for email and webhooks, skip for "
         "Slack and Discord.",
+    )
+    tracking = serializers.BooleanField(
+        default=False,
+        help_text="Track opens and clicks: an open pixel and click redirects in email, click "
+        "redirects in Slack and Discord posts (docs/analytics.md). Subscribers who opt out in "
+        "their preferences get untracked mail.",
     )
     config = serializers.DictField(
         child=SettingValueField(), default=dict, validators=[_bounded_dict]
@@ -249,6 +256,7 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
             rate_limit_per_second=data["rate_limit_per_second"],
             batch_size=data["batch_size"],
             uncertain_policy=data["uncertain_policy"],
+            tracking=data["tracking"],
         )
         self._save(channel, data, {**data["config"], **data["secrets"]})
         response = self._detail(channel, status.HTTP_201_CREATED)
@@ -274,6 +282,7 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
             "rate_limit_per_second",
             "batch_size",
             "uncertain_policy",
+            "tracking",
         )
         for field in fields:
             if field in data:

@@ -17,3 +17,7 @@ class ChannelsConfig(AppConfig):
         from channels.digests import forget_digests
 
         subscriber_erased.connect(forget_digests, dispatch_uid="channels.forget_digests")
+
+        from channels.tracking import forget_engagement
+
+        subscriber_erased.connect(forget_engagement, dispatch_uid="channels.forget_engagement")

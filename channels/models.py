@@ -68,6 +68,15 @@ class Channel(models.Model):
         null=True, blank=True, help_text="Messages per second across all workers; empty: no limit."
     )
     batch_size = models.PositiveIntegerField(default=100)
+    # Engagement tracking (decision 0078): off unless an administrator switches it on.
+    tracking = models.BooleanField(
+        "track opens and clicks",
+        default=False,
+        help_text=(
+            "Email: an open pixel and click redirects; Slack and Discord: click redirects. "
+            "Subscribers who opt out of tracking in their preferences get untracked mail."
+        ),
+    )
     circuit_state = models.CharField(
         max_length=20, choices=CircuitState.choices, default=CircuitState.CLOSED
     )
@@ -368,3 +377,75 @@ class SendStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of channel {self.channel_id}"
+
+
+class TrackedLink(models.Model):
+    """The links of one version's message on one surface (``email``, or a broadcast kind), in
+    order: a tracked URL names a link by its index, so the target is never read from the
+    request (no open redirect). Written once, the first time a version is prepared."""
+
+    version = models.ForeignKey(
+        "publishing.HistoricalPublication", on_delete=models.CASCADE, related_name="+"
+    )
+    surface = models.CharField(max_length=20)
+    index = models.PositiveSmallIntegerField()
+    url = models.CharField(max_length=2048)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "surface", "index"], name="trackedlink_unique_index"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.surface} link {self.index} of version {self.version_id}: {self.url}"
+
+
+class EngagementEvent(models.Model):
+    """One open (the pixel fetched) or click (a tracked link followed), appended as it happens
+    and classified later (channels.engagement): human, proxy (an open fetched by a mail
+    provider's image proxy: Apple Mail Privacy Protection, Gmail, Yahoo) or machine, with the
+    rule that decided. Nothing on the delivery row is updated per hit (decision 0078).
+
+    ``ip`` is kept only until the event is classified, then cleared.
+    """
+
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open"
+        CLICK = "click", "Click"
+
+    class Verdict(models.TextChoices):
+        PENDING = "", "Not classified yet"
+        HUMAN = "human", "Human"
+        PROXY = "proxy", "Opened (proxy)"
+        MACHINE = "machine", "Machine"
+
+    id = models.BigAutoField(primary_key=True)
+    # No database constraint: its check locks the delivery row on every hit (concurrent hits on
+    # one delivery then queue on that lock). channels.tracking.record inserts only when the
+    # delivery exists, and deleting a delivery deletes its events (Django's cascade).
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="events", db_constraint=False
+    )
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    link_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    method = models.CharField(max_length=8)
+    user_agent = models.CharField(max_length=512, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True, default="")
+    reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(verdict=""),
+                name="event_pending",
+            ),
+            models.Index(fields=["delivery", "occurred_at"], name="event_delivery_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of delivery {self.delivery_id} ({self.verdict or 'new'})"

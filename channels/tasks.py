@@ -6,7 +6,7 @@ makes a second run harmless and the sweeper replaces a task that never ran.
 
 from __future__ import annotations
 
-from channels import digests
+from channels import digests, engagement
 from channels.engine import batches, fanout, sweeper
 
 
@@ -24,3 +24,7 @@ def sweep() -> None:
 
 def send_digests() -> int:
     return digests.send_digests_for_a_while()
+
+
+def classify_engagement() -> int:
+    return engagement.classify_for_a_while()

@@ -1,5 +1,6 @@
 """/metrics (the delivery engine in the Prometheus text format, for a token or allowed
-addresses) and /hooks/ses/ (SES bounces and complaints through Amazon SNS)."""
+addresses), /hooks/ses/ (SES bounces and complaints through Amazon SNS), and the engagement
+tracking URLs /t/o/ (open pixel) and /t/c/ (click redirect), decision 0078."""
 
 from __future__ import annotations
 
@@ -9,17 +10,26 @@ import logging
 from functools import lru_cache
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from channels import sns
+from channels import sns, tracking
 from channels.exceptions import SnsMessageError
 from channels.feedback import record_ses_feedback
 from channels.metrics import DeliveryCollector
+from channels.models import EngagementEvent
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +134,47 @@ def ses_feedback(request: HttpRequest) -> JsonResponse:
             "suppressed": outcome.suppressed,
         }
     )
+
+
+#: A tracking URL is never cached: each fetch is one event (browsers and proxies must ask).
+NO_STORE = "no-store, no-cache, must-revalidate, private, max-age=0"
+INVALID_LINK = "This link is not valid: it was changed or cut short. Nothing was recorded."
+
+
+def _hit(request: HttpRequest, delivery_id: int, kind: str, index: int | None = None) -> None:
+    tracking.record(
+        delivery_id,
+        kind,
+        method=request.method or "GET",
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=tracking.client_ip(request.META),
+        link_index=index,
+    )
+
+
+@require_safe
+def tracking_open(request: HttpRequest, delivery_id: int, signature: str) -> HttpResponse:
+    """The open pixel: a 1x1 GIF; the fetch is appended as an open event (signed URLs only)."""
+    if not tracking.signer().verify(f"o:{delivery_id}", signature):
+        return HttpResponseBadRequest(INVALID_LINK, content_type="text/plain; charset=utf-8")
+    _hit(request, delivery_id, EngagementEvent.Kind.OPEN)
+    response = HttpResponse(tracking.PIXEL, content_type="image/gif")
+    response["Cache-Control"] = NO_STORE
+    return response
+
+
+@require_safe
+def tracking_click(
+    request: HttpRequest, delivery_id: int, index: int, signature: str
+) -> HttpResponse:
+    """A tracked link: 302 to link ``index`` of the delivery's message, read from the version's
+    stored links (never from the request); 400 when the signature or the index is wrong."""
+    if not tracking.signer().verify(f"c:{delivery_id}:{index}", signature):
+        return HttpResponseBadRequest(INVALID_LINK, content_type="text/plain; charset=utf-8")
+    target = tracking.link_target(delivery_id, index)
+    if target is None:
+        return HttpResponseBadRequest(INVALID_LINK, content_type="text/plain; charset=utf-8")
+    _hit(request, delivery_id, EngagementEvent.Kind.CLICK, index)
+    response = HttpResponseRedirect(target)
+    response["Cache-Control"] = NO_STORE
+    return response

@@ -76,6 +76,9 @@ class Subscriber(models.Model):
     locale = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # Engagement tracking (decision 0078): opted out, this subscriber's mail has no open pixel
+    # and no click redirects, whatever the channel says.
+    tracking_opt_out = models.BooleanField("no open or click tracking", default=False)
     email_format = models.CharField(
         max_length=10, choices=EmailFormat.choices, default=EmailFormat.HTML
     )

@@ -444,7 +444,12 @@ def erase_subscriber(subscriber: Subscriber, origin: Origin) -> str:
         ConsentEvent.objects.filter(email_hash=hashed).delete()
         Subscription.history.filter(subscriber_id=subscriber_id).delete()
         Subscriber.history.filter(id=subscriber_id).delete()
-        subscriber_erased.send(sender=Subscriber, email=subscriber.email, email_hash=hashed)
+        subscriber_erased.send(
+            sender=Subscriber,
+            email=subscriber.email,
+            email_hash=hashed,
+            subscriber_id=subscriber_id,
+        )
         subscriber.delete()
         # The delete above wrote "deleted" history rows holding the address: remove them too.
         Subscription.history.filter(subscriber_id=subscriber_id).delete()

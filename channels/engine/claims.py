@@ -27,6 +27,7 @@ class ClaimedSubscriber:
     name: str
     token_key: Any
     email_format: str
+    tracking_opt_out: bool = False
 
 
 @dataclass(slots=True)
@@ -87,6 +88,7 @@ SUBSCRIBER_COLUMNS = (
     "subscriber__name",
     "subscriber__token_key",
     "subscriber__email_format",
+    "subscriber__tracking_opt_out",
 )
 
 

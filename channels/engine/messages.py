@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
 from django.conf import settings
 
+from channels import tracking
 from channels.backends.base import (
     Message,
     Outcome,
@@ -19,9 +21,16 @@ from channels.backends.base import (
 from channels.engine.claims import ClaimedRow
 from channels.engine.mime import PreparedEmail
 from channels.models import Channel, Delivery
+from channels.tracking import store_links
 from config.mail import message_id_domain
 from publishing.models import Publication
-from publishing.rendering import EmailTemplate, render_email, render_for_kind
+from publishing.rendering import (
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    EmailTemplate,
+    render_email,
+    render_for_kind,
+)
 from subscribers.models import Subscriber, Suppression, email_hash
 from subscribers.tokens import (
     SubscriberLinks,
@@ -59,12 +68,32 @@ def load_versions(rows: Sequence[ClaimedRow]) -> dict[int, Any]:
     return {version.history_id: version for version in versions}
 
 
-def _email_template(version: Any, from_email: str) -> PreparedEmail:
-    key = ("email", version.history_id, version.history_date, from_email)
-    prepared: PreparedEmail = _cached(
-        key, lambda: PreparedEmail.prepare(render_email(version), from_email)
-    )
+def _email_template(version: Any, from_email: str, tracked: bool = False) -> PreparedEmail:
+    """The version's email prepared once per process; ``tracked``: with its links rewritten
+    to click placeholders and the open pixel (the links are stored once, in order)."""
+
+    def build() -> PreparedEmail:
+        template = render_email(version)
+        if not tracked:
+            return PreparedEmail.prepare(template, from_email)
+        template, links = tracked_email(template)
+        store_links(version.history_id, tracking.EMAIL, links)
+        return PreparedEmail.prepare(template, from_email, link_count=len(links))
+
+    key = ("email", version.history_id, version.history_date, from_email, tracked)
+    prepared: PreparedEmail = _cached(key, build)
     return prepared
+
+
+def tracked_email(template: EmailTemplate) -> tuple[EmailTemplate, tuple[str, ...]]:
+    """``template`` with its http(s) links as click placeholders and the open pixel added; the
+    preference and unsubscribe links stay as they are (never tracked)."""
+    keep = (PREFERENCES_URL, UNSUBSCRIBE_URL)
+    tracked = tracking.track_html(template.html, keep=keep)
+    anonymous = template.anonymous_html
+    if anonymous is not None:
+        anonymous = tracking.track_html(anonymous, keep=keep).html
+    return replace(template, html=tracked.html, anonymous_html=anonymous), tracked.links
 
 
 def _broadcast_payload(version: Any, kind: str) -> dict[str, Any]:
@@ -75,6 +104,22 @@ def _broadcast_payload(version: Any, kind: str) -> dict[str, Any]:
         return payload
 
     result: dict[str, Any] = _cached((kind, version.history_id, version.history_date), build)
+    return result
+
+
+def _tracked_broadcast(
+    row: ClaimedRow, version: Any, kind: str, sign: tracking.TrackingSigner
+) -> dict[str, Any]:
+    """A broadcast payload whose URLs are click URLs of this delivery; the version's links on
+    this surface are stored the first time (the same for every delivery of the version)."""
+    payload, links = tracking.track_payload(_broadcast_payload(version, kind), row.pk, sign)
+
+    def stored() -> bool:
+        store_links(version.history_id, kind, links)
+        return True
+
+    _cached(("links", kind, version.history_id, version.history_date), stored)
+    result: dict[str, Any] = payload
     return result
 
 
@@ -91,11 +136,20 @@ def _subscriber_message(
     date: str,
     links: SubscriberLinks,
     domain: str,
+    sign: tracking.TrackingSigner | None = None,
 ) -> Message | None:
+    """``sign`` is given when the channel tracks: the subscriber's mail is tracked unless they
+    opted out."""
     subscriber = row.subscriber
     if subscriber is None or not _reachable(row) or version is None:
         return None
-    prepared = _email_template(version, from_email)
+    tracked = sign is not None and not subscriber.tracking_opt_out
+    prepared = _email_template(version, from_email, tracked)
+    values = (
+        tracking.tracking_values(row.pk, prepared.link_count, sign)
+        if tracked and sign is not None
+        else None
+    )
     preferences, unsubscribe, list_headers = links.for_subscriber(
         subscriber.pk, subscriber.token_key
     )
@@ -110,6 +164,7 @@ def _subscriber_message(
         unsubscribe_url=unsubscribe,
         headers=headers,
         with_html=subscriber.email_format == Subscriber.EmailFormat.HTML,
+        tracking=values,
     )
     # Email backends send ``raw``; the body is not repeated as text and html strings.
     return Message(
@@ -143,6 +198,7 @@ def build_messages(
         )
     versions = load_versions(rows)
     links = SubscriberLinks.build()
+    sign = tracking.signer() if channel.tracking else None
     domain = message_id_domain()
     messages: list[Message] = []
     cancelled: list[ClaimedRow] = []
@@ -152,9 +208,13 @@ def build_messages(
         message: Message | None = None
         try:
             if row.kind == Delivery.Kind.SUBSCRIBER:
-                message = _subscriber_message(row, version, from_email, date, links, domain)
+                message = _subscriber_message(row, version, from_email, date, links, domain, sign)
             elif row.kind == Delivery.Kind.BROADCAST and version is not None:
-                payload = _broadcast_payload(version, channel.kind)
+                payload = (
+                    _tracked_broadcast(row, version, channel.kind, sign)
+                    if sign is not None and channel.kind in tracking.CLICK_TRACKED_BROADCASTS
+                    else _broadcast_payload(version, channel.kind)
+                )
                 message = Message(delivery_id=row.pk, payload=payload)
             elif (
                 row.kind == Delivery.Kind.TRANSACTIONAL

@@ -60,7 +60,11 @@ def encode_body(text: str) -> tuple[bytes, bytes]:
 
 #: A personal value longer than this (encoded) is built the slow, always-correct way.
 MAX_VALUE_OCTETS = 300
-_PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
+#: The template's own placeholders, and a tracked template's open pixel and numbered click
+#: links (channels.tracking); author content never holds one (neutralise_placeholders).
+_PLACEHOLDER = re.compile(
+    "(" + "|".join([*(re.escape(p) for p in PLACEHOLDERS), r"\[\[\[(?:open|click:\d+)\]\]\]"]) + ")"
+)
 
 
 def _qp(data: bytes, *, istext: bool) -> bytes:
@@ -129,11 +133,16 @@ class PreparedEmail:
     #: The parts greeting a subscriber without a name ("Hello," not "Hello ,").
     anonymous_text_part: EncodedPart
     anonymous_html_part: EncodedPart
+    #: A tracked template's number of click placeholders (channels.tracking); 0 untracked.
+    link_count: int = 0
 
     @classmethod
-    def prepare(cls, template: EmailTemplate, from_email: str) -> PreparedEmail:
+    def prepare(
+        cls, template: EmailTemplate, from_email: str, *, link_count: int = 0
+    ) -> PreparedEmail:
         anonymous_html, anonymous_text = template.variant("")
         return cls(
+            link_count=link_count,
             template=template,
             from_header=encode_address(from_email),
             subject_header=encode_header_value(template.subject),
@@ -145,10 +154,19 @@ class PreparedEmail:
         )
 
     def _parts(
-        self, name: str, preferences_url: str, unsubscribe_url: str
+        self,
+        name: str,
+        preferences_url: str,
+        unsubscribe_url: str,
+        extra: Mapping[str, str],
     ) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
         name = name.strip()
-        values = {NAME: name, PREFERENCES_URL: preferences_url, UNSUBSCRIBE_URL: unsubscribe_url}
+        values = {
+            NAME: name,
+            PREFERENCES_URL: preferences_url,
+            UNSUBSCRIBE_URL: unsubscribe_url,
+            **extra,
+        }
         text_part, html_part = (
             (self.text_part, self.html_part)
             if name
@@ -162,6 +180,9 @@ class PreparedEmail:
         html_str, text_str = self.template.personalize(
             name=name, preferences_url=preferences_url, unsubscribe_url=unsubscribe_url
         )
+        for placeholder, value in extra.items():
+            html_str = html_str.replace(placeholder, html_lib.escape(value))
+            text_str = text_str.replace(placeholder, value)
         return encode_body(text_str), encode_body(html_str)
 
     def build(
@@ -175,14 +196,16 @@ class PreparedEmail:
         unsubscribe_url: str,
         headers: Mapping[str, str],
         with_html: bool = True,
+        tracking: Mapping[str, str] | None = None,
     ) -> bytes:
         """Return the MIME bytes for one recipient.
 
         ``message_id`` is the bare id (without angle brackets); ``headers`` are extra header
-        lines (List-Unsubscribe, X-Delivery-ID), whose values must be ASCII.
+        lines (List-Unsubscribe, X-Delivery-ID), whose values must be ASCII. ``tracking``
+        fills a tracked template's open and click placeholders (channels.tracking).
         """
         (text_encoding, text_body), (html_encoding, html_body) = self._parts(
-            name, preferences_url, unsubscribe_url
+            name, preferences_url, unsubscribe_url, tracking or {}
         )
         lines = [
             b"From: " + self.from_header,

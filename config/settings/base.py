@@ -418,3 +418,29 @@ if _digest_weekday not in WEEKDAYS:
     )
 #: Day weekly digests go out, as datetime.weekday() counts it (0 is Monday).
 DIGEST_WEEKDAY: int = WEEKDAYS.index(_digest_weekday)
+
+# --- Engagement tracking (decision 0078, docs/analytics.md) ----------------------------------
+#: A hit sooner than this after its message was sent is a machine's (security scanners and
+#: prefetchers fetch as soon as the message lands).
+ENGAGEMENT_TOO_SOON_SECONDS: int = env.int("ENGAGEMENT_TOO_SOON_SECONDS", default=5)
+#: Clicks on this many different links of one message within ENGAGEMENT_BURST_SECONDS of each
+#: other are a machine's (a scanner follows every link at once; a reader does not).
+ENGAGEMENT_BURST_LINKS: int = env.int("ENGAGEMENT_BURST_LINKS", default=3)
+ENGAGEMENT_BURST_SECONDS: int = env.int("ENGAGEMENT_BURST_SECONDS", default=2)
+#: Networks of known link scanners (comma-separated CIDR): a click from one of them on a
+#: message never opened is a machine's. Default: Microsoft Exchange Online Protection's
+#: published ranges and Googlebot's.
+ENGAGEMENT_SCANNER_NETWORKS: list[str] = env.list(
+    "ENGAGEMENT_SCANNER_NETWORKS",
+    default=[
+        "40.92.0.0/15",
+        "40.107.0.0/16",
+        "52.100.0.0/14",
+        "104.47.0.0/17",
+        "2a01:111:f400::/48",
+        "2a01:111:f403::/48",
+        "66.249.64.0/19",
+    ],
+)
+#: Events are classified once they are this old, so a burst is judged whole.
+ENGAGEMENT_SETTLE_SECONDS: int = env.int("ENGAGEMENT_SETTLE_SECONDS", default=30)

@@ -195,3 +195,17 @@ def test_only_an_email_channel_can_be_the_default_email_channel(api: ApiClient) 
     assert response.status_code == 400
     assert [error["field"] for error in response.json()["errors"]] == ["is_default_email"]
     assert not Channel.objects.exists()
+
+
+def test_tracking_is_off_by_default_and_switched_through_the_api(api: ApiClient) -> None:
+    created = api.post("/api/v1/channels/", webhook())
+    assert created.json()["tracking"] is False
+    url = f"/api/v1/channels/{created.json()['id']}/"
+    switched = api.patch(url, {"tracking": True})
+    assert switched.status_code == 200
+    assert switched.json()["tracking"] is True
+    assert Channel.objects.get().tracking is True
+    refused = api.patch(url, {"tracking": "sometimes"})
+    assert refused.status_code == 400
+    assert [error["field"] for error in refused.json()["errors"]] == ["tracking"]
+    assert Channel.objects.get().tracking is True

@@ -1,0 +1,1 @@
+"""A site for bench/tracking.py only: production settings plus a bare pixel view. Never deployed."""
