@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from ua_parser import parse
 
+from channels import analytics
 from channels.models import EngagementEvent
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ def classify_pending(now: datetime | None = None, limit: int = 2000) -> int:
 
     The events are locked (SKIP LOCKED), so two workers never judge the same one; the
     delivery's other events are read in one query; verdicts are written in one UPDATE per
-    verdict and reason, with the address cleared.
+    verdict and reason, with the address cleared, and folded into the aggregates
+    (channels.analytics) in the same transaction.
     """
     now = now or timezone.now()
     settled = now - timedelta(seconds=settings.ENGAGEMENT_SETTLE_SECONDS)
@@ -209,6 +211,18 @@ def classify_pending(now: datetime | None = None, limit: int = 2000) -> int:
             EngagementEvent.objects.filter(pk__in=pks).update(
                 verdict=verdict.verdict, reason=verdict.reason, ip=None
             )
+        analytics.tally(
+            [
+                analytics.Judged(
+                    event.delivery_id,
+                    event.kind,
+                    event.link_index,
+                    event.occurred_at,
+                    verdicts[event.pk].verdict,
+                )
+                for event in pending
+            ]
+        )
     return len(pending)
 
 

@@ -449,3 +449,47 @@ class EngagementEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of delivery {self.delivery_id} ({self.verdict or 'new'})"
+
+
+class DeliveryEngagement(models.Model):
+    """What a delivery's classified events amount to, kept by the classifier as it judges them
+    (channels.analytics): whether and when a person first opened or clicked, whether a proxy
+    fetched it, and the counts. One row per engaged delivery, so a publication's funnel is an
+    aggregate over its engaged deliveries, never over its events."""
+
+    delivery = models.OneToOneField(
+        Delivery, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
+    )
+    publication_id = models.BigIntegerField(db_index=True)
+    first_human_open_at = models.DateTimeField(null=True, blank=True)
+    first_human_click_at = models.DateTimeField(null=True, blank=True)
+    first_proxy_open_at = models.DateTimeField(null=True, blank=True)
+    human_opens = models.PositiveIntegerField(default=0)
+    human_clicks = models.PositiveIntegerField(default=0)
+    proxy_opens = models.PositiveIntegerField(default=0)
+    machine_opens = models.PositiveIntegerField(default=0)
+    machine_clicks = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Engagement of delivery {self.delivery_id}"
+
+
+class EngagementCounter(models.Model):
+    """A publication's running count of one thing (clicks on one link, opens in one hour after
+    sending...), incremented by the classifier: the analytics page reads a few rows, whatever
+    the number of events (channels.analytics)."""
+
+    publication_id = models.BigIntegerField()
+    metric = models.CharField(max_length=40)
+    key = models.CharField(max_length=40, blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["publication_id", "metric", "key"], name="engagementcounter_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}[{self.key}] of publication {self.publication_id}: {self.count}"

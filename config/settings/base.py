@@ -444,3 +444,6 @@ ENGAGEMENT_SCANNER_NETWORKS: list[str] = env.list(
 )
 #: Events are classified once they are this old, so a burst is judged whole.
 ENGAGEMENT_SETTLE_SECONDS: int = env.int("ENGAGEMENT_SETTLE_SECONDS", default=30)
+#: A recipient who unsubscribes within this many days of a publication's first send counts as
+#: "unsubscribed after it" in its funnel.
+ANALYTICS_UNSUBSCRIBE_DAYS: int = env.int("ANALYTICS_UNSUBSCRIBE_DAYS", default=7)

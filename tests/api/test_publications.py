@@ -312,3 +312,52 @@ def test_an_absurd_page_number_is_a_404_not_a_database_error(api: ApiClient) -> 
     assert response["Content-Type"] == "application/problem+json"
     assert api.get("/api/v1/publications/", {"page": "2"}).status_code == 404
     assert api.get("/api/v1/publications/", {"page": "1"}).json()["count"] == 1
+
+
+def test_stats_carry_the_engagement_funnel_links_and_hours(api: ApiClient) -> None:
+    from datetime import timedelta
+
+    from channels import engagement, tracking
+    from channels.models import EngagementEvent
+
+    publication = PublicationFactory.create(slug="engaged", status="published")
+    dispatch = DispatchFactory.create(publication=publication)
+    reader, scanned = (
+        DeliveryFactory.create(dispatch=dispatch, status="sent", sent_at=dispatch.created_at)
+        for _ in range(2)
+    )
+    tracking.store_links(dispatch.version_id, "email", ["https://example.org/a"])
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15"
+    for delivery, kind, user_agent in (
+        (reader, "open", browser),
+        (reader, "click", browser),
+        (scanned, "click", "python-requests/2.31.0"),
+    ):
+        EngagementEvent.objects.create(
+            delivery=delivery,
+            kind=kind,
+            link_index=0 if kind == "click" else None,
+            occurred_at=dispatch.created_at + timedelta(hours=3),
+            method="GET",
+            user_agent=user_agent,
+        )
+    engagement.classify_pending(now=dispatch.created_at + timedelta(days=1))
+
+    body = api.get(f"/api/v1/publications/{publication.pk}/stats/").json()
+
+    funnel = body["funnel"]
+    assert (funnel["targeted"], funnel["sent"], funnel["delivered"]) == (2, 2, 2)
+    assert (funnel["opened_human"], funnel["clicked_human"], funnel["machine_clicks"]) == (1, 1, 1)
+    assert body["rates"]["opened_human"] == 0.5
+    assert body["links"] == [
+        {
+            "url": "https://example.org/a",
+            "surface": "email",
+            "position": 0,
+            "version": dispatch.version_id,
+            "human": 1,
+            "machine": 1,
+        }
+    ]
+    assert body["hours"]["clicks_human"][3] == 1
+    assert len(body["hours"]["opens_human"]) == 72
