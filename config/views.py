@@ -12,13 +12,12 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from publishing.models import Publication, Topic
 from publishing.views import PAGE_SIZE
-from subscribers.forms import SignupForm
 
 logger = logging.getLogger(__name__)
 
@@ -27,18 +26,13 @@ logger = logging.getLogger(__name__)
 def home(request: HttpRequest) -> HttpResponse:
     """`/`: the archive's latest publications beside the sign-up form.
 
-    The form posts to the sign-up page (subscribers:signup), which answers errors on its own
-    page and success with the "check your email" page. Not cached by shared caches: the form
-    carries a CSRF token (Django adds Vary: Cookie).
+    The form (``{% subscribe_box %}``, subscribers' template tag) posts to the sign-up page
+    (subscribers:signup), which answers errors on its own page and success with the "check
+    your email" page. Not cached by shared caches: the form carries a CSRF token (Django adds
+    Vary: Cookie).
     """
     page = Paginator(Publication.objects.in_archive(), PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {
-        "page": page,
-        "topics": Topic.objects.offered(),
-        "form": SignupForm(),
-        "language": translation.get_language() or settings.LANGUAGE_CODE,
-        "site_name": settings.SITE_NAME,
-    }
+    context = {"page": page, "topics": Topic.objects.offered()}
     return render(request, "home.html", context)
 
 

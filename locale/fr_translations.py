@@ -161,6 +161,68 @@ FR: dict[str, str | tuple[str, str]] = {
     "You are unsubscribed": "Vous êtes désabonné·e",
     "We will not email you any more.": "Nous ne vous écrirons plus.",
     "Changed your mind? Manage your preferences": "Changé d’avis ? Gérez vos préférences",
+    "Skip to content": "Aller au contenu",
+    "Site": "Site",
+    "Archive": "Archives",
+    "Every email has a link to unsubscribe in one click, and a link to your preferences.": (
+        "Chaque e-mail contient un lien pour se désabonner en un clic et un lien vers vos "
+        "préférences."
+    ),
+    "The latest from %(site_name)s, and a form to get it by email.": (
+        "Les dernières publications de %(site_name)s, et un formulaire pour les recevoir par "
+        "e-mail."
+    ),
+    "Latest publications": "Dernières publications",
+    "Feeds:": "Flux :",
+    "Everything %(site_name)s has published.": "Tout ce que %(site_name)s a publié.",
+    "Nothing published yet.": "Rien n’a encore été publié.",
+    "Pages": "Pages",
+    "Newer": "Plus récentes",
+    "Older": "Plus anciennes",
+    "Page %(number)s of %(count)s": "Page %(number)s sur %(count)s",
+    "All publications": "Toutes les publications",
+    "Topic": "Sujet",
+    "Please correct the following:": "Veuillez corriger ce qui suit :",
+    "Stop every email from us. You can subscribe again from this page.": (
+        "Ne plus rien recevoir de notre part. Vous pourrez vous réabonner depuis cette page."
+    ),
+    "Times are shown in your time zone, %(zone)s.": (
+        "Les heures sont indiquées dans votre fuseau horaire, %(zone)s."
+    ),
+    "%(when)s, from %(source)s": "%(when)s, depuis %(source)s",
+    "wording %(version)s": "texte %(version)s",
+    "Waiting for your confirmation": "En attente de votre confirmation",
+    "Active": "Actif",
+    "Unsubscribed": "Désabonné·e",
+    "Stopped: emails to this address bounced": (
+        "Arrêté : les e-mails à cette adresse reviennent en erreur"
+    ),
+    "Stopped: an email was reported as spam": "Arrêté : un e-mail a été signalé comme spam",
+    "Immediately": "Immédiatement",
+    "Changed preferences": "Préférences modifiées",
+    "Subscribed again": "Réabonnement",
+    "Imported with consent": "Importé avec consentement",
+    "Erased": "Effacé",
+    "An email bounced": "Un e-mail est revenu en erreur",
+    "An email was reported as spam": "Un e-mail a été signalé comme spam",
+    "the sign-up form": "le formulaire d’inscription",
+    "the website's sign-up service (API)": "le service d’inscription du site (API)",
+    "an import by the team, with your earlier consent": (
+        "un import par l’équipe, avec votre consentement antérieur"
+    ),
+    "the team": "l’équipe",
+    "on this website": "sur ce site",
+    "on this page": "sur cette page",
+    "through the website's sign-up service": "par le service d’inscription du site",
+    "by the team": "par l’équipe",
+    "with your mail program's unsubscribe button": (
+        "avec le bouton de désabonnement de votre messagerie"
+    ),
+    "on the unsubscribe page": "sur la page de désabonnement",
+    "You receive this because someone asked to subscribe this address to %(site_name)s.": (
+        "Vous recevez ce message parce que quelqu’un a demandé d’abonner cette adresse à "
+        "%(site_name)s."
+    ),
 }
 
 

@@ -10,10 +10,12 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.text import Truncator
 from django.views.decorators.http import condition, require_safe
 
 from publishing import rendering
@@ -71,14 +73,42 @@ def _detail_last_modified(request: HttpRequest, slug: str) -> datetime | None:
     return published.values_list("updated_at", flat=True).first()
 
 
+#: Open Graph descriptions longer than this are cut (link previews show about two lines).
+DESCRIPTION_LENGTH = 200
+
+
+def share_description(publication: Publication, body_html: str) -> str:
+    """What a link preview says under the title: the summary, or the body's opening words."""
+    text = publication.summary or rendering.html_to_text(body_html)
+    return Truncator(" ".join(text.split())).chars(DESCRIPTION_LENGTH)
+
+
+def keyboard_scrollable(body_html: str) -> str:
+    """The sanitised body with its code blocks and tables reachable by keyboard.
+
+    Both scroll sideways on a narrow screen (the page itself never does); a scrolling region
+    must take focus for people without a pointer to scroll it (WCAG 2.1.1, axe-core's
+    scrollable-region-focusable). The sanitiser leaves these tags with no attribute, so the
+    bare tags are all there is to replace; escaped text (``&lt;pre&gt;``) is untouched.
+    """
+    return body_html.replace("<pre>", '<pre tabindex="0">').replace(
+        "<table>", '<table tabindex="0">'
+    )
+
+
 @require_safe
 @condition(etag_func=_detail_etag, last_modified_func=_detail_last_modified)
 def publication_detail(request: HttpRequest, slug: str) -> HttpResponse:
     publication = access_published(slug)
+    body_html = rendering.render_body_html(publication)
     context = {
         "publication": publication,
-        "body_html": rendering.render_body_html(publication),
+        "body_html": keyboard_scrollable(body_html),
         "topics": publication.topics.public(),
+        # Absolute, from SITE_URL: the address shared and indexed is the public one, whatever
+        # host or proxy the request came through.
+        "canonical_url": settings.SITE_URL + publication.get_absolute_url(),
+        "description": share_description(publication, body_html),
     }
     return render(request, "publishing/publication_detail.html", context)
 

@@ -34,8 +34,19 @@ def valid_timezone(value: str) -> bool:
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(label=_("Email address"), max_length=EMAIL_MAX_LENGTH)
-    name = forms.CharField(label=_("Name (optional)"), max_length=NAME_MAX_LENGTH, required=False)
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    name = forms.CharField(
+        label=_("Name (optional)"),
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    # Nothing is ticked in advance: a pre-ticked box is not consent (GDPR art. 4(11) and
+    # recital 32; CJEU C-673/17 Planet49). Decision 0075.
     topics = forms.ModelMultipleChoiceField(
         label=_("Topics"),
         queryset=Topic.objects.none(),
@@ -53,8 +64,6 @@ class SignupForm(forms.Form):
         assert isinstance(topics, forms.ModelMultipleChoiceField)  # noqa: S101
         topics.queryset = public_topics()
         topics.required = public_topics().exists()
-        if not self.is_bound:
-            topics.initial = list(public_topics())
 
     def clean_timezone(self) -> str:
         value: str = self.cleaned_data.get("timezone") or ""

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -21,11 +22,16 @@ from subscribers.models import ConsentEvent, Subscriber
 # The services' logger: these lines have always been logged under that name.
 logger = logging.getLogger("subscribers.services")
 
+#: As publication emails are inlined (publishing/rendering/emails.py): mail programs drop
+#: <style> blocks, so the shared styles (templates/emails/_styles.html) go into style="".
+_inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+
 
 def send_mail(subscriber_id: int, template: str, context_extra: dict[str, Any]) -> None:
     """Render ``templates/subscribers/email/<template>.*`` in the subscriber's language and send it.
 
-    Runs after commit, so a rolled-back sign-up sends nothing.
+    The HTML part shares the publications' design (``_layout.html``, CSS inlined); the plain
+    text part says the same. Runs after commit, so a rolled-back sign-up sends nothing.
     """
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
@@ -34,15 +40,21 @@ def send_mail(subscriber_id: int, template: str, context_extra: dict[str, Any]) 
     context = {
         "subscriber": subscriber,
         "site_name": settings.SITE_NAME,
+        "site_url": settings.SITE_URL,
+        "language": subscriber.locale,
         "preferences_url": tokens.preferences_url(token),
         **context_extra,
     }
     with translation.override(subscriber.locale):
-        subject = render_to_string(f"subscribers/email/{template}_subject.txt", context)
+        subject = " ".join(
+            render_to_string(f"subscribers/email/{template}_subject.txt", context).split()
+        )
         text = render_to_string(f"subscribers/email/{template}.txt", context)
-        html = render_to_string(f"subscribers/email/{template}.html", context)
+        html = _inliner.inline(
+            render_to_string(f"subscribers/email/{template}.html", {**context, "subject": subject})
+        )
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=subject,
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from config.ratelimit import ratelimited
-from subscribers import services
+from subscribers import display, services
 from subscribers.exceptions import InvalidLinkError
 from subscribers.forms import (
     PREFERENCES_FORM_VERSION,
@@ -185,7 +185,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "subscriber": subscriber,
             "done": request.GET.get("done", ""),
-            "stored": services.export_subscriber_data(subscriber),
+            "stored": display.stored_data(subscriber),
             "is_unsubscribed": subscriber.status == Subscriber.Status.UNSUBSCRIBED,
             "is_pending": subscriber.status == Subscriber.Status.PENDING,
             "paused": Subscription.Frequency.PAUSED.value,

@@ -69,10 +69,17 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
+#: A folder of templates that take precedence over the project's own (docs/theming.md): an
+#: operator's theme overrides templates/base.html's blocks, or any public page, without forking.
+THEME_TEMPLATES_DIR: str = env.str("THEME_TEMPLATES_DIR", default="")
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [
+            *([Path(THEME_TEMPLATES_DIR)] if THEME_TEMPLATES_DIR else []),
+            BASE_DIR / "templates",
+        ],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -80,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "config.context_processors.site",
             ],
         },
     },

@@ -89,6 +89,16 @@ def test_gunicorn_and_django_log_the_token_paths_redacted(tmp_path: Path) -> Non
         DATABASE_URL=database_url(),
         REDIS_URL="redis://127.0.0.1:6379/9",
         LOG_LEVEL="INFO",
+        STATIC_ROOT=str(tmp_path / "static"),
+    )
+    # As the image is built (Dockerfile): the pages name the theme's stylesheet, which the
+    # production storage looks up in collectstatic's manifest (decision 0073).
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        timeout=300,
     )
     output = tmp_path / "gunicorn.log"
     with output.open("wb") as sink:

@@ -74,6 +74,7 @@ def test_a_person_subscribes_from_the_home_page_in_a_browser(
     page.screenshot(path=str(output_dir / "home.png"), full_page=True)
     page.fill("input[name=email]", "home.page@example.com")
     page.fill("input[name=name]", "Home Page")
+    page.check("text=Releases")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Check your inbox")
 

@@ -23,6 +23,7 @@ from tests.conftest import REPO_ROOT
 
 SWAGGER_SCRIPT = "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
 ADMIN_STYLESHEET = "admin/css/base.css"
+THEME_STYLESHEET = "publishing/theme.css"
 
 
 def free_port() -> int:
@@ -138,3 +139,16 @@ def test_an_unhashed_name_is_served_without_far_future_caching(gunicorn: str) ->
     status, headers, _ = get(gunicorn, f"/static/{ADMIN_STYLESHEET}")
     assert status == 200
     assert "immutable" not in headers.get("Cache-Control", "")
+
+
+def test_collectstatic_picks_up_the_public_theme_and_gunicorn_serves_it(
+    gunicorn: str, manifest: dict[str, str]
+) -> None:
+    """The public pages' one stylesheet (publishing/static/, docs/theming.md)."""
+    hashed = manifest[THEME_STYLESHEET]
+    assert hashed != THEME_STYLESHEET
+    status, headers, body = get(gunicorn, f"/static/{hashed}")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/css")
+    assert b"prefers-color-scheme: dark" in body
+    assert "immutable" in headers["Cache-Control"]
