@@ -72,6 +72,7 @@ class Channel(models.Model):
     tracking = models.BooleanField(
         "track opens and clicks",
         default=False,
+        db_default=False,
         help_text=(
             "Email: an open pixel and click redirects; Slack and Discord: click redirects. "
             "Subscribers who opt out of tracking in their preferences get untracked mail."

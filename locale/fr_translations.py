@@ -10,6 +10,30 @@ import sys
 from pathlib import Path
 
 FR: dict[str, str | tuple[str, str]] = {
+    "Do not count whether I open your emails or click their links": (
+        "Ne pas compter si j’ouvre vos e-mails ni si je clique sur leurs liens"
+    ),
+    "Opens and clicks": "Ouvertures et clics",
+    (
+        "Some of our emails count whether they are opened (a tiny image) and which links are "
+        "clicked (links that pass through our site first), to learn what readers find useful."
+        " Tick this box and your emails carry neither."
+    ): (
+        "Certains de nos e-mails comptent s’ils sont ouverts (une image minuscule) et quels "
+        "liens sont cliqués (des liens qui passent d’abord par notre site), pour savoir ce "
+        "qui intéresse nos lecteurs. Cochez cette case et vos e-mails ne contiendront ni "
+        "l’une ni les autres."
+    ),
+    "Open and click counting": "Comptage des ouvertures et des clics",
+    "Off: you opted out": "Désactivé : vous l’avez refusé",
+    "On where a channel counts them": "Activé là où un canal les compte",
+    (
+        "Some of our emails count whether they are opened and which links are clicked; you "
+        "can turn that off in your preferences."
+    ): (
+        "Certains de nos e-mails comptent s’ils sont ouverts et quels liens sont cliqués ; "
+        "vous pouvez le désactiver dans vos préférences."
+    ),
     "English": "Anglais",
     "French": "Français",
     "Email address": "Adresse e-mail",

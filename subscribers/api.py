@@ -160,6 +160,7 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
             "locale",
             "timezone",
             "email_format",
+            "tracking_opt_out",
             "source",
             "topics",
             "frequency",
@@ -262,6 +263,10 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
     locale = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
     timezone = serializers.CharField(max_length=64, required=False)
+    tracking_opt_out = serializers.BooleanField(
+        required=False,
+        help_text="True: this subscriber's mail carries no open pixel and no click redirects.",
+    )
 
     def validate_paused_until(self, value: date | None) -> date | None:
         """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
@@ -453,6 +458,7 @@ class SubscriberViewSet(
             name=data.get("name"),
             locale=data.get("locale"),
             time_zone=data.get("timezone"),
+            tracking_opt_out=data.get("tracking_opt_out"),
         )
         return self._detail(subscriber.pk)
 

@@ -118,6 +118,10 @@ class EventLine:
     network: str
 
 
+TRACKING_OFF = _("Off: you opted out")
+TRACKING_ON = _("On where a channel counts them")
+
+
 @dataclass(frozen=True)
 class StoredData:
     """Everything the preference center's "What we store about you" lists, ready to print."""
@@ -128,6 +132,7 @@ class StoredData:
     language: str
     timezone: str
     email_format: str
+    tracking: str
     signed_up: str
     source: str
     confirmed: str
@@ -166,6 +171,11 @@ def stored_data(subscriber: Subscriber) -> StoredData:
         language=language_name(subscriber.locale),
         timezone=subscriber.timezone,
         email_format=words(FORMAT_WORDS, subscriber.email_format),
+        tracking=str(
+            _("Off: you opted out")
+            if subscriber.tracking_opt_out
+            else _("On where a channel counts them")
+        ),
         signed_up=when(subscriber.created_at, zone),
         source=words(SOURCE_WORDS, subscriber.source),
         confirmed=when(subscriber.confirmed_at, zone),

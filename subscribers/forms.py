@@ -17,8 +17,8 @@ from subscribers.models import EMAIL_MAX_LENGTH, Subscriber, Subscription
 
 #: Identifies the sign-up page's consent wording; bump it whenever that wording changes, so the
 #: consent log tells which text each person agreed to.
-SIGNUP_FORM_VERSION = "signup-2026-11"
-PREFERENCES_FORM_VERSION = "preferences-2026-11"
+SIGNUP_FORM_VERSION = "signup-2026-12"
+PREFERENCES_FORM_VERSION = "preferences-2026-12"
 NAME_MAX_LENGTH = 200
 #: How far ahead a pause may be set.
 MAX_PAUSE_DAYS = 366
@@ -107,6 +107,10 @@ class PreferencesForm(forms.Form):
     )
     locale = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     timezone = forms.ChoiceField(label=_("Time zone"), choices=())
+    tracking_opt_out = forms.BooleanField(
+        label=_("Do not count whether I open your emails or click their links"),
+        required=False,
+    )
 
     def __init__(self, *args: Any, subscriber: Subscriber, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -78,7 +78,10 @@ class Subscriber(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     # Engagement tracking (decision 0078): opted out, this subscriber's mail has no open pixel
     # and no click redirects, whatever the channel says.
-    tracking_opt_out = models.BooleanField("no open or click tracking", default=False)
+    # db_default too: the PostgreSQL import writes rows in SQL naming its columns.
+    tracking_opt_out = models.BooleanField(
+        "no open or click tracking", default=False, db_default=False
+    )
     email_format = models.CharField(
         max_length=10, choices=EmailFormat.choices, default=EmailFormat.HTML
     )

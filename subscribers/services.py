@@ -237,6 +237,7 @@ def update_preferences(
     name: str | None = None,
     locale: str | None = None,
     time_zone: str | None = None,
+    tracking_opt_out: bool | None = None,
 ) -> Subscriber:
     """Apply the preference center's choices to every subscription and log the change.
 
@@ -260,7 +261,13 @@ def update_preferences(
         )
         subscriber.email_format = email_format
         fields = ["email_format", "updated_at"]
-        for attribute, value in (("name", name), ("locale", locale), ("timezone", time_zone)):
+        changes: tuple[tuple[str, object], ...] = (
+            ("name", name),
+            ("locale", locale),
+            ("timezone", time_zone),
+            ("tracking_opt_out", tracking_opt_out),
+        )
+        for attribute, value in changes:
             if value is not None:
                 setattr(subscriber, attribute, value)
                 fields.append(attribute)
@@ -275,6 +282,7 @@ def update_preferences(
                 "frequency": frequency,
                 "paused_until": paused_until.isoformat() if paused_until else None,
                 "email_format": email_format,
+                "tracking_opt_out": subscriber.tracking_opt_out,
             },
         )
     logger.info("subscribers: subscriber %s changed preferences", subscriber.pk)

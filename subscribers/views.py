@@ -135,6 +135,7 @@ def _preferences_initial(subscriber: Subscriber) -> dict[str, Any]:
         "email_format": subscriber.email_format,
         "locale": subscriber.locale,
         "timezone": subscriber.timezone,
+        "tracking_opt_out": subscriber.tracking_opt_out,
     }
 
 
@@ -172,6 +173,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 name=data["name"],
                 locale=data["locale"],
                 time_zone=data["timezone"],
+                tracking_opt_out=data["tracking_opt_out"],
                 origin=origin,
             )
             return HttpResponseRedirect(here + "?done=saved")

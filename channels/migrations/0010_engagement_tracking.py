@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='channel',
             name='tracking',
-            field=models.BooleanField(default=False, help_text='Email: an open pixel and click redirects; Slack and Discord: click redirects. Subscribers who opt out of tracking in their preferences get untracked mail.', verbose_name='track opens and clicks'),
+            field=models.BooleanField(db_default=False, default=False, help_text='Email: an open pixel and click redirects; Slack and Discord: click redirects. Subscribers who opt out of tracking in their preferences get untracked mail.', verbose_name='track opens and clicks'),
         ),
         migrations.CreateModel(
             name='EngagementEvent',

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicalsubscriber',
             name='tracking_opt_out',
-            field=models.BooleanField(default=False, verbose_name='no open or click tracking'),
+            field=models.BooleanField(db_default=False, default=False, verbose_name='no open or click tracking'),
         ),
         migrations.AddField(
             model_name='subscriber',
             name='tracking_opt_out',
-            field=models.BooleanField(default=False, verbose_name='no open or click tracking'),
+            field=models.BooleanField(db_default=False, default=False, verbose_name='no open or click tracking'),
         ),
     ]

@@ -194,3 +194,17 @@ def test_the_public_sign_up_stays_open_without_a_key(
         )
     assert response.status_code == 202
     assert Subscriber.objects.get().status == "pending"
+
+
+def test_the_tracking_opt_out_is_read_and_written_through_the_api(
+    api: ApiClient, news: Any
+) -> None:
+    jane = SubscriberFactory.create()
+    SubscriptionFactory.create(subscriber=jane, topic=news)
+    url = f"/api/v1/subscribers/{jane.pk}/"
+    assert api.get(url).json()["tracking_opt_out"] is False
+    assert api.patch(url, {"tracking_opt_out": True}).json()["tracking_opt_out"] is True
+    assert Subscriber.objects.get(pk=jane.pk).tracking_opt_out is True
+    refused = api.patch(url, {"tracking_opt_out": "maybe"})
+    assert refused.status_code == 400
+    assert Subscriber.objects.get(pk=jane.pk).tracking_opt_out is True

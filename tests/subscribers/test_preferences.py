@@ -64,7 +64,7 @@ def test_it_changes_topics_frequency_and_format_and_logs_it(
     assert bob.timezone == "Europe/Paris"
     event = ConsentEvent.objects.get(action=ConsentEvent.Action.PREFERENCES)
     assert event.detail["topics"] == ["events"]
-    assert event.form_version == "preferences-2026-11"
+    assert event.form_version == "preferences-2026-12"
     assert b"Your preferences are saved." in client.get(response["Location"]).content
 
 
@@ -204,3 +204,32 @@ def test_it_shows_the_page_in_the_subscribers_language(client: Client, bob: Subs
     response = client.get(page(bob))
 
     assert "Vos préférences".encode() in response.content
+
+
+def test_a_subscriber_opts_out_of_tracking_and_back_in(
+    client: Client, bob: Subscriber, news: Topic
+) -> None:
+    shown = client.get(page(bob)).content.decode()
+    assert "Do not count whether I open your emails or click their links" in shown
+    assert "a tiny image" in shown  # the privacy text says what is counted and how
+    assert "On where a channel counts them" in shown
+
+    assert client.post(page(bob), choices([news], tracking_opt_out="on")).status_code == 302
+    bob.refresh_from_db()
+    assert bob.tracking_opt_out is True
+    event = ConsentEvent.objects.get(action=ConsentEvent.Action.PREFERENCES)
+    assert event.detail["tracking_opt_out"] is True
+    shown = client.get(page(bob)).content.decode()
+    assert 'name="tracking_opt_out" id="id_tracking_opt_out" checked' in shown
+    assert "Off: you opted out" in shown
+
+    # An unticked box is a "no" (browsers send nothing for it).
+    assert client.post(page(bob), choices([news])).status_code == 302
+    bob.refresh_from_db()
+    assert bob.tracking_opt_out is False
+
+
+def test_the_sign_up_form_announces_counting_and_the_way_out(client: Client) -> None:
+    content = client.get("/subscribe/").content.decode()
+    assert "count whether they are opened and which links are clicked" in content
+    assert "you can turn that off in your preferences" in content

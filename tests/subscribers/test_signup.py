@@ -61,7 +61,7 @@ def test_it_creates_a_pending_subscriber_and_emails_a_confirmation_link(
     assert list(subscriber.subscriptions.values_list("topic__slug", flat=True)) == ["news"]
     event = ConsentEvent.objects.get()
     assert event.action == ConsentEvent.Action.SIGNUP
-    assert event.form_version == "signup-2026-11"
+    assert event.form_version == "signup-2026-12"
     assert event.ip_address == "203.0.113.0"  # truncated to the /24
     assert event.user_agent == "UA/1"
     assert len(mail.outbox) == 1
