@@ -284,4 +284,9 @@ class ChannelAdmin(_ModelAdmin):
 
 
 # The Delivery and Dispatch admins live in their own modules; importing them registers them.
-from channels import admin_deliveries, admin_digests, admin_dispatches  # noqa: E402, F401
+from channels import (  # noqa: E402, F401
+    admin_analytics,
+    admin_deliveries,
+    admin_digests,
+    admin_dispatches,
+)

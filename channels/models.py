@@ -7,6 +7,8 @@ from datetime import datetime
 from django.db import models
 from django.db.models import Q
 
+from publishing.models import Publication
+
 
 class ChannelQuerySet(models.QuerySet["Channel"]):
     def default_email(self) -> Channel | None:
@@ -494,3 +496,13 @@ class EngagementCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}[{self.key}] of publication {self.publication_id}: {self.count}"
+
+
+class PublicationAnalytics(Publication):
+    """The publications, seen from their engagement: the analytics pages of the admin
+    (channels.admin_analytics). A proxy: no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "publication analytics"
+        verbose_name_plural = "publication analytics"
