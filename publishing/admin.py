@@ -112,12 +112,14 @@ class DispatchInline(DispatchTabularInline):
     model = Dispatch
     extra = 0
     can_delete = False
+    # Each send links to its page, where its progress refreshes itself.
+    show_change_link = True
     fields = ("kind", "status", "version_label", "created_by", "created_at")
     readonly_fields = fields
 
     @admin.display(description="Version sent")
     def version_label(self, dispatch: Dispatch) -> str:
-        return f"version {services.version_number(dispatch.version)}"
+        return f"version {dispatch.version_number}"
 
     def has_add_permission(self, request: HttpRequest, obj: Publication | None = None) -> bool:
         return False
@@ -465,7 +467,16 @@ class TopicAdmin(TopicModelAdmin):
 
 @admin.register(Dispatch)
 class DispatchAdmin(DispatchModelAdmin):
-    list_display = ["publication", "kind", "status", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "__str__",
+        "publication",
+        "version_number",
+        "kind",
+        "status",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["kind", "status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["publication__title", "publication__slug"]
     list_select_related = ["publication", "created_by"]

@@ -23,7 +23,10 @@ class Renderable(Protocol):
 @dataclass(frozen=True)
 class Source:
     publication_id: int | None
+    #: The history row's id: what caches key on, never shown.
     version_id: int | None
+    #: The version's number within its publication (1, 2, 3...): what payloads show.
+    version_number: int | None
     title: str
     slug: str
     summary: str
@@ -40,9 +43,10 @@ class Source:
 def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     """The fields of a HistoricalPublication row, a live Publication, or any object with the
     Renderable fields (no topics then); the topics are read only ``with_topics``."""
-    from publishing.models import Publication, Topic
+    from publishing.models import Publication, Topic, count_versions_up_to
 
     version_id: int | None
+    version_number: int | None = None
     if isinstance(version, Publication):
         publication_id: int | None = version.pk
         version_id = None
@@ -50,6 +54,8 @@ def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     elif hasattr(version, "history_id"):
         publication_id = getattr(version, "id", None)
         version_id = version.history_id
+        if version_id is not None:
+            version_number = count_versions_up_to(version)
         topic_ids = version.topics.values("topic_id")  # type: ignore[attr-defined]
         topics = Topic.objects.filter(pk__in=topic_ids)
     else:
@@ -59,6 +65,7 @@ def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     return Source(
         publication_id=publication_id,
         version_id=version_id,
+        version_number=version_number,
         title=version.title,
         slug=version.slug,
         summary=version.summary,
