@@ -281,5 +281,11 @@ class ChannelAdmin(_ModelAdmin):
                 self.message_user(request, detail, messages.WARNING)
 
 
-# The Delivery and Dispatch admins live in their own modules; importing them registers them.
-from channels import admin_deliveries, admin_digests, admin_dispatches  # noqa: E402, F401
+# The Delivery, Dispatch and Publication (publish confirmation) admins live in their own
+# modules; importing them registers them.
+from channels import (  # noqa: E402, F401
+    admin_deliveries,
+    admin_digests,
+    admin_dispatches,
+    admin_publish,
+)

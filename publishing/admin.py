@@ -227,9 +227,14 @@ class PublicationAdmin(PublicationModelAdmin):
         return count
 
     @admin.action(description="Publish now", permissions=["publish"])
-    def publish_now(self, request: HttpRequest, queryset: QuerySet[Publication]) -> None:
+    def publish_now(
+        self, request: HttpRequest, queryset: QuerySet[Publication]
+    ) -> TemplateResponse | None:
+        """Publish at once. The registered admin (channels/admin_publish.py) shows the audience
+        and asks first."""
         user: Any = request.user
         self._each(request, queryset, lambda p: services.publish(p, by=user), "published")
+        return None
 
     @admin.action(description="Schedule…", permissions=["publish"])
     def schedule_selected(
@@ -444,9 +449,9 @@ class PublicationAdmin(PublicationModelAdmin):
         return HttpResponseRedirect(self._change_url(publication))
 
 
+# Publishing and sending again are not here: they go through the confirmation page that counts
+# the audience first (channels/admin_publish.py).
 _OPERATIONS: dict[str, tuple[str, Callable[[Publication, Any], object]]] = {
-    "publish": ("Published.", lambda p, user: services.publish(p, by=user)),
-    "resend": ("A new dispatch sends it again.", lambda p, user: services.resend(p, by=user)),
     "unschedule": ("Back to draft.", lambda p, user: services.unschedule(p, by=user)),
     "archive": ("Archived.", lambda p, user: services.archive(p, by=user)),
     "send-test": ("Test sent to your address.", lambda p, user: services.send_test(p, user)),

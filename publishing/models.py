@@ -194,7 +194,7 @@ class Dispatch(models.Model):
 def count_versions_up_to(version: Any) -> int:
     """The number of ``version`` within its publication: how many of the publication's history
     rows are as old as it or older (1 for the first). publishing.versions.version_number."""
-    rows = Publication.history.model.objects  # type: ignore[attr-defined]
+    rows = Publication.history.model.objects
     return int(rows.filter(id=version.id, history_id__lte=version.history_id).count())
 
 
