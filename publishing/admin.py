@@ -27,6 +27,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from publishing import rendering, services
 from publishing.exceptions import (
@@ -94,11 +95,23 @@ class PublicationForm(PublicationModelForm):
 
 
 class ScheduleForm(forms.Form):
+    """The time is read in the active time zone: the editor's (publishing.middleware), named in
+    the label so that nobody has to guess."""
+
     publish_at = forms.SplitDateTimeField(
-        label="Publish at (UTC)",
+        label="Publish at",
         widget=AdminSplitDateTime,
         help_text="A time in the future.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone = timezone.get_current_timezone_name()
+        self.fields["publish_at"].label = f"Publish at ({zone})"
+        self.fields["publish_at"].help_text = (
+            f"A time in the future, in {zone}: your browser's time zone, or UTC if the admin "
+            "does not know it yet."
+        )
 
     def clean_publish_at(self) -> datetime:
         value: datetime = self.cleaned_data["publish_at"]
