@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -33,6 +34,10 @@ REQUEUE_CHOICES = {
     "both": [Delivery.Status.FAILED, Delivery.Status.DEAD],
     "uncertain": [Delivery.Status.UNCERTAIN],
 }
+
+
+#: The dispatch's fields that change while it sends, refreshed on its page with the counts.
+LIVE_FIELDS = ("status", "planned_at", "finished_at")
 
 
 def can_requeue(request: HttpRequest) -> bool:
@@ -94,7 +99,19 @@ class DispatchProgressAdmin(DispatchAdmin):
         dispatch = get_object_or_404(Dispatch, pk=object_id)
         if not self.has_view_permission(request, dispatch):
             raise PermissionDenied
-        response = JsonResponse(dispatch_progress(dispatch).as_json())
+        data = dispatch_progress(dispatch).as_json()
+        # The page's own read-only fields, as the admin displays them (the editor's time zone).
+        data["fields"] = {
+            name: str(
+                display_for_field(
+                    getattr(dispatch, name),
+                    Dispatch._meta.get_field(name),
+                    self.get_empty_value_display(),
+                )
+            )
+            for name in LIVE_FIELDS
+        }
+        response = JsonResponse(data)
         add_never_cache_headers(response)
         return response
 

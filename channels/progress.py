@@ -93,7 +93,11 @@ class DispatchProgress:
             "dispatch_status": self.dispatch_status,
             "statuses": [str(status) for status in STATUS_ORDER],
             "channels": [
-                {"name": channel, "counts": counts, "total": total}
+                {
+                    "name": channel,
+                    "counts": dict(zip(map(str, STATUS_ORDER), counts, strict=True)),
+                    "total": total,
+                }
                 for channel, counts, total in self.rows()
             ],
             "totals": [self.by_status[str(status)] for status in STATUS_ORDER],

@@ -498,6 +498,18 @@ class DispatchAdmin(DispatchModelAdmin):
     list_filter = ["kind", "status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["publication__title", "publication__slug"]
     list_select_related = ["publication", "created_by"]
+    # The version by its number within the publication, not the history row (decision 0076).
+    fields = [
+        "publication",
+        "version_number",
+        "kind",
+        "status",
+        "created_by",
+        "created_at",
+        "planned_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

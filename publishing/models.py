@@ -156,7 +156,7 @@ class Dispatch(models.Model):
     #: The version's number within its publication (1 for its first version, 2 for the
     #: next...): the number the admin, the API and webhook payloads show (decision 0076).
     #: Filled from ``version`` on the first save.
-    version_number = models.PositiveIntegerField(editable=False)
+    version_number = models.PositiveIntegerField("version", editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PUBLISH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNING)
     created_by = models.ForeignKey(

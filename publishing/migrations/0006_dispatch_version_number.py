@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="dispatch",
             name="version_number",
-            field=models.PositiveIntegerField(default=1, editable=False),
+            field=models.PositiveIntegerField(default=1, editable=False, verbose_name="version"),
             preserve_default=False,
         ),
         migrations.RunPython(fill_version_numbers, migrations.RunPython.noop),

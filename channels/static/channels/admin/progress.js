@@ -103,6 +103,13 @@
     }
     renderRows(data);
     renderRate(data);
+    Object.keys(data.fields || {}).forEach(function (name) {
+      // The dispatch page's own read-only fields (status, planned at, finished at).
+      var field = document.querySelector(".field-" + name + " .readonly");
+      if (field) {
+        field.textContent = data.fields[name];
+      }
+    });
     setText("progress-updated", data.done ? "" : "Updated " + new Date().toLocaleTimeString() + ".");
   }
 

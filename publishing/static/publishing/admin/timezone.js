@@ -10,17 +10,18 @@
   } catch (error) {
     return;
   }
-  if (!zone || !script) {
+  // IANA names (Europe/Paris, America/Argentina/Buenos_Aires, Etc/GMT+2) are cookie-safe as is.
+  if (!zone || !script || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
     return;
   }
   var match = document.cookie.match(/(?:^|;\s*)admin_tz=([^;]*)/);
-  if (match && decodeURIComponent(match[1]) === zone) {
+  if (match && match[1] === zone) {
     return;
   }
-  document.cookie = "admin_tz=" + encodeURIComponent(zone) + "; path=" + (script.dataset.path || "/") +
+  document.cookie = "admin_tz=" + zone + "; path=" + (script.dataset.path || "/") +
     "; max-age=31536000; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
   var stored = document.cookie.match(/(?:^|;\s*)admin_tz=([^;]*)/);
-  if (script.dataset.reload === "1" && stored && decodeURIComponent(stored[1]) === zone) {
+  if (script.dataset.reload === "1" && stored && stored[1] === zone) {
     location.reload();
   }
 })();
