@@ -9,11 +9,12 @@ deliveries.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
+from django.db.models import Field
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -105,7 +106,7 @@ class DispatchProgressAdmin(DispatchAdmin):
             name: str(
                 display_for_field(
                     getattr(dispatch, name),
-                    Dispatch._meta.get_field(name),
+                    cast(Field[Any, Any], Dispatch._meta.get_field(name)),
                     self.get_empty_value_display(),
                 )
             )

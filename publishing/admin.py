@@ -483,6 +483,18 @@ class TopicAdmin(TopicModelAdmin):
         return topic.publications.count()
 
 
+DISPATCH_FIELDS = [
+    "publication",
+    "version_number",
+    "kind",
+    "status",
+    "created_by",
+    "created_at",
+    "planned_at",
+    "finished_at",
+]
+
+
 @admin.register(Dispatch)
 class DispatchAdmin(DispatchModelAdmin):
     list_display = [
@@ -499,17 +511,8 @@ class DispatchAdmin(DispatchModelAdmin):
     search_fields = ["publication__title", "publication__slug"]
     list_select_related = ["publication", "created_by"]
     # The version by its number within the publication, not the history row (decision 0076).
-    fields = [
-        "publication",
-        "version_number",
-        "kind",
-        "status",
-        "created_by",
-        "created_at",
-        "planned_at",
-        "finished_at",
-    ]
-    readonly_fields = fields
+    fields = tuple(DISPATCH_FIELDS)
+    readonly_fields = DISPATCH_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
