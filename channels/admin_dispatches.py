@@ -106,7 +106,7 @@ class DispatchProgressAdmin(DispatchAdmin):
             name: str(
                 display_for_field(
                     getattr(dispatch, name),
-                    cast(Field[Any, Any], Dispatch._meta.get_field(name)),
+                    cast("Field[Any, Any]", Dispatch._meta.get_field(name)),
                     self.get_empty_value_display(),
                 )
             )

@@ -40,9 +40,12 @@ class Source:
         return f"{settings.SITE_URL}/p/{quote(self.slug)}/"
 
 
-def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
+def read_source(
+    version: Renderable, *, with_topics: bool = True, with_number: bool = False
+) -> Source:
     """The fields of a HistoricalPublication row, a live Publication, or any object with the
-    Renderable fields (no topics then); the topics are read only ``with_topics``."""
+    Renderable fields (no topics then); the topics are read only ``with_topics``, a history
+    row's number within its publication only ``with_number``."""
     from publishing.models import Publication, Topic, count_versions_up_to
 
     version_id: int | None
@@ -54,7 +57,7 @@ def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     elif hasattr(version, "history_id"):
         publication_id = getattr(version, "id", None)
         version_id = version.history_id
-        if version_id is not None:
+        if version_id is not None and with_number:
             version_number = count_versions_up_to(version)
         topic_ids = version.topics.values("topic_id")  # type: ignore[attr-defined]
         topics = Topic.objects.filter(pk__in=topic_ids)
