@@ -283,10 +283,12 @@ class ChannelAdmin(_ModelAdmin):
                 self.message_user(request, detail, messages.WARNING)
 
 
-# The Delivery and Dispatch admins live in their own modules; importing them registers them.
+# The Delivery, Dispatch, Publication (publish confirmation) and analytics admins live in their
+# own modules; importing them registers them.
 from channels import (  # noqa: E402, F401
     admin_analytics,
     admin_deliveries,
     admin_digests,
     admin_dispatches,
+    admin_publish,
 )

@@ -357,6 +357,13 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
 
 
 class DispatchSerializer(serializers.ModelSerializer[Dispatch]):
+    version = serializers.IntegerField(
+        source="version_number",
+        read_only=True,
+        help_text="The number of the version sent, within its publication (1, 2, 3...), as "
+        "`GET /api/v1/publications/{id}/versions/` numbers them.",
+    )
+
     class Meta:
         model = Dispatch
         fields = [

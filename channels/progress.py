@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, Q
 
@@ -83,6 +84,30 @@ class DispatchProgress:
             )
             for channel, counts in sorted(self.by_channel.items())
         ]
+
+    def as_json(self) -> dict[str, Any]:
+        """What the dispatch page's poller reads (channels/static/channels/admin/progress.js):
+        counts per channel and status in STATUS_ORDER, totals, the settled share, done."""
+        return {
+            "dispatch": self.dispatch_id,
+            "dispatch_status": self.dispatch_status,
+            "statuses": [str(status) for status in STATUS_ORDER],
+            "channels": [
+                {
+                    "name": channel,
+                    "counts": dict(zip(map(str, STATUS_ORDER), counts, strict=True)),
+                    "total": total,
+                }
+                for channel, counts, total in self.rows()
+            ],
+            "totals": [self.by_status[str(status)] for status in STATUS_ORDER],
+            "total": self.total,
+            "settled": self.settled,
+            "sent": self.by_status[Delivery.Status.SENT],
+            "percent": round(self.percent, 1),
+            "uncertain": self.uncertain,
+            "done": self.is_settled,
+        }
 
 
 def dispatch_progress(dispatch: Dispatch) -> DispatchProgress:

@@ -27,6 +27,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from publishing import rendering, services
 from publishing.exceptions import (
@@ -94,11 +95,23 @@ class PublicationForm(PublicationModelForm):
 
 
 class ScheduleForm(forms.Form):
+    """The time is read in the active time zone: the editor's (publishing.middleware), named in
+    the label so that nobody has to guess."""
+
     publish_at = forms.SplitDateTimeField(
-        label="Publish at (UTC)",
+        label="Publish at",
         widget=AdminSplitDateTime,
         help_text="A time in the future.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone = timezone.get_current_timezone_name()
+        self.fields["publish_at"].label = f"Publish at ({zone})"
+        self.fields["publish_at"].help_text = (
+            f"A time in the future, in {zone}: your browser's time zone, or UTC if the admin "
+            "does not know it yet."
+        )
 
     def clean_publish_at(self) -> datetime:
         value: datetime = self.cleaned_data["publish_at"]
@@ -112,12 +125,14 @@ class DispatchInline(DispatchTabularInline):
     model = Dispatch
     extra = 0
     can_delete = False
+    # Each send links to its page, where its progress refreshes itself.
+    show_change_link = True
     fields = ("kind", "status", "version_label", "created_by", "created_at")
     readonly_fields = fields
 
     @admin.display(description="Version sent")
     def version_label(self, dispatch: Dispatch) -> str:
-        return f"version {services.version_number(dispatch.version)}"
+        return f"version {dispatch.version_number}"
 
     def has_add_permission(self, request: HttpRequest, obj: Publication | None = None) -> bool:
         return False
@@ -225,9 +240,14 @@ class PublicationAdmin(PublicationModelAdmin):
         return count
 
     @admin.action(description="Publish now", permissions=["publish"])
-    def publish_now(self, request: HttpRequest, queryset: QuerySet[Publication]) -> None:
+    def publish_now(
+        self, request: HttpRequest, queryset: QuerySet[Publication]
+    ) -> TemplateResponse | None:
+        """Publish at once. The registered admin (channels/admin_publish.py) shows the audience
+        and asks first."""
         user: Any = request.user
         self._each(request, queryset, lambda p: services.publish(p, by=user), "published")
+        return None
 
     @admin.action(description="Schedule…", permissions=["publish"])
     def schedule_selected(
@@ -442,9 +462,9 @@ class PublicationAdmin(PublicationModelAdmin):
         return HttpResponseRedirect(self._change_url(publication))
 
 
+# Publishing and sending again are not here: they go through the confirmation page that counts
+# the audience first (channels/admin_publish.py).
 _OPERATIONS: dict[str, tuple[str, Callable[[Publication, Any], object]]] = {
-    "publish": ("Published.", lambda p, user: services.publish(p, by=user)),
-    "resend": ("A new dispatch sends it again.", lambda p, user: services.resend(p, by=user)),
     "unschedule": ("Back to draft.", lambda p, user: services.unschedule(p, by=user)),
     "archive": ("Archived.", lambda p, user: services.archive(p, by=user)),
     "send-test": ("Test sent to your address.", lambda p, user: services.send_test(p, user)),
@@ -463,12 +483,36 @@ class TopicAdmin(TopicModelAdmin):
         return topic.publications.count()
 
 
+DISPATCH_FIELDS = [
+    "publication",
+    "version_number",
+    "kind",
+    "status",
+    "created_by",
+    "created_at",
+    "planned_at",
+    "finished_at",
+]
+
+
 @admin.register(Dispatch)
 class DispatchAdmin(DispatchModelAdmin):
-    list_display = ["publication", "kind", "status", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "__str__",
+        "publication",
+        "version_number",
+        "kind",
+        "status",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["kind", "status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["publication__title", "publication__slug"]
     list_select_related = ["publication", "created_by"]
+    # The version by its number within the publication, not the history row (decision 0076).
+    fields = tuple(DISPATCH_FIELDS)
+    readonly_fields = DISPATCH_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

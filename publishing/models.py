@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinLengthValidator
@@ -152,6 +153,10 @@ class Dispatch(models.Model):
         related_name="+",
         db_constraint=False,
     )
+    #: The version's number within its publication (1 for its first version, 2 for the
+    #: next...): the number the admin, the API and webhook payloads show (decision 0076).
+    #: Filled from ``version`` on the first save.
+    version_number = models.PositiveIntegerField("version", editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PUBLISH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNING)
     created_by = models.ForeignKey(
@@ -174,7 +179,23 @@ class Dispatch(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} of {self.publication_id} (version {self.version_id})"
+        # The publication is a select_related away in every admin list that shows dispatches.
+        return (
+            f"{self.get_kind_display()} of “{self.publication.title}”, "
+            f"version {self.version_number}"
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.version_number is None:
+            self.version_number = count_versions_up_to(self.version)
+        super().save(*args, **kwargs)
+
+
+def count_versions_up_to(version: Any) -> int:
+    """The number of ``version`` within its publication: how many of the publication's history
+    rows are as old as it or older (1 for the first). publishing.versions.version_number."""
+    rows = Publication.history.model.objects
+    return int(rows.filter(id=version.id, history_id__lte=version.history_id).count())
 
 
 class ApiScope(models.TextChoices):

@@ -33,6 +33,8 @@ PUBLISHER_PERMISSIONS = (
     "publishing.archive_publication",
     "publishing.add_topic",
     "publishing.change_topic",
+    # The ledger, read-only, with each recipient's address: who a dispatch reached.
+    "channels.view_delivery",
 )
 
 

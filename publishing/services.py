@@ -235,8 +235,9 @@ def _publish_locked(publication: Publication, by: Actor | None, reason: str) -> 
     )
     _enqueue_plan(dispatch)
     logger.info(
-        "publication %s published as version %s, dispatch %s",
+        "publication %s published as version %s (history row %s), dispatch %s",
         publication.pk,
+        dispatch.version_number,
         version.history_id,
         dispatch.pk,
     )

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from publishing.models import Publication, Topic
+from publishing.models import Publication, Topic, count_versions_up_to
 
 DIFF_FIELDS = (("title", "Title"), ("summary", "Summary"), ("body", "Body"))
 
@@ -49,9 +49,9 @@ def versions_of(publication: Publication) -> list[VersionRow]:
 
 
 def version_number(version: Any) -> int:
-    """1 for a publication's first version, 2 for the next, and so on."""
-    history = type(version).objects.filter(id=version.id, history_id__lte=version.history_id)
-    return int(history.count())
+    """1 for a publication's first version, 2 for the next, and so on: the one number shown
+    for a version everywhere (admin, dispatches, API, webhook payloads; decision 0076)."""
+    return count_versions_up_to(version)
 
 
 def topic_names(version: Any) -> list[str]:

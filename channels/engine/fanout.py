@@ -1,19 +1,22 @@
 """Fan-out: the deliveries of a dispatch, created in SQL, once (docs/delivery.md "The flow").
 
-One INSERT ... SELECT ... ON CONFLICT DO NOTHING per kind of recipient; running it again
-creates nothing. Also the end of a dispatch: done once every delivery is settled.
+One INSERT ... SELECT ... ON CONFLICT DO NOTHING per channel, from the audience
+``audience_by_channel`` compiles (the publish confirmation page counts the same querysets);
+running it again creates nothing. Also the end of a dispatch: done once every delivery is settled.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from channels.backends.base import (
@@ -46,18 +49,77 @@ def version_topic_ids(dispatch: Dispatch) -> list[int]:
     return sorted({i for i in ids if i is not None})
 
 
-def _fan_out_subscribers(
-    dispatch_id: int, channel_id: int, topic_ids: Sequence[int], now: datetime
-) -> int:
-    """One INSERT ... SELECT: a delivery for each reachable subscriber with an immediate,
-    unpaused subscription to one of ``topic_ids``. The audience is compiled from the
-    subscribers' own querysets (``reachable``, ``receiving_immediately``): one definition of
-    who may receive mail, in the database, with no row through Python."""
-    subscriptions = Subscription.objects.receiving_immediately(timezone.localdate(now)).filter(
-        subscriber_id=OuterRef("pk"), topic_id__in=list(topic_ids)
-    )
-    audience = Subscriber.objects.reachable().filter(Exists(subscriptions)).order_by()
-    select, select_params = audience.values_list("pk").query.sql_with_params()
+@dataclass(frozen=True)
+class ChannelAudience:
+    """Who one channel sends a publication to: one delivery per row of ``recipients``.
+
+    ``recipients`` is a queryset of primary keys, compiled into the fan-out's INSERT ... SELECT:
+    subscribers for the email channel (``kind`` "subscriber"), the channel itself for a
+    broadcast channel whose topic filter matches (``kind`` "broadcast"). The publish
+    confirmation page counts the same queryset, so its numbers are the fan-out's by
+    construction.
+    """
+
+    channel: Channel
+    kind: str
+    recipients: QuerySet[Any]
+
+    def count(self) -> int:
+        try:
+            return int(self.recipients.count())
+        except EmptyResultSet:  # pragma: no cover - Django usually answers 0 itself
+            return 0
+
+
+def audience_by_channel(topic_ids: Sequence[int], now: datetime) -> list[ChannelAudience]:
+    """The audience of a publication of ``topic_ids`` sent at ``now``, channel by channel.
+
+    The default email channel reaches every reachable subscriber with an immediate, unpaused
+    subscription to one of the topics (the subscribers' own querysets, ``reachable`` and
+    ``receiving_immediately``: one definition of who may receive mail); each enabled broadcast
+    channel is one recipient when it carries every topic (no filter) or one of these. Channels
+    that would receive nothing are listed too (a count of 0), email first, then by name.
+    """
+    topic_ids = list(topic_ids)
+    result: list[ChannelAudience] = []
+    email_channel = Channel.objects.default_email()
+    if email_channel is not None:
+        subscriptions = Subscription.objects.receiving_immediately(timezone.localdate(now))
+        matching = subscriptions.filter(subscriber_id=OuterRef("pk"), topic_id__in=topic_ids)
+        subscribers = Subscriber.objects.reachable().filter(Exists(matching))
+        if not topic_ids:
+            subscribers = subscribers.none()
+        result.append(
+            ChannelAudience(
+                email_channel, Delivery.Kind.SUBSCRIBER, subscribers.order_by().values_list("pk")
+            )
+        )
+    through = Channel.topics.through.objects
+    for channel in Channel.objects.filter(is_enabled=True).exclude(kind__startswith="email"):
+        if not is_broadcast_kind(channel.kind):
+            continue
+        carried = through.filter(channel_id=OuterRef("pk"))
+        matches = Exists(carried.filter(topic_id__in=topic_ids)) if topic_ids else Value(False)
+        target = Channel.objects.filter(pk=channel.pk).filter(Q(~Exists(carried)) | Q(matches))
+        result.append(
+            ChannelAudience(channel, Delivery.Kind.BROADCAST, target.order_by().values_list("pk"))
+        )
+    return result
+
+
+def _insert_deliveries(dispatch_id: int, audience: ChannelAudience, now: datetime) -> int:
+    """One INSERT ... SELECT: a queued delivery of the dispatch for each row of the audience,
+    with no row through Python; an existing one (a second run) is left alone."""
+    try:
+        select, select_params = audience.recipients.query.sql_with_params()
+    except EmptyResultSet:
+        return 0
+    if audience.kind == Delivery.Kind.SUBSCRIBER:
+        channel_column, subscriber_column = "%s", "audience.id"
+        channel_params: list[Any] = [audience.channel.pk]
+    else:
+        channel_column, subscriber_column = "audience.id", "NULL"
+        channel_params = []
     delivery = Delivery._meta.db_table
     # "WHERE true": SQLite reads an upsert's ON after a bare FROM as a join constraint. The
     # audience is a CTE with a column list: SQLite has no column list on a subquery's alias. The
@@ -67,58 +129,21 @@ def _fan_out_subscribers(
             status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
             updated_at)
         WITH audience (id) AS ({select})
-        SELECT %s, %s, %s, audience.id, '', %s, %s, 0, %s, '', '', %s, %s
+        SELECT %s, %s, {channel_column}, {subscriber_column}, '', %s, %s, 0, %s, '', '', %s, %s
         FROM audience
         WHERE true
         ON CONFLICT DO NOTHING
     """  # noqa: S608 (table name from model metadata, the audience compiled by the ORM)
     params: list[Any] = [
         *select_params,
-        Delivery.Kind.SUBSCRIBER,
+        audience.kind,
         dispatch_id,
-        channel_id,
+        *channel_params,
         Delivery.PRIORITY_BULK,
         Delivery.Status.QUEUED,
         now,
         now,
         now,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(max(cursor.rowcount, 0))
-
-
-def _fan_out_broadcast(
-    dispatch_id: int, channel_ids: Sequence[int], topic_ids: Sequence[int], now: datetime
-) -> int:
-    if not channel_ids:
-        return 0
-    delivery = Delivery._meta.db_table
-    channel_topics = Channel.topics.through._meta.db_table
-    channels = ", ".join(["%s"] * len(channel_ids))
-    topics = ", ".join(["%s"] * len(topic_ids)) or "NULL"
-    sql = f"""
-        INSERT INTO {delivery} (kind, dispatch_id, channel_id, subscriber_id, recipient, priority,
-            status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
-            updated_at)
-        SELECT %s, %s, c.id, NULL, '', %s, %s, 0, %s, '', '', %s, %s
-        FROM {Channel._meta.db_table} c
-        WHERE c.id IN ({channels})
-          AND (NOT EXISTS (SELECT 1 FROM {channel_topics} t WHERE t.channel_id = c.id)
-               OR EXISTS (SELECT 1 FROM {channel_topics} t
-                          WHERE t.channel_id = c.id AND t.topic_id IN ({topics})))
-        ON CONFLICT DO NOTHING
-    """  # noqa: S608 (table names come from model metadata, values are parameters)
-    params: list[Any] = [
-        Delivery.Kind.BROADCAST,
-        dispatch_id,
-        Delivery.PRIORITY_BULK,
-        Delivery.Status.QUEUED,
-        now,
-        now,
-        now,
-        *channel_ids,
-        *topic_ids,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -130,6 +155,7 @@ def plan_dispatch(dispatch_id: int) -> int:
 
     Per-subscriber email goes through the default email channel (one INSERT ... SELECT for all
     subscribers); each enabled broadcast channel whose topic filter matches gets one delivery.
+    Who receives it is ``audience_by_channel``, the function the publish confirmation counts.
     Idempotent: running it again creates nothing new (the unique constraints, ON CONFLICT DO
     NOTHING) and only enqueues hints. Returns the number of deliveries created.
     """
@@ -138,17 +164,10 @@ def plan_dispatch(dispatch_id: int) -> int:
         return 0
     now = timezone.now()
     topic_ids = version_topic_ids(dispatch)
-    broadcast_ids = [
-        channel.pk
-        for channel in Channel.objects.filter(is_enabled=True).exclude(kind__startswith="email")
-        if is_broadcast_kind(channel.kind)
-    ]
     created = 0
     with transaction.atomic():
-        email_channel = Channel.objects.default_email()
-        if email_channel is not None and topic_ids:
-            created += _fan_out_subscribers(dispatch.pk, email_channel.pk, topic_ids, now)
-        created += _fan_out_broadcast(dispatch.pk, broadcast_ids, topic_ids, now)
+        for audience in audience_by_channel(topic_ids, now):
+            created += _insert_deliveries(dispatch.pk, audience, now)
         Dispatch.objects.filter(pk=dispatch.pk, status=Dispatch.Status.PLANNING).update(
             status=Dispatch.Status.SENDING, planned_at=now
         )

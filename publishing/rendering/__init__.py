@@ -128,7 +128,12 @@ def _cache_key(version: Renderable, family: str) -> tuple[Any, ...] | None:
 
 
 def _cached(
-    version: Renderable, family: str, build: Callable[[Source], Any], *, with_topics: bool = True
+    version: Renderable,
+    family: str,
+    build: Callable[[Source], Any],
+    *,
+    with_topics: bool = True,
+    with_number: bool = False,
 ) -> Any:
     key = _cache_key(version, family)
     if key is not None:
@@ -136,7 +141,7 @@ def _cached(
             if key in _cache:
                 _cache.move_to_end(key)
                 return _cache[key]
-    value = build(read_source(version, with_topics=with_topics))
+    value = build(read_source(version, with_topics=with_topics, with_number=with_number))
     if key is not None:
         with _cache_lock:
             _cache[key] = value
@@ -180,7 +185,10 @@ def render_discord(version: Renderable) -> dict[str, Any]:
 
 def render_webhook(version: Renderable) -> dict[str, Any]:
     """The webhook JSON body: the publication's data with sanitised HTML and text, no Markdown."""
-    payload: dict[str, Any] = copy.deepcopy(_cached(version, "webhook", build_webhook))
+    # Only the webhook body carries the version's number (one count query, once per version).
+    payload: dict[str, Any] = copy.deepcopy(
+        _cached(version, "webhook", build_webhook, with_number=True)
+    )
     return payload
 
 

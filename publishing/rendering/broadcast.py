@@ -121,7 +121,7 @@ def build_webhook(source: Source) -> dict[str, Any]:
         "type": "publication.published",
         "data": {
             "id": source.publication_id,
-            "version": source.version_id,
+            "version": source.version_number,
             "slug": source.slug,
             "url": source.url,
             "title": source.title,

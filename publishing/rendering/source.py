@@ -23,7 +23,10 @@ class Renderable(Protocol):
 @dataclass(frozen=True)
 class Source:
     publication_id: int | None
+    #: The history row's id: what caches key on, never shown.
     version_id: int | None
+    #: The version's number within its publication (1, 2, 3...): what payloads show.
+    version_number: int | None
     title: str
     slug: str
     summary: str
@@ -37,12 +40,16 @@ class Source:
         return f"{settings.SITE_URL}/p/{quote(self.slug)}/"
 
 
-def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
+def read_source(
+    version: Renderable, *, with_topics: bool = True, with_number: bool = False
+) -> Source:
     """The fields of a HistoricalPublication row, a live Publication, or any object with the
-    Renderable fields (no topics then); the topics are read only ``with_topics``."""
-    from publishing.models import Publication, Topic
+    Renderable fields (no topics then); the topics are read only ``with_topics``, a history
+    row's number within its publication only ``with_number``."""
+    from publishing.models import Publication, Topic, count_versions_up_to
 
     version_id: int | None
+    version_number: int | None = None
     if isinstance(version, Publication):
         publication_id: int | None = version.pk
         version_id = None
@@ -50,6 +57,8 @@ def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     elif hasattr(version, "history_id"):
         publication_id = getattr(version, "id", None)
         version_id = version.history_id
+        if version_id is not None and with_number:
+            version_number = count_versions_up_to(version)
         topic_ids = version.topics.values("topic_id")  # type: ignore[attr-defined]
         topics = Topic.objects.filter(pk__in=topic_ids)
     else:
@@ -59,6 +68,7 @@ def read_source(version: Renderable, *, with_topics: bool = True) -> Source:
     return Source(
         publication_id=publication_id,
         version_id=version_id,
+        version_number=version_number,
         title=version.title,
         slug=version.slug,
         summary=version.summary,

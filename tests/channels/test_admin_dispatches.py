@@ -143,3 +143,52 @@ def test_the_dispatch_progress_page_renders_in_a_browser_and_requeues_dead_deliv
     assert not page.locator("#requeue-dead").count()
     page.screenshot(path=str(output_dir / "dispatch-progress-requeued.png"), full_page=True)
     assert Delivery.objects.filter(status="dead").count() == 0
+
+
+@pytest.mark.django_db
+def test_the_progress_json_answers_whoever_may_view_the_page_and_nobody_else() -> None:
+    dispatch, _, _ = dispatch_with_outcomes()
+    url = f"/admin/publishing/dispatch/{dispatch.pk}/progress.json"
+    alice = client_for(member("alice", EDITOR))
+    stranger = client_for(cast(User, UserFactory.create(username="sam", is_staff=True)))
+
+    response = alice.get(url)
+
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    data = response.json()
+    assert data["total"] == 11 and data["settled"] == 9 and data["sent"] == 6
+    assert data["percent"] == 81.8 and data["done"] is False
+    assert data["statuses"][:4] == ["queued", "sending", "sent", "failed"]
+    assert data["channels"] == [
+        {
+            "name": "Newsletter mail",
+            "counts": {
+                "queued": 2,
+                "sending": 0,
+                "sent": 5,
+                "failed": 2,
+                "dead": 1,
+                "cancelled": 0,
+                "uncertain": 0,
+            },
+            "total": 10,
+        },
+        {
+            "name": "Team Slack",
+            "counts": {
+                "queued": 0,
+                "sending": 0,
+                "sent": 1,
+                "failed": 0,
+                "dead": 0,
+                "cancelled": 0,
+                "uncertain": 0,
+            },
+            "total": 1,
+        },
+    ]
+    assert data["fields"]["status"] == "Sending"
+    assert stranger.get(url).status_code == 403
+    assert Client().get(url).status_code == 302  # to the login page
+    assert alice.get("/admin/publishing/dispatch/999999/progress.json").status_code == 404

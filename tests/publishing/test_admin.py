@@ -38,6 +38,19 @@ def _operation(publication: Publication, name: str) -> str:
     return reverse("admin:publishing_publication_operation", args=[publication.pk, name])
 
 
+def _publish_url(publication: Publication) -> str:
+    return reverse("admin:publishing_publication_publish", args=[publication.pk])
+
+
+def _publish(client: Client, publication: Publication, **extra: Any) -> Any:
+    """Open the confirmation page, then confirm the total it shows (publish, or send again)."""
+    page = client.get(_publish_url(publication))
+    if page.status_code != 200 or not page.context["can_send"]:
+        return page
+    data = {"expected_total": page.context["total"], "publish": "1"}
+    return client.post(_publish_url(publication), data, **extra)
+
+
 def _form(topic: Topic, **overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "title": "From the admin",
@@ -98,10 +111,11 @@ def test_an_editor_cannot_publish_through_the_admin(alice: User, draft: Publicat
     assert "schedule_selected" not in actions
     assert "send_test_to_myself" in actions
     change_page = client.get(_change(draft))
-    assert b"Publish now" not in change_page.content
+    assert b"Publish\xe2\x80\xa6" not in change_page.content
     response = _action(client, "publish_now", draft)
     assert response.status_code == 200
-    assert client.post(_operation(draft, "publish")).status_code == 403
+    assert client.get(_publish_url(draft)).status_code == 403
+    assert client.post(_publish_url(draft), {"expected_total": "0"}).status_code == 403
     assert client.post(_operation(draft, "archive")).status_code == 403
     schedule = reverse("admin:publishing_publication_schedule", args=[draft.pk])
     assert client.get(schedule).status_code == 403
@@ -114,8 +128,11 @@ def test_an_editor_cannot_publish_through_the_admin(alice: User, draft: Publicat
 def test_a_publisher_publishes_from_the_list_once(paula: User, draft: Publication) -> None:
     client = _client(paula)
 
-    response = _action(client, "publish_now", draft)
-    _action(client, "publish_now", draft)
+    confirmation = _action(client, "publish_now", draft)
+    assert not Dispatch.objects.exists()  # the action asks first
+    total = confirmation.context["total"]
+    response = _action(client, "publish_now", draft, apply="1", expected_total=total)
+    _action(client, "publish_now", draft, apply="1", expected_total=total)
 
     assert b"1 publication(s) published." in response.content
     draft.refresh_from_db()
@@ -129,10 +146,10 @@ def test_a_publisher_publishes_resends_and_archives_from_the_publication_page(
     paula: User, draft: Publication
 ) -> None:
     client = _client(paula)
-    assert b"Publish now" in client.get(_change(draft)).content
+    assert _publish_url(draft).encode() in client.get(_change(draft)).content
 
-    assert client.post(_operation(draft, "publish")).status_code == 302
-    assert client.post(_operation(draft, "resend")).status_code == 302
+    assert _publish(client, draft).status_code == 302
+    assert _publish(client, draft).status_code == 302  # published: the page sends it again
     assert client.post(_operation(draft, "archive")).status_code == 302
 
     draft.refresh_from_db()
@@ -141,14 +158,14 @@ def test_a_publisher_publishes_resends_and_archives_from_the_publication_page(
         "publish",
         "resend",
     ]
-    assert client.get(_operation(draft, "publish")).status_code == 405
+    assert client.get(_operation(draft, "archive")).status_code == 405
     assert client.post(_operation(draft, "explode")).status_code == 404
 
 
 def test_an_editor_cannot_change_a_published_publication(
     alice: User, paula: User, draft: Publication
 ) -> None:
-    _client(paula).post(_operation(draft, "publish"))
+    _publish(_client(paula), draft)
     client = _client(alice)
 
     page = client.get(_change(draft))
@@ -264,7 +281,7 @@ def test_the_list_filters_and_searches(paula: User, topic: Topic) -> None:
     make_publication(by=paula, topics=[topic], slug="kept", title="Quarterly report")
     hidden = make_publication(by=paula, topics=[other_topic], slug="hidden", title="Incident")
     client = _client(paula)
-    client.post(_operation(hidden, "publish"))
+    _publish(client, hidden)
 
     def titles(**query: Any) -> set[str]:
         response = client.get(CHANGELIST, query)
@@ -352,7 +369,7 @@ def test_a_diff_needs_two_versions(alice: User, draft: Publication) -> None:
 def test_an_editor_cannot_restore_a_published_publication(
     alice: User, paula: User, draft: Publication
 ) -> None:
-    _client(paula).post(_operation(draft, "publish"))
+    _publish(_client(paula), draft)
     first = draft.history.order_by("history_id").first()
     restore = reverse("admin:publishing_publication_restore", args=[draft.pk, first.history_id])
 
@@ -364,7 +381,7 @@ def test_someone_without_a_role_sees_nothing(mallory: User, draft: Publication) 
     client = _client(mallory)
 
     assert client.get(CHANGELIST).status_code == 403
-    assert client.post(_operation(draft, "publish")).status_code == 403
+    assert client.get(_publish_url(draft)).status_code == 403
     assert not Dispatch.objects.exists()
 
 
@@ -388,7 +405,7 @@ def test_an_administrator_may_delete_an_unsent_draft_only(
     ada: User, paula: User, draft: Publication, topic: Topic
 ) -> None:
     sent = make_publication(by=paula, topics=[topic], slug="sent")
-    _client(paula).post(_operation(sent, "publish"))
+    _publish(_client(paula), sent)
     client = _client(ada)
 
     delete_sent = client.get(reverse("admin:publishing_publication_delete", args=[sent.pk]))
@@ -405,7 +422,7 @@ def test_refused_operations_are_reported_not_hidden(paula: User, draft: Publicat
     client.post(_operation(draft, "archive"))
 
     action = _action(client, "publish_now", draft)
-    operation = client.post(_operation(draft, "publish"), follow=True)
+    operation = client.get(_publish_url(draft))
     first = draft.history.order_by("history_id").first()
     restore = reverse("admin:publishing_publication_restore", args=[draft.pk, first.history_id])
     page = reverse("admin:publishing_publication_schedule", args=[draft.pk])
