@@ -74,6 +74,8 @@ class PublicationForm(PublicationModelForm):
             "summary": forms.Textarea(attrs={"rows": 3}),
             "body": MarkdownEditorWidget(attrs={"rows": 24}),
         }
+        # The editor shows its own help, beside the text.
+        help_texts = {"body": ""}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
