@@ -120,6 +120,12 @@ class EditorAdmin(PublicationModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require_writer(request)
+        limit = settings.IMAGE_UPLOAD_MAX_MB
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > (limit + 1) * 1024 * 1024:
+            # Refused before the body is read: a huge upload never reaches the disk.
+            message = _("The image is larger than %(limit)s MB, the limit.") % {"limit": limit}
+            return JsonResponse({"image": [message]}, status=400)
         form = ImageUploadForm(request.POST, request.FILES)
         if not form.is_valid():
             return JsonResponse(form.errors, status=400)

@@ -97,8 +97,8 @@ def check_publication_input(
             problem(
                 "body",
                 "image_without_alt",
-                f"The body has an image without alt text ({src}): describe it between the "
-                f"brackets, as in ![A red bicycle]({src}).",
+                f"The body has an image without alt text ({src or 'with no address'}): "
+                f"describe it between the brackets, as in ![A red bicycle]({src or '...'}).",
             )
     if data.language not in {code for code, _ in settings.LANGUAGES}:
         problem("language", "invalid", f"Unknown language {data.language!r}.")

@@ -209,9 +209,8 @@ IMAGE_MAX_WIDTH: int = env.int("IMAGE_MAX_WIDTH", default=1600)
 # django-markdownx: the preview is our own rendering (sanitised with nh3), as readers get it.
 MARKDOWNX_MARKDOWNIFY_FUNCTION = "publishing.editor.markdownify"
 MARKDOWNX_SERVER_CALL_LATENCY = 500
-MARKDOWNX_UPLOAD_MAX_SIZE = IMAGE_UPLOAD_MAX_MB * 1024 * 1024
-MARKDOWNX_UPLOAD_CONTENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MARKDOWNX_EDITOR_RESIZABLE = True
+# Uploads go through publishing.editor's own view and publishing.images, not markdownx's form.
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Publishing <news@example.com>")

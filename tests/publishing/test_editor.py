@@ -219,10 +219,11 @@ def test_an_image_over_the_size_limit_is_refused_naming_the_limit(
     alice: User, settings: Any
 ) -> None:
     settings.IMAGE_UPLOAD_MAX_MB = 1
-    noisy = Image.frombytes("RGB", (1000, 1000), bytes(range(256)) * 11719 + b"\0" * 36)
+    # Between the limit and the early refusal's margin (limit + 1 MB): the file is read, judged.
+    noisy = Image.frombytes("RGB", (700, 700), (bytes(range(256)) * 5743)[: 700 * 700 * 3])
     buffer = io.BytesIO()
     noisy.save(buffer, format="PNG", compress_level=0)
-    assert buffer.tell() > 1024 * 1024
+    assert 1024 * 1024 < buffer.tell() < 2 * 1024 * 1024
 
     response = _upload(_client(alice), buffer.getvalue(), alt="Noise")
 
@@ -372,3 +373,34 @@ def test_the_saved_version_preview_still_works(paula: User, draft: Publication) 
     assert "Saved title" in page
     assert "The last saved version" in page
     assert "<em>body</em>" in page  # in the Discord mock-up
+
+
+def test_no_unsaved_preview_button_where_the_form_cannot_be_changed(
+    alice: User, paula: User, draft: Publication
+) -> None:
+    services.publish(draft, by=paula)  # Editors change drafts only
+    change = reverse("admin:publishing_publication_change", args=[draft.pk])
+
+    read_only = _client(alice).get(change).content.decode()
+    editable = _client(paula).get(change).content.decode()
+
+    assert "Preview every channel (not saved)" not in read_only
+    assert "Preview the saved version" in read_only
+    assert "Preview every channel (not saved)" in editable
+
+
+def test_an_upload_declaring_a_huge_body_is_refused_before_it_is_read(
+    alice: User, settings: Any
+) -> None:
+    settings.IMAGE_UPLOAD_MAX_MB = 1
+
+    response = _client(alice).generic(
+        "POST",
+        UPLOAD,
+        b"",
+        content_type="multipart/form-data; boundary=x",
+        headers={"content-length": str(3 * 1024 * 1024)},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"image": ["The image is larger than 1 MB, the limit."]}
