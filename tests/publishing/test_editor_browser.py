@@ -154,5 +154,8 @@ def test_an_image_dropped_into_the_text_is_asked_for_its_alt_text(
 
     image = page.locator(".markdownx-preview img[alt='A dropped square']")
     assert _natural_width(image) == 300
-    assert "![A dropped square](/media/images/" in page.input_value("#id_body")
+    body = page.input_value("#id_body")
+    assert body.startswith("![A dropped square](/media/images/")
+    assert ".png)\n\n# Hello" in body  # on its own paragraph: the heading stays one
+    page.locator(".markdownx-preview h1", has_text="Hello").wait_for()
     page.screenshot(path=str(output_dir / "editor-dropped-image.png"), full_page=True)

@@ -77,9 +77,16 @@
       if (!code || code.indexOf("![](") !== 0) return;
       var answer = window.prompt(status.getAttribute("data-prompt") || "");
       var text = (answer || "").replace(/[\[\]\\\n\r]+/g, " ").trim();
+      var at = editor.value.indexOf(code);
+      if (at < 0) return;
+      // markdownx inserts at the cursor, glued to the text around it: give the image a
+      // paragraph of its own, so "# Heading" after it stays a heading.
+      var before = editor.value.substring(0, at).replace(/\s*$/, "");
+      var after = editor.value.substring(at + code.length).replace(/^\s*/, "");
+      var image = "![" + text + "]" + code.substring(3);
+      editor.value = (before ? before + "\n\n" : "") + image + (after ? "\n\n" + after : "\n");
+      editor.dispatchEvent(new Event("input", { bubbles: true }));
       if (text) {
-        editor.value = editor.value.replace(code, "![" + text + "]" + code.substring(3));
-        editor.dispatchEvent(new Event("input", { bubbles: true }));
         say("done");
       } else {
         say("missing", "", true);
