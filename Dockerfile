@@ -18,8 +18,8 @@ ENV PATH="/opt/venv/bin:$PATH" \
     VAR_DIR=/var/lib/publishing
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
-    && mkdir -p /var/lib/publishing \
-    && chown app:app /var/lib/publishing
+    && mkdir -p /var/lib/publishing/media \
+    && chown -R app:app /var/lib/publishing
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . .

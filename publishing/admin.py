@@ -5,7 +5,6 @@ request that tries anyway."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -29,13 +28,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from publishing import rendering, services
+from publishing import services
+from publishing.editor import EditorAdmin, MarkdownEditorWidget
 from publishing.exceptions import (
     InvalidPublicationError,
     PublishingError,
     PublishingPermissionError,
 )
 from publishing.models import Dispatch, Publication, Topic
+from publishing.rendering.source import read_source
 from publishing.versions import diff_versions, versions_of
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,12 @@ class PublicationForm(PublicationModelForm):
     class Meta:
         model = Publication
         fields = ["title", "slug", "summary", "body", "topics", "language"]
-        widgets = {"summary": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 3}),
+            "body": MarkdownEditorWidget(attrs={"rows": 24}),
+        }
+        # The editor shows its own help, beside the text.
+        help_texts = {"body": ""}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -142,7 +148,7 @@ class DispatchInline(DispatchTabularInline):
 
 
 @admin.register(Publication)
-class PublicationAdmin(PublicationModelAdmin):
+class PublicationAdmin(EditorAdmin):
     form = PublicationForm
     change_form_template = "publishing/admin/change_form.html"
     list_display = ["title", "status", "topic_list", "author", "publish_at", "published_at"]
@@ -330,29 +336,21 @@ class PublicationAdmin(PublicationModelAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: the last saved version in every channel. POST (the form's Preview button):
+        the form as it stands, not saved (publishing.editor)."""
         publication = self._object(request, object_id)
+        if request.method == "POST":
+            if not self.has_change_permission(request, publication):
+                raise PermissionDenied
+            return self.form_preview(request, publication)
         version = publication.history.order_by("-history_id").first() or publication
-        email = rendering.render_email(version)
-        html, text = email.personalize(
-            name=request.user.get_full_name() or request.user.get_username(),  # type: ignore[union-attr]
-            preferences_url="#preferences",
-            unsubscribe_url="#unsubscribe",
+        return self.render_preview(
+            request,
+            publication,
+            read_source(version),
+            title=f"Preview: {publication}",
+            unsaved=False,
         )
-        payloads = {
-            kind: json.dumps(rendering.render_for_kind(version, kind), indent=2, ensure_ascii=False)
-            for kind in ("slack", "discord", "webhook")
-        }
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Preview: {publication}",
-            "opts": self.model._meta,
-            "original": publication,
-            "subject": email.subject,
-            "email_html": html,
-            "email_text": text,
-            "payloads": payloads,
-        }
-        return TemplateResponse(request, "publishing/admin/preview.html", context)
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None

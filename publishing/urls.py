@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import URLPattern, URLResolver, path
 
-from publishing import feeds, views
+from publishing import feeds, images, views
 
 app_name = "publishing"
 
@@ -14,4 +15,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("feeds/atom/", feeds.atom_feed, name="feed_atom"),
     path("topics/<slug:slug>/rss/", feeds.rss_feed, name="topic_feed_rss"),
     path("topics/<slug:slug>/atom/", feeds.atom_feed, name="topic_feed_atom"),
+    # Uploaded images, from the default storage (publishing.images): under gunicorn too.
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", images.serve_image, name="image"),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from publishing.models import (
     Publication,
     Topic,
 )
+from publishing.rendering.markup import markdown_to_html
 
 TopicRef = Topic | str | int
 CHANGE_REASON_MAX_LENGTH = 100
@@ -90,12 +92,43 @@ def check_publication_input(
             "too_long",
             f"The body has {len(data.body)} characters; the limit is {BODY_MAX_LENGTH}.",
         )
+    else:
+        for src in images_without_alt(data.body):
+            problem(
+                "body",
+                "image_without_alt",
+                f"The body has an image without alt text ({src or 'with no address'}): "
+                f"describe it between the brackets, as in ![A red bicycle]({src or '...'}).",
+            )
     if data.language not in {code for code, _ in settings.LANGUAGES}:
         problem("language", "invalid", f"Unknown language {data.language!r}.")
     topics = _resolve_topics(data.topics, problem, instance=instance)
     if problems:
         raise InvalidPublicationError(problems)
     return topics
+
+
+class _ImageFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.missing: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and not (values.get("alt") or "").strip():
+            self.missing.append(values.get("src") or "")
+
+
+def images_without_alt(body: str) -> list[str]:
+    """The address of every image of the body that readers of a screen reader would miss.
+
+    Read from the rendering readers get (Markdown ``![](...)`` and raw ``<img>`` alike), so an
+    image the sanitiser drops is not reported and one it keeps always is.
+    """
+    finder = _ImageFinder()
+    finder.feed(markdown_to_html(body))
+    finder.close()
+    return finder.missing
 
 
 def _resolve_topics(

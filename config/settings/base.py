@@ -43,6 +43,9 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_q",
     "simple_history",
+    # The body's Markdown editor (decision 0077): its widget and static files only; its URLs
+    # are routed under the admin with permissions (publishing.editor), never included as is.
+    "markdownx",
     "publishing",
     "subscribers",
     "channels",
@@ -182,6 +185,42 @@ STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# --- Media: images uploaded by editors (decision 0077) -----------------------------------------
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+#: Where uploaded images go: "filesystem" (MEDIA_ROOT, served by the site under MEDIA_URL) or
+#: "s3" (a bucket through django-storages, served by the bucket or its CDN).
+MEDIA_STORAGE: str = env.str("MEDIA_STORAGE", default="filesystem").strip().lower()
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("MEDIA_S3_BUCKET"),
+            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "custom_domain": env.str("MEDIA_S3_CUSTOM_DOMAIN", default="") or None,
+            "location": env.str("MEDIA_S3_PREFIX", default=""),
+            # Images go into public emails and pages: plain URLs, never expiring signed ones.
+            "querystring_auth": False,
+            "file_overwrite": False,
+            "default_acl": None,
+            "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},
+        },
+    }
+elif MEDIA_STORAGE != "filesystem":
+    raise ImproperlyConfigured(
+        f"MEDIA_STORAGE must be 'filesystem' or 's3', not {MEDIA_STORAGE!r}."
+    )
+#: Largest image an editor may upload, in megabytes.
+IMAGE_UPLOAD_MAX_MB: int = env.int("IMAGE_UPLOAD_MAX_MB", default=10)
+#: Uploaded images wider than this many pixels are scaled down to it.
+IMAGE_MAX_WIDTH: int = env.int("IMAGE_MAX_WIDTH", default=1600)
+# django-markdownx: the preview is our own rendering (sanitised with nh3), as readers get it.
+MARKDOWNX_MARKDOWNIFY_FUNCTION = "publishing.editor.markdownify"
+MARKDOWNX_SERVER_CALL_LATENCY = 500
+MARKDOWNX_EDITOR_RESIZABLE = True
+# Uploads go through publishing.editor's own view and publishing.images, not markdownx's form.
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Publishing <news@example.com>")

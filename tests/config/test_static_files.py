@@ -152,3 +152,16 @@ def test_collectstatic_picks_up_the_public_theme_and_gunicorn_serves_it(
     assert headers["Content-Type"].startswith("text/css")
     assert b"prefers-color-scheme: dark" in body
     assert "immutable" in headers["Cache-Control"]
+
+
+def test_collectstatic_collects_the_publication_editor(manifest: dict[str, str]) -> None:
+    # Without them the publication form answers 500 in production (a name missing from the
+    # manifest fails loudly).
+    for name in (
+        "markdownx/js/markdownx.min.js",
+        "markdownx/admin/css/markdownx.min.css",
+        "publishing/editor.js",
+        "publishing/editor.css",
+        "publishing/preview.css",
+    ):
+        assert name in manifest

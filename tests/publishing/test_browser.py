@@ -31,7 +31,7 @@ def test_a_publisher_previews_and_publishes_and_readers_see_the_page(
     _log_in(page, live_server, paula)
 
     page.goto(f"{live_server.url}/admin/publishing/publication/{draft.pk}/change/")
-    page.click("text=Preview every channel")
+    page.click("text=Preview the saved version")
     frame = page.frame_locator("iframe[title='Email HTML']")
     assert frame.locator("h1").first.inner_text() == "Spring release"
     assert "Hello Paula," in frame.locator(".greeting").inner_text()
