@@ -171,6 +171,8 @@ class EditorAdmin(PublicationModelAdmin):
         source = Source(
             publication_id=publication.pk if publication else None,
             version_id=None,
+            # The number saving would give this version.
+            version_number=publication.history.count() + 1 if publication else 1,
             title=data.get("title", ""),
             slug=data.get("slug", ""),
             summary=data.get("summary", ""),

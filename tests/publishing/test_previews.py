@@ -27,6 +27,7 @@ def _source(body: str, title: str = "A title", summary: str = "") -> Source:
     return Source(
         publication_id=None,
         version_id=None,
+        version_number=None,
         title=title,
         slug="a-title",
         summary=summary,
