@@ -10,6 +10,17 @@ import sys
 from pathlib import Path
 
 FR: dict[str, str | tuple[str, str]] = {
+    "Welcome to %(site_name)s": "Bienvenue sur %(site_name)s",
+    "Your subscription is confirmed. You will receive:": (
+        "Votre abonnement est confirmé. Vous recevrez :"
+    ),
+    (
+        "You can change your topics, how often we write and the format of our emails at any "
+        "time, or unsubscribe, from your preferences page:"
+    ): (
+        "Vous pouvez à tout moment changer vos sujets, la fréquence et le format de nos "
+        "e-mails, ou vous désabonner, depuis votre page de préférences :"
+    ),
     "Do not count whether I open your emails or click their links": (
         "Ne pas compter si j’ouvre vos e-mails ni si je clique sur leurs liens"
     ),

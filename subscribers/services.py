@@ -189,8 +189,9 @@ def sign_up(
 def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
     """Activate the subscriber a confirmation token names and log their consent.
 
-    Returns (subscriber, changed); confirming twice changes nothing the second time. Lifts the
-    address's suppression: the person has just proved they want this mail. Raises
+    Returns (subscriber, changed); confirming twice changes nothing the second time (and sends
+    the welcome email once). Lifts the address's suppression: the person has just proved they
+    want this mail. Raises
     InvalidLinkError (code ``expired_link`` or ``invalid_link``).
     """
     with transaction.atomic():
@@ -211,6 +212,9 @@ def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
             hashed=subscriber.email_hash,
             detail={"topics": topic_slugs(subscriber)},
         )
+        # The welcome email: what they will receive and where to change it (after commit).
+        names = sorted(subscriber.subscriptions.values_list("topic__name", flat=True))
+        send_on_commit(subscriber.pk, "welcome", topics=names)
     logger.info("subscribers: subscriber %s confirmed", subscriber.pk)
     return subscriber, True
 

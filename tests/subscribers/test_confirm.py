@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.test import Client, override_settings
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks
@@ -161,3 +162,42 @@ def test_it_explains_an_expired_link_in_the_browsers_language(
     assert response.status_code == 410
     assert "Ce lien a expiré".encode() in response.content
     assert b"valables 7 jours" in response.content
+
+
+def test_confirming_sends_one_welcome_email_in_the_publications_design(
+    client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    link = signed_up(client, news, django_capture_on_commit_callbacks, "bob@example.com")
+    sent_before = len(mail.outbox)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(link)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(link)  # confirming again changes nothing, sends nothing
+
+    assert len(mail.outbox) == sent_before + 1
+    welcome = mail.outbox[-1]
+    assert welcome.to == ["bob@example.com"]
+    assert welcome.subject.startswith("Welcome to ")
+    assert news.name in str(welcome.body)
+    assert "Hello," in str(welcome.body)
+    assert isinstance(welcome, EmailMultiAlternatives)
+    html = str(welcome.alternatives[0][0])
+    assert news.name in html
+    assert 'style="' in html  # the shared styles, inlined as in publication emails
+    assert link_in(welcome, "preferences")
+
+
+def test_the_welcome_email_speaks_the_subscribers_language(
+    client: Client, news: Topic, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/subscribe/", {"email": "eve@example.com", "topics": [news.pk], "language": "fr"}
+        )
+    link = link_in(mail.outbox[-1], "confirm")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(link)
+    welcome = mail.outbox[-1]
+    assert welcome.subject.startswith("Bienvenue sur ")
+    assert "Votre abonnement est confirmé. Vous recevrez :" in str(welcome.body)
