@@ -227,3 +227,33 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:12]}… ({self.reason})"
+
+
+class GrowthWeek(models.Model):
+    """Subscribers gained and lost in one week (Monday to Sunday, in the site's time zone),
+    overall (``topic`` empty) and per topic: what the growth pages and
+    ``GET /api/v1/stats/subscribers/`` read. Kept by a periodic task that recounts the weeks
+    that can still change (subscribers.growth), so reading never scans the subscribers."""
+
+    week = models.DateField(help_text="The Monday the week starts on.")
+    topic = models.ForeignKey(
+        "publishing.Topic", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    joined = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["week", "topic"],
+                condition=models.Q(topic__isnull=False),
+                name="growthweek_topic_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["week"], condition=models.Q(topic__isnull=True), name="growthweek_unique"
+            ),
+        ]
+        ordering = ["week"]
+
+    def __str__(self) -> str:
+        return f"Week of {self.week}: +{self.joined} -{self.left}"

@@ -9,6 +9,7 @@ from channels.api import ChannelViewSet, DeliveryViewSet, DispatchViewSet
 from channels.api_stats import PublicationStatsViewSet
 from publishing.api import PublicationViewSet, TopicViewSet
 from subscribers.api import SubscriberViewSet
+from subscribers.api_stats import SubscriberGrowthView
 
 router = SimpleRouter()
 router.register("topics", TopicViewSet, basename="topic")
@@ -27,4 +28,5 @@ stats_router.register("publications", PublicationStatsViewSet, basename="publica
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", include(router.urls)),
     path("", include(stats_router.urls)),
+    path("stats/subscribers/", SubscriberGrowthView.as_view(), name="subscriber-growth"),
 ]
