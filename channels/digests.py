@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 
 import css_inline
@@ -29,6 +30,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django_q.tasks import async_task
 
+from channels import tracking
 from channels.backends.email_common import crlf_bytes
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
@@ -172,12 +174,16 @@ def build_digest_email(
     *,
     delivery_id: int,
     from_email: str,
-) -> bytes:
-    """The complete message (CRLF bytes) of a digest, in the subscriber's language.
+    track: tracking.TrackingSigner | None = None,
+) -> tuple[bytes, list[str]]:
+    """The complete message (CRLF bytes) of a digest, in the subscriber's language, and the
+    targets of its tracked links (empty when untracked).
 
     HTML and text parts (text only for subscribers who chose it), the subscriber's links, and
     the headers the engine's bulk email carries: ``Message-ID: <delivery-ID@domain>``,
-    ``X-Delivery-ID``, ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058).
+    ``X-Delivery-ID``, ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` (RFC 8058). With
+    ``track`` (the channel tracks and the subscriber did not opt out) the HTML part's links
+    become click URLs of this delivery and it carries the open pixel (decision 0078).
     """
     token = manage_token(subscriber.pk, subscriber.token_key)
     # The unsubscribe link and List-Unsubscribe carry the unsubscribe-only token (decision 0072).
@@ -196,9 +202,9 @@ def build_digest_email(
     with translation.override(subscriber.locale):
         subject = render_to_string("channels/digest/subject.txt", context)
         text = render_to_string("channels/digest/email.txt", context)
-        html = None
+        html: str | None = None
         if subscriber.email_format == Subscriber.EmailFormat.HTML:
-            html = render_to_string("channels/digest/email.html", context)
+            html = str(render_to_string("channels/digest/email.html", context))
     message_id = f"delivery-{delivery_id}@{message_id_domain()}"
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),
@@ -211,9 +217,20 @@ def build_digest_email(
             **list_unsubscribe_headers(unsubscribe),
         },
     )
+    links: list[str] = []
     if html is not None:
-        message.attach_alternative(_inliner.inline(html), "text/html")
-    return crlf_bytes(message)
+        html = _inliner.inline(html)
+        if track is not None:
+            own = (context["preferences_url"], context["unsubscribe_url"])
+            tracked = tracking.track_html(html, keep=[*own, *(escape(url) for url in own)])
+            links = list(tracked.links)
+            html = tracked.html
+            for placeholder, value in tracking.tracking_values(
+                delivery_id, len(links), track
+            ).items():
+                html = html.replace(placeholder, escape(value))
+        message.attach_alternative(html, "text/html")
+    return crlf_bytes(message), links
 
 
 def create_digest(
@@ -270,13 +287,18 @@ def create_digest(
                 priority=Delivery.PRIORITY_BULK,
                 next_attempt_at=now,
             )
-            # The Message-ID names the delivery, so the bytes are built once its id exists.
-            delivery.raw_message = build_digest_email(
+            # The Message-ID and tracked links name the delivery, so the bytes are built once
+            # its id exists.
+            track = (
+                tracking.signer() if channel.tracking and not subscriber.tracking_opt_out else None
+            )
+            delivery.raw_message, links = build_digest_email(
                 subscriber,
                 frequency,
                 listed,
                 delivery_id=delivery.pk,
                 from_email=str(channel.config.get("from_email") or settings.DEFAULT_FROM_EMAIL),
+                track=track,
             )
             delivery.save(update_fields=["raw_message"])
             digest = Digest.objects.create(
@@ -285,6 +307,7 @@ def create_digest(
                 period_start=start,
                 period_end=end,
                 delivery=delivery,
+                links=links,
             )
             digest.publications.set([item.publication_id for item in listed])
     except IntegrityError:

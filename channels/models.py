@@ -337,6 +337,9 @@ class Digest(models.Model):
     publications = models.ManyToManyField(
         "publishing.Publication", related_name="digests", blank=True
     )
+    # The tracked links of this digest's message, in order (channels.tracking): a digest lists
+    # its own publications, so its links are its own, not a version's.
+    links = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

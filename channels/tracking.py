@@ -28,7 +28,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 
-from channels.models import Channel, Delivery, EngagementEvent, TrackedLink
+from channels.models import Channel, Delivery, Digest, EngagementEvent, TrackedLink
 from publishing.models import Dispatch
 
 #: The per-recipient placeholders a tracked template holds (filled by channels.engine.mime).
@@ -197,11 +197,17 @@ def _target_sql(vendor: str) -> str:
 def link_target(delivery_id: int, index: int) -> str | None:
     """Where link ``index`` of the delivery's message leads, or None when it has no such link
     (one query: the version's link on the delivery's surface, its channel's kind for Slack and
-    Discord, else email)."""
+    Discord, else email; a digest's own links when that finds nothing)."""
     with connection.cursor() as cursor:
         cursor.execute(_target_sql(connection.vendor), [delivery_id, index])
         row = cursor.fetchone()
-    return str(row[0]) if row else None
+    if row:
+        return str(row[0])
+    # A digest's links are its own (Digest.links), not a version's.
+    links = Digest.objects.filter(delivery_id=delivery_id).values_list("links", flat=True).first()
+    if isinstance(links, list) and 0 <= index < len(links):
+        return str(links[index])
+    return None
 
 
 def client_ip(meta: dict[str, Any]) -> str | None:

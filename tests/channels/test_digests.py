@@ -377,7 +377,7 @@ def test_a_run_killed_midway_leaves_no_half_digest_and_the_next_run_finishes(
     build = digests.build_digest_email
     calls: list[int] = []
 
-    def dies_on_the_second(*args: Any, **kwargs: Any) -> bytes:
+    def dies_on_the_second(*args: Any, **kwargs: Any) -> tuple[bytes, list[str]]:
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt("the worker is killed")
@@ -445,3 +445,37 @@ def test_digest_settings_read_a_day_name_in_any_case() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "18 4"
+
+
+@pytest.mark.django_db
+def test_a_tracked_digest_carries_click_urls_that_lead_to_its_publications(
+    smtp_channel: Channel, sink: SmtpSink, topic: Topic, client: Client
+) -> None:
+    from channels.models import EngagementEvent
+
+    smtp_channel.tracking = True
+    smtp_channel.save(update_fields=["tracking"])
+    tracked = subscriber(topic, DAILY, "tracked")
+    opted_out = subscriber(topic, DAILY, "private")
+    Subscriber.objects.filter(pk=opted_out.pk).update(tracking_opt_out=True)
+    publish(topic, WEDNESDAY - dt.timedelta(hours=2), "Morning news")
+
+    run(WEDNESDAY + dt.timedelta(minutes=5))
+
+    [mine] = messages_to(sink, tracked.email)
+    html = str(mine.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    clicks = re.findall(r'href="[^"]*(/t/c/\d+/\d+/[\w-]+)"', html)
+    assert clicks and f'href="{settings.SITE_URL}/p/morning-news/"' not in html
+    assert re.search(r'src="[^"]*/t/o/\d+/[\w-]+\.gif"', html)
+    assert "/preferences/" in html and "/unsubscribe/" in html  # the reader's own links stay
+    followed = client.get(clicks[0])
+    assert (followed.status_code, followed["Location"]) == (
+        302,
+        f"{settings.SITE_URL}/p/morning-news/",
+    )
+    assert EngagementEvent.objects.filter(kind="click", link_index=0).count() == 1
+    assert client.get(clicks[0].rsplit("/", 2)[0] + "/99/x").status_code == 400
+    [theirs] = messages_to(sink, opted_out.email)
+    their_html = str(theirs.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
+    assert "/t/c/" not in their_html
+    assert f'href="{settings.SITE_URL}/p/morning-news/"' in their_html
