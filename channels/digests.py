@@ -226,7 +226,7 @@ def build_digest_email(
             links = list(tracked.links)
             html = tracked.html
             for placeholder, value in tracking.tracking_values(
-                delivery_id, len(links), track
+                delivery_id, tracking.DIGEST_LINKS, len(links), track
             ).items():
                 html = html.replace(placeholder, escape(value))
         message.attach_alternative(html, "text/html")

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from ua_parser import parse
 
-from channels import analytics
+from channels import analytics, tracking_buffer
 from channels.models import EngagementEvent
 
 logger = logging.getLogger(__name__)
@@ -227,8 +227,11 @@ def classify_pending(now: datetime | None = None, limit: int = 2000) -> int:
 
 
 def classify_for_a_while(seconds: float = 50.0) -> int:
-    """The periodic task's body: classify settled events until none is left or time is up."""
+    """The periodic task's body: move buffered hits into the table, then classify settled
+    events until none is left or time is up."""
     deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and tracking_buffer.move():
+        pass  # the buffered hits first, so that they are judged with the rest
     total = 0
     while time.monotonic() < deadline:
         done = classify_pending()

@@ -442,6 +442,9 @@ class EngagementEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True, default="")
     reason = models.CharField(max_length=40, blank=True)
+    # Set on events that went through the Redis buffer (channels.tracking_buffer): moving them
+    # twice after a crash inserts them once. Empty for events inserted directly.
+    key = models.CharField(max_length=16, null=True, blank=True, unique=True)
 
     class Meta:
         indexes = [

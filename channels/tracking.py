@@ -28,8 +28,8 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 
-from channels.models import Channel, Delivery, Digest, EngagementEvent, TrackedLink
-from publishing.models import Dispatch
+from channels import tracking_buffer
+from channels.models import Delivery, Digest, EngagementEvent, TrackedLink
 
 #: The per-recipient placeholders a tracked template holds (filled by channels.engine.mime).
 OPEN_URL = "[[[open]]]"
@@ -86,16 +86,50 @@ def open_url(delivery_id: int, *, sign: TrackingSigner | None = None) -> str:
     return f"{settings.SITE_URL}/t/o/{delivery_id}/{signature}.gif"
 
 
-def click_url(delivery_id: int, index: int, *, sign: TrackingSigner | None = None) -> str:
-    signature = (sign or signer()).sign(f"c:{delivery_id}:{index}")
-    return f"{settings.SITE_URL}/t/c/{delivery_id}/{index}/{signature}"
+#: The letter a click URL names its surface by: whose links its position counts in.
+SURFACE_CODES = {EMAIL: "e", "slack": "s", "discord": "d", "digest": "g"}
+CODE_SURFACES = {code: surface for surface, code in SURFACE_CODES.items()}
 
 
-def tracking_values(delivery_id: int, link_count: int, sign: TrackingSigner) -> dict[str, str]:
+@dataclass(frozen=True)
+class LinkRef:
+    """Which links a click URL's position counts in: a version's on a surface, or (surface
+    ``digest``, version 0) the digest's own."""
+
+    surface: str
+    version_id: int
+
+    @property
+    def code(self) -> str:
+        return f"{SURFACE_CODES[self.surface]}{self.version_id}"
+
+    @classmethod
+    def parse(cls, code: str) -> LinkRef | None:
+        surface = CODE_SURFACES.get(code[:1])
+        if surface is None or not code[1:].isdigit():
+            return None
+        return cls(surface, int(code[1:]))
+
+
+DIGEST_LINKS = LinkRef("digest", 0)
+
+
+def click_url(
+    delivery_id: int, ref: LinkRef, index: int, *, sign: TrackingSigner | None = None
+) -> str:
+    """``/t/c/<delivery>/<surface letter><version>/<position>/<signature>``: the signature
+    covers all three, so none can be changed; the target is looked up, never carried."""
+    signature = (sign or signer()).sign(f"c:{delivery_id}:{ref.code}:{index}")
+    return f"{settings.SITE_URL}/t/c/{delivery_id}/{ref.code}/{index}/{signature}"
+
+
+def tracking_values(
+    delivery_id: int, ref: LinkRef, link_count: int, sign: TrackingSigner
+) -> dict[str, str]:
     """The placeholders of a tracked email filled for one delivery."""
     values = {OPEN_URL: open_url(delivery_id, sign=sign)}
     for index in range(link_count):
-        values[click_placeholder(index)] = click_url(delivery_id, index, sign=sign)
+        values[click_placeholder(index)] = click_url(delivery_id, ref, index, sign=sign)
     return values
 
 
@@ -142,7 +176,9 @@ def track_html(html: str, *, keep: Iterable[str] = ()) -> TrackedHtml:
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>|()\"']+", re.IGNORECASE)
 
 
-def track_payload(payload: Any, delivery_id: int, sign: TrackingSigner) -> tuple[Any, list[str]]:
+def track_payload(
+    payload: Any, delivery_id: int, ref: LinkRef, sign: TrackingSigner
+) -> tuple[Any, list[str]]:
     """A broadcast payload (Slack blocks, Discord embeds) with every http(s) URL in its strings
     replaced by a click URL for ``delivery_id``; returns it and the targets in order."""
     links: list[str] = []
@@ -156,7 +192,7 @@ def track_payload(payload: Any, delivery_id: int, sign: TrackingSigner) -> tuple
 
             def replace(match: re.Match[str]) -> str:
                 links.append(match.group(0))
-                return click_url(delivery_id, len(links) - 1, sign=sign)
+                return click_url(delivery_id, ref, len(links) - 1, sign=sign)
 
             return _URL_IN_TEXT.sub(replace, value)
         return value
@@ -177,37 +213,43 @@ def store_links(version_id: int, surface: str, links: Sequence[str]) -> None:
     )
 
 
-@lru_cache(maxsize=4)
-def _target_sql(vendor: str) -> str:
-    """The query of ``link_target``, built once from the models' names: the ORM's version of
-    this query cost ten times its execution in Python on every click."""
-    link, delivery, channel = TrackedLink._meta, Delivery._meta, Channel._meta
-    dispatch = Dispatch._meta
-    kinds = ", ".join(f"'{kind}'" for kind in sorted(CLICK_TRACKED_BROADCASTS))
-    return (
-        f"SELECT l.url FROM {link.db_table} l "  # noqa: S608 (names from models)
-        f"JOIN {dispatch.db_table} p ON p.version_id = l.version_id "
-        f"JOIN {delivery.db_table} d ON d.dispatch_id = p.id "
-        f"JOIN {channel.db_table} c ON c.id = d.channel_id "
-        f"WHERE d.id = %s AND l.{connection.ops.quote_name('index')} = %s AND l.surface = "
-        f"CASE WHEN c.kind IN ({kinds}) THEN c.kind ELSE '{EMAIL}' END"
-    )
+#: Versions' links per (version, surface), per process; bounded, never holding an empty list.
+_LINKS: dict[tuple[int, str], tuple[str, ...]] = {}
+LINKS_CACHE_SIZE = 256
 
 
-def link_target(delivery_id: int, index: int) -> str | None:
-    """Where link ``index`` of the delivery's message leads, or None when it has no such link
-    (one query: the version's link on the delivery's surface, its channel's kind for Slack and
-    Discord, else email; a digest's own links when that finds nothing)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_target_sql(connection.vendor), [delivery_id, index])
-        row = cursor.fetchone()
-    if row:
-        return str(row[0])
-    # A digest's links are its own (Digest.links), not a version's.
-    links = Digest.objects.filter(delivery_id=delivery_id).values_list("links", flat=True).first()
-    if isinstance(links, list) and 0 <= index < len(links):
-        return str(links[index])
-    return None
+def _version_links(version_id: int, surface: str) -> tuple[str, ...]:
+    """A version's links on a surface, read once per process: they never change once stored
+    (``store_links`` runs before the first message of the version leaves)."""
+    key = (version_id, surface)
+    if key not in _LINKS:
+        links = tuple(
+            TrackedLink.objects.filter(version_id=version_id, surface=surface)
+            .order_by("index")
+            .values_list("url", flat=True)
+        )
+        if not links:
+            return links
+        if len(_LINKS) >= LINKS_CACHE_SIZE:
+            _LINKS.clear()
+        _LINKS[key] = links
+    return _LINKS[key]
+
+
+def link_target(delivery_id: int, ref: LinkRef, index: int) -> str | None:
+    """Where link ``index`` of ``ref``'s links leads, or None when there is no such link.
+
+    A version's links come from this process's cache (no query after the first click on a
+    version); a digest's are read from its row.
+    """
+    if ref.surface == DIGEST_LINKS.surface:
+        links = (
+            Digest.objects.filter(delivery_id=delivery_id).values_list("links", flat=True).first()
+        )
+        found = tuple(links) if isinstance(links, list) else ()
+    else:
+        found = _version_links(ref.version_id, ref.surface)
+    return str(found[index]) if 0 <= index < len(found) else None
 
 
 def client_ip(meta: dict[str, Any]) -> str | None:
@@ -256,13 +298,19 @@ def record(
     link_index: int | None = None,
 ) -> None:
     """Append one hit: one INSERT ... SELECT (one round trip), which writes nothing when the
-    delivery no longer exists (erased): no SELECT before each hit."""
+    delivery no longer exists (erased): no SELECT before each hit. With a buffer
+    (channels.tracking_buffer, Redis) the hit is appended there instead and moved in bulk."""
+    now = timezone.now()
+    if tracking_buffer.push(
+        [delivery_id, kind, link_index, now.isoformat(), method[:8], user_agent[:512], ip]
+    ):
+        return
     sql = _insert_sql(connection.vendor)
     values: list[Any] = [
         delivery_id,
         kind,
         link_index,
-        connection.ops.adapt_datetimefield_value(timezone.now()),
+        connection.ops.adapt_datetimefield_value(now),
         method[:8],
         user_agent[:USER_AGENT_MAX_LENGTH],
         ip,

@@ -11,7 +11,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("hooks/ses/", views.ses_feedback, name="ses-feedback"),
     path("t/o/<int:delivery_id>/<slug:signature>.gif", views.tracking_open, name="tracking-open"),
     path(
-        "t/c/<int:delivery_id>/<int:index>/<slug:signature>",
+        "t/c/<int:delivery_id>/<slug:ref>/<int:index>/<slug:signature>",
         views.tracking_click,
         name="tracking-click",
     ),

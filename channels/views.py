@@ -165,13 +165,15 @@ def tracking_open(request: HttpRequest, delivery_id: int, signature: str) -> Htt
 
 @require_safe
 def tracking_click(
-    request: HttpRequest, delivery_id: int, index: int, signature: str
+    request: HttpRequest, delivery_id: int, ref: str, index: int, signature: str
 ) -> HttpResponse:
-    """A tracked link: 302 to link ``index`` of the delivery's message, read from the version's
-    stored links (never from the request); 400 when the signature or the index is wrong."""
-    if not tracking.signer().verify(f"c:{delivery_id}:{index}", signature):
+    """A tracked link: 302 to link ``index`` of the links ``ref`` names (a version's on a
+    surface, or a digest's), read from the stored links, never from the request; 400 when the
+    signature, the reference or the index is wrong."""
+    links = tracking.LinkRef.parse(ref)
+    if links is None or not tracking.signer().verify(f"c:{delivery_id}:{ref}:{index}", signature):
         return HttpResponseBadRequest(INVALID_LINK, content_type="text/plain; charset=utf-8")
-    target = tracking.link_target(delivery_id, index)
+    target = tracking.link_target(delivery_id, links, index)
     if target is None:
         return HttpResponseBadRequest(INVALID_LINK, content_type="text/plain; charset=utf-8")
     _hit(request, delivery_id, EngagementEvent.Kind.CLICK, index)

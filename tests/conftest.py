@@ -28,11 +28,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def fresh_render_caches() -> Iterator[None]:
     """Rendering caches live per process; each test starts without what another rendered."""
+    from channels import tracking
     from channels.engine import messages
     from publishing import rendering
 
     rendering.clear_cache()
     messages._rendered.clear()
+    tracking._LINKS.clear()
     yield
 
 

@@ -112,7 +112,8 @@ def _tracked_broadcast(
 ) -> dict[str, Any]:
     """A broadcast payload whose URLs are click URLs of this delivery; the version's links on
     this surface are stored the first time (the same for every delivery of the version)."""
-    payload, links = tracking.track_payload(_broadcast_payload(version, kind), row.pk, sign)
+    ref = tracking.LinkRef(kind, version.history_id)
+    payload, links = tracking.track_payload(_broadcast_payload(version, kind), row.pk, ref, sign)
 
     def stored() -> bool:
         store_links(version.history_id, kind, links)
@@ -146,7 +147,9 @@ def _subscriber_message(
     tracked = sign is not None and not subscriber.tracking_opt_out
     prepared = _email_template(version, from_email, tracked)
     values = (
-        tracking.tracking_values(row.pk, prepared.link_count, sign)
+        tracking.tracking_values(
+            row.pk, tracking.LinkRef(tracking.EMAIL, version.history_id), prepared.link_count, sign
+        )
         if tracked and sign is not None
         else None
     )

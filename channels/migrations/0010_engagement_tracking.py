@@ -49,6 +49,7 @@ class Migration(migrations.Migration):
                 ('ip', models.GenericIPAddressField(blank=True, null=True)),
                 ('verdict', models.CharField(blank=True, choices=[('', 'Not classified yet'), ('human', 'Human'), ('proxy', 'Opened (proxy)'), ('machine', 'Machine')], default='', max_length=8)),
                 ('reason', models.CharField(blank=True, max_length=40)),
+                ('key', models.CharField(blank=True, max_length=16, null=True, unique=True)),
                 ('delivery', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='channels.delivery')),
             ],
             options={

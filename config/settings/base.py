@@ -491,6 +491,10 @@ ENGAGEMENT_SCANNER_NETWORKS: list[str] = env.list(
         "66.249.64.0/19",
     ],
 )
+#: Where tracking requests append their events before they are moved into the database in bulk
+#: (channels.tracking_buffer): a Redis URL. Default REDIS_URL; empty: each event is inserted
+#: at once.
+ENGAGEMENT_BUFFER_URL: str = env.str("ENGAGEMENT_BUFFER_URL", default=REDIS_URL)
 #: Events are classified once they are this old, so a burst is judged whole.
 ENGAGEMENT_SETTLE_SECONDS: int = env.int("ENGAGEMENT_SETTLE_SECONDS", default=30)
 #: A recipient who unsubscribes within this many days of a publication's first send counts as

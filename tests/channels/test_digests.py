@@ -451,6 +451,7 @@ def test_digest_settings_read_a_day_name_in_any_case() -> None:
 def test_a_tracked_digest_carries_click_urls_that_lead_to_its_publications(
     smtp_channel: Channel, sink: SmtpSink, topic: Topic, client: Client
 ) -> None:
+    from channels import tracking
     from channels.models import EngagementEvent
 
     smtp_channel.tracking = True
@@ -464,7 +465,7 @@ def test_a_tracked_digest_carries_click_urls_that_lead_to_its_publications(
 
     [mine] = messages_to(sink, tracked.email)
     html = str(mine.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
-    clicks = re.findall(r'href="[^"]*(/t/c/\d+/\d+/[\w-]+)"', html)
+    clicks = re.findall(r'href="[^"]*(/t/c/\d+/g0/\d+/[\w-]+)"', html)
     assert clicks and f'href="{settings.SITE_URL}/p/morning-news/"' not in html
     assert re.search(r'src="[^"]*/t/o/\d+/[\w-]+\.gif"', html)
     assert "/preferences/" in html and "/unsubscribe/" in html  # the reader's own links stay
@@ -475,6 +476,11 @@ def test_a_tracked_digest_carries_click_urls_that_lead_to_its_publications(
     )
     assert EngagementEvent.objects.filter(kind="click", link_index=0).count() == 1
     assert client.get(clicks[0].rsplit("/", 2)[0] + "/99/x").status_code == 400
+    # Another digest's (or no) delivery: the same position does not lead anywhere.
+    _, _, _, delivery_id, ref, index, _ = clicks[0].split("/")
+    elsewhere = f"/t/c/{int(delivery_id) + 100}/{ref}/{index}"
+    signed = tracking.signer().sign(f"c:{int(delivery_id) + 100}:{ref}:{index}")
+    assert client.get(f"{elsewhere}/{signed}").status_code == 400
     [theirs] = messages_to(sink, opted_out.email)
     their_html = str(theirs.get_body(preferencelist=("html",)).get_content())  # type: ignore[union-attr]
     assert "/t/c/" not in their_html

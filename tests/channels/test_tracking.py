@@ -124,16 +124,22 @@ def test_an_altered_link_answers_400_and_redirects_nowhere(
     html = html_by_recipient(sink)[reader.email]
     click = path_of(next(url for url in TRACKED.findall(html) if "/t/c/" in url))
     pixel = path_of(next(url for url in TRACKED.findall(html) if "/t/o/" in url))
-    _, _, _, delivery_id, index, signature = click.split("/")
+    _, _, _, delivery_id, ref, index, signature = click.split("/")
     other = Delivery.objects.exclude(pk=int(delivery_id)).values_list("pk", flat=True).first()
     sign = tracking.signer()
+    version = int(ref[1:])
     altered = [
-        f"/t/c/{delivery_id}/{index}/{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
-        f"/t/c/{int(delivery_id) + 1}/{index}/{signature}",
-        f"/t/c/{delivery_id}/1/{signature}",
-        f"/t/c/{other or 999999}/{index}/{signature}",
+        f"/t/c/{delivery_id}/{ref}/{index}/{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+        f"/t/c/{int(delivery_id) + 1}/{ref}/{index}/{signature}",
+        f"/t/c/{delivery_id}/{ref}/1/{signature}",
+        f"/t/c/{other or 999999}/{ref}/{index}/{signature}",
+        f"/t/c/{delivery_id}/e{version + 1}/{index}/{signature}",  # another version's links
+        f"/t/c/{delivery_id}/s{version}/{index}/{signature}",  # another surface's
+        f"/t/c/{delivery_id}/x{version}/{index}/{signature}",  # no such surface
         # Correctly signed, but the message has no link 7: nothing to redirect to.
-        f"/t/c/{delivery_id}/7/{sign.sign(f'c:{delivery_id}:7')}",
+        f"/t/c/{delivery_id}/{ref}/7/{sign.sign(f'c:{delivery_id}:{ref}:7')}",
+        # Correctly signed, for a version that has no links stored.
+        f"/t/c/{delivery_id}/e{version + 9}/0/{sign.sign(f'c:{delivery_id}:e{version + 9}:0')}",
         pixel.replace(".gif", "x.gif"),
     ]
     for path in altered:
@@ -257,3 +263,72 @@ def test_erasing_a_subscriber_scrubs_their_events_but_keeps_the_counts(
         ("", None),
         ("Mozilla/5.0 (X11; Linux x86_64)", "127.0.0.1"),
     ]
+
+
+@pytest.fixture
+def buffer(settings: Any) -> Any:
+    """The event buffer on the real Redis (a database of its own), emptied around the test."""
+    import redis
+
+    from channels import tracking_buffer
+    from tests.conftest import REDIS
+
+    settings.ENGAGEMENT_BUFFER_URL = REDIS
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter("engagement:*"):
+        client.delete(key)
+    yield tracking_buffer
+    for key in client.scan_iter("engagement:*"):
+        client.delete(key)
+
+
+def test_buffered_hits_wait_in_redis_and_are_moved_once_even_after_a_crash(
+    topic: Topic,
+    tracked_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+    client: Client,
+    buffer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [reader] = add_subscribers(topic, 1)
+    send(topic, django_capture_on_commit_callbacks)
+    pixel = path_of(
+        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/o/" in u)
+    )
+    for _ in range(3):
+        assert client.get(pixel, HTTP_USER_AGENT="Mozilla/5.0 (X11)").status_code == 200
+    assert not EngagementEvent.objects.exists()  # in Redis, not yet in the table
+    assert buffer.pending() == 3
+
+    # A worker dies after inserting and before trimming the list: the next move inserts the
+    # same events again, for nothing.
+    redis_client = buffer.client()
+    monkeypatch.setattr(type(redis_client), "ltrim", lambda *args, **kwargs: None)
+    assert buffer.move() == 3
+    monkeypatch.undo()
+    assert buffer.move() == 3
+    assert buffer.pending() == 0
+    assert EngagementEvent.objects.count() == 3
+    assert set(EngagementEvent.objects.values_list("user_agent", flat=True)) == {
+        "Mozilla/5.0 (X11)"
+    }
+
+
+def test_a_hit_redis_refuses_is_written_directly(
+    topic: Topic,
+    tracked_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+    client: Client,
+    settings: Any,
+) -> None:
+    [reader] = add_subscribers(topic, 1)
+    send(topic, django_capture_on_commit_callbacks)
+    pixel = path_of(
+        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/o/" in u)
+    )
+    settings.ENGAGEMENT_BUFFER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    assert client.get(pixel).status_code == 200
+    assert EngagementEvent.objects.count() == 1
