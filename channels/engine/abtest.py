@@ -22,7 +22,13 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from channels.ab_statistics import METHOD, Sample
+from channels.ab_statistics import (
+    METHOD,
+    REASON_SAMPLE_TOO_SMALL,
+    REASON_SIGNIFICANT,
+    Sample,
+    wilson_interval,
+)
 from channels.ab_statistics import decide as decide_test
 from channels.engine.fanout import _insert_deliveries, audience_by_channel, version_topic_ids
 from channels.engine.queue import enqueue_due_batches
@@ -184,3 +190,112 @@ def decide_due(now: datetime | None = None) -> int:
     now = now or timezone.now()
     due = Dispatch.objects.filter(ab_decided_at__isnull=True, ab_decide_at__lte=now)
     return sum(decide(pk, now) for pk in due.values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One subject as the admin shows it: its rate and 95% Wilson interval, in percent."""
+
+    number: int
+    subject: str
+    targeted: int
+    delivered: int
+    successes: int
+    rate: float | None
+    low: float
+    high: float
+    is_winner: bool
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """An A/B test for the admin: each subject, the method, and the decision or when it is due."""
+
+    variants: list[VariantRow]
+    method: str
+    metric: str
+    min_sample: int
+    decide_at: datetime | None
+    decided_at: datetime | None
+    winner: int | None
+    reason: str
+    p_value: float | None
+    rest: int | None
+
+    @property
+    def verdict(self) -> str:
+        """What the decision was, in a sentence an editor reads."""
+        if self.decided_at is None or self.winner is None:
+            return ""
+        subject = self.variants[self.winner].subject if self.variants else ""
+        if self.reason == REASON_SIGNIFICANT:
+            return f"Subject {self.winner + 1} won (“{subject}”) and was sent to the rest."
+        if self.reason == REASON_SAMPLE_TOO_SMALL:
+            return (
+                "No winner: a subject had fewer delivered test messages than the minimum "
+                f"sample ({self.min_sample}); the first subject (“{subject}”) was sent to the "
+                "rest."
+            )
+        return (
+            "No significant difference between the subjects: the first subject "
+            f"(“{subject}”) was sent to the rest."
+        )
+
+
+def report(dispatch: Dispatch) -> TestReport | None:
+    """The dispatch's A/B test: as decided (the counts the decision saw) or, before the
+    decision, as it stands; None when the dispatch tests nothing."""
+    if dispatch.ab_decide_at is None:
+        return None
+    version = Publication.history.model.objects.filter(history_id=dispatch.version_id).first()
+    subjects = subjects_of(version) if version is not None else []
+    if version is None or not subjects:
+        return None
+    result: dict[str, Any] = dispatch.ab_result or {}
+    metric = str(result.get("metric") or version.ab_metric)
+    min_sample = int(result.get("min_sample") or version.ab_min_sample)
+    if dispatch.ab_decided_at is not None and result.get("variants"):
+        counts = [
+            VariantCounts(v["targeted"], v["delivered"], v["opened"], v["clicked"])
+            for v in result["variants"]
+        ]
+        subjects = [str(v["subject"]) for v in result["variants"]]
+        p_value, reason = result.get("p_value"), str(result.get("reason", ""))
+        best = int(result.get("best", 0))
+    else:
+        counts = measure(dispatch.pk, len(subjects))
+        samples = [Sample(c.successes(metric), c.delivered) for c in counts]
+        live = decide_test(samples, min_sample)
+        p_value, reason, best = live.p_value, "", live.best
+    rows = []
+    for index, (subject, count) in enumerate(zip(subjects, counts, strict=True)):
+        successes = count.successes(metric)
+        low, high = wilson_interval(successes, count.delivered)
+        rows.append(
+            VariantRow(
+                number=index + 1,
+                subject=subject,
+                targeted=count.targeted,
+                delivered=count.delivered,
+                successes=successes,
+                rate=round(100 * successes / count.delivered, 1) if count.delivered else None,
+                low=round(100 * low, 1),
+                high=round(100 * high, 1),
+                is_winner=dispatch.ab_winner == index,
+                is_best=best == index,
+            )
+        )
+    label = dict(Publication.AbMetric.choices).get(metric, metric)
+    return TestReport(
+        variants=rows,
+        method=METHOD,
+        metric=str(label),
+        min_sample=min_sample,
+        decide_at=dispatch.ab_decide_at,
+        decided_at=dispatch.ab_decided_at,
+        winner=dispatch.ab_winner,
+        reason=reason,
+        p_value=p_value,
+        rest=result.get("rest"),
+    )

@@ -10,6 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from django_q.conf import Conf
 
@@ -21,6 +24,7 @@ from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
 from tests.concurrency import run_at_once
+from tests.factories import PublicationFactory
 
 SUBJECTS = ["Spring is here", "Ten things to do in spring"]
 
@@ -292,3 +296,93 @@ def test_two_workers_deciding_at_once_send_each_subscriber_one_message_with_one_
     assert len(received) == 300
     assert all(len(subjects) == 1 for subjects in received.values())
     assert Counter(s[0] for s in received.values()) == {SUBJECTS[0]: 30, SUBJECTS[1]: 270}
+
+
+# --- The admin: each subject's rate and interval, the method, the decision -----------------------
+
+
+@pytest.fixture
+def admin_client(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("ada", "ada@example.com", "x" * 12))
+    return client
+
+
+def decided_dispatch(topic: Topic, clicks: tuple[int, int]) -> Dispatch:
+    """A test of 200 (100 a subject), delivered, with fixed clicks, decided."""
+    Channel.objects.create(name="Outbox", kind="email_file", is_default_email=True)
+    add_subscribers(topic, 400)
+    dispatch = make_dispatch(topic, subjects=SUBJECTS, ab_share=50, ab_min_sample=100)
+    fanout.plan_dispatch(dispatch.pk)
+    Delivery.objects.filter(dispatch=dispatch).update(status=Delivery.Status.SENT)
+    engage(dispatch, 0, opened=clicks[0], clicked=clicks[0])
+    engage(dispatch, 1, opened=clicks[1], clicked=clicks[1])
+    return dispatch
+
+
+@pytest.mark.django_db
+def test_the_dispatch_page_shows_each_subject_with_its_interval_and_when_it_decides(
+    topic: Topic, admin_client: Client
+) -> None:
+    dispatch = decided_dispatch(topic, (10, 40))
+    page = reverse("admin:publishing_dispatch_change", args=[dispatch.pk])
+
+    before = admin_client.get(page).content.decode()
+    assert "Decision due" in before
+    assert ab_statistics.METHOD in before
+    assert "leading" in before
+
+    dispatch.refresh_from_db()
+    assert abtest.decide(dispatch.pk, dispatch.ab_decide_at)
+    html = admin_client.get(page).content.decode()
+
+    # 10 of 100 and 40 of 100, with their Wilson intervals.
+    low, high = wilson_interval(10, 100)
+    assert f"{100 * low:.1f}% \u2013 {100 * high:.1f}%" in html
+    assert "10.0%" in html and "40.0%" in html
+    low, high = wilson_interval(40, 100)
+    assert f"{100 * low:.1f}% \u2013 {100 * high:.1f}%" in html
+    assert "Subject 2 won (“Ten things to do in spring”)" in html
+    assert "sent to the rest" in html
+    assert "200 more message(s) created" in html
+    # The publication's analytics page shows the same test.
+    analytics = admin_client.get(
+        reverse("admin:channels_publicationanalytics_change", args=[dispatch.publication_id])
+    ).content.decode()
+    assert "Subject 2 won" in analytics and f"{100 * high:.1f}%" in analytics
+
+
+@pytest.mark.django_db
+def test_the_admin_says_when_no_subject_won(topic: Topic, admin_client: Client) -> None:
+    dispatch = decided_dispatch(topic, (20, 24))
+    dispatch.refresh_from_db()
+    abtest.decide(dispatch.pk, dispatch.ab_decide_at)
+
+    html = admin_client.get(
+        reverse("admin:publishing_dispatch_change", args=[dispatch.pk])
+    ).content.decode()
+    assert (
+        "No significant difference between the subjects: the first subject "
+        "(“Spring is here”) was sent to the rest." in html
+    )
+
+
+@pytest.mark.django_db
+def test_the_publish_confirmation_says_who_tests_and_who_waits(
+    topic: Topic, admin_client: Client
+) -> None:
+    Channel.objects.create(name="Outbox", kind="email_file", is_default_email=True)
+    add_subscribers(topic, 90)
+    publication = PublicationFactory.create(
+        topics=[topic], subjects=SUBJECTS, ab_share=20, ab_wait_hours=3, ab_min_sample=100
+    )
+
+    html = admin_client.get(
+        reverse("admin:publishing_publication_publish", args=[publication.pk])
+    ).content.decode()
+
+    assert "18 subscribers (20%) get the test" in html
+    assert "the other 72 get the winner by click rate (people) after 3 hours" in html
+    assert "Publish to 90 recipients" in html
+    # 9 a subject, below the minimum sample of 100: the editor is told before sending.
+    assert "Each subject gets about 9 test messages, fewer than the minimum sample of 100" in html
