@@ -224,6 +224,13 @@ class TestReport:
     rest: int | None
 
     @property
+    def p_text(self) -> str:
+        """The p-value as the admin prints it ("p = 0.0123", "p < 0.0001"); empty untested."""
+        if self.p_value is None:
+            return ""
+        return "p < 0.0001" if self.p_value < 0.0001 else f"p = {self.p_value:.4f}"
+
+    @property
     def verdict(self) -> str:
         """What the decision was, in a sentence an editor reads."""
         if self.decided_at is None or self.winner is None:

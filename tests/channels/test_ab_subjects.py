@@ -7,6 +7,7 @@ import email
 import email.policy
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
 from tests.concurrency import run_at_once
-from tests.factories import PublicationFactory
+from tests.factories import PublicationFactory, UserFactory
 
 SUBJECTS = ["Spring is here", "Ten things to do in spring"]
 
@@ -344,6 +345,7 @@ def test_the_dispatch_page_shows_each_subject_with_its_interval_and_when_it_deci
     assert f"{100 * low:.1f}% \u2013 {100 * high:.1f}%" in html
     assert "Subject 2 won (“Ten things to do in spring”)" in html
     assert "sent to the rest" in html
+    assert "(p &lt; 0.0001)" in html
     assert "200 more message(s) created" in html
     # The publication's analytics page shows the same test.
     analytics = admin_client.get(
@@ -386,3 +388,27 @@ def test_the_publish_confirmation_says_who_tests_and_who_waits(
     assert "Publish to 90 recipients" in html
     # 9 a subject, below the minimum sample of 100: the editor is told before sending.
     assert "Each subject gets about 9 test messages, fewer than the minimum sample of 100" in html
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatch_page_in_a_browser(
+    browser_page: Any, live_server: Any, output_dir: Path, topic: Topic
+) -> None:
+    dispatch = decided_dispatch(topic, (10, 40))
+    dispatch.refresh_from_db()
+    abtest.decide(dispatch.pk, dispatch.ab_decide_at)
+    UserFactory.create(username="root", is_superuser=True)
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct horse battery staple")
+    page.click("input[type=submit]")
+
+    page.goto(f"{live_server.url}/admin/publishing/dispatch/{dispatch.pk}/change/")
+    test = page.locator("#ab-test")
+    assert "Ten things to do in spring" in test.locator("tr.ab-winner").inner_text()
+    assert "Subject 2 won" in page.locator("#ab-decision").inner_text()
+    test.scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "ab-test-dispatch.png"), full_page=True)
