@@ -18,7 +18,9 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
 from channels import analytics
+from channels.engine import abtest
 from channels.models import EngagementCounter, PublicationAnalytics
+from publishing.models import Dispatch
 
 if TYPE_CHECKING:
     AnalyticsAdminBase = admin.ModelAdmin[PublicationAnalytics]
@@ -26,6 +28,14 @@ else:  # ModelAdmin is not subscriptable at run time
     AnalyticsAdminBase = admin.ModelAdmin
 
 VIEW_PERMISSION = "publishing.view_publication"
+
+
+def _ab_test(publication_id: int) -> abtest.TestReport | None:
+    """The A/B subject test of the publication's first send, if it had one (decision 0079)."""
+    dispatch = Dispatch.objects.filter(
+        publication_id=publication_id, ab_decide_at__isnull=False
+    ).first()
+    return abtest.report(dispatch) if dispatch is not None else None
 
 
 def _counter(metric: str) -> Subquery:
@@ -119,5 +129,6 @@ class PublicationAnalyticsAdmin(AnalyticsAdminBase):
             "links": data.links,
             "chart": {"hours": list(range(analytics.HOURS)), **data.hours},
             "has_events": any(sum(values) for values in data.hours.values()),
+            "ab_test": _ab_test(publication.pk),
         }
         return TemplateResponse(request, "admin/channels/publication_analytics.html", context)

@@ -22,6 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from channels import services
+from channels.engine import abtest
 from channels.models import Delivery
 from channels.progress import STATUS_ORDER, dispatch_progress
 from publishing.admin import DispatchAdmin
@@ -89,6 +90,7 @@ class DispatchProgressAdmin(DispatchAdmin):
         if dispatch is not None:
             context.update(
                 progress_context(dispatch),
+                ab_test=abtest.report(dispatch),
                 can_requeue=can_requeue(request),
                 requeue_url=reverse("admin:publishing_dispatch_requeue", args=[dispatch.pk]),
             )

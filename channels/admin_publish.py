@@ -28,6 +28,7 @@ from channels.backends.base import BackendError, get_backend_class
 from channels.engine.fanout import audience_by_channel
 from channels.models import Delivery
 from publishing import rendering, services
+from publishing.abtests import subject_for, subjects_of, test_size
 from publishing.admin import PublicationAdmin
 from publishing.exceptions import PublishingError, PublishingPermissionError
 from publishing.models import Dispatch, Publication
@@ -43,6 +44,28 @@ class ChannelCount:
     count: int
 
 
+@dataclass(frozen=True)
+class AbPlan:
+    """An A/B subject test the publish would start (decision 0079): who tests, who waits."""
+
+    subjects: list[str]
+    share: int
+    test: int
+    rest: int
+    wait_hours: int
+    metric: str
+    min_sample: int
+
+    @property
+    def per_subject(self) -> int:
+        """The fewest test messages one subject gets (the split is even within one)."""
+        return self.test // len(self.subjects)
+
+    @property
+    def below_minimum(self) -> bool:
+        return self.per_subject < self.min_sample
+
+
 @dataclass
 class PublishPlan:
     """What confirming would do for one publication: its subject and who receives it."""
@@ -54,6 +77,7 @@ class PublishPlan:
     existing: Dispatch | None = None  # already published: confirming does nothing new
     problems: list[str] = field(default_factory=list)
     no_email: bool = False
+    ab_test: AbPlan | None = None
 
     @property
     def total(self) -> int:
@@ -101,6 +125,25 @@ def plan_for(publication: Publication) -> PublishPlan:
         )
     # A site may send to broadcast channels only; the page says subscribers get no email.
     plan.no_email = not any(channel.per == "subscriber" for channel in plan.channels)
+    subjects = subjects_of(version)
+    email = [channel.count for channel in plan.channels if channel.per == "subscriber"]
+    if subjects and email and not published:
+        test = test_size(email[0], version.ab_share)
+        plan.ab_test = AbPlan(
+            subjects=subjects,
+            share=version.ab_share,
+            test=test,
+            rest=email[0] - test,
+            wait_hours=version.ab_wait_hours,
+            metric=str(dict(Publication.AbMetric.choices).get(version.ab_metric, "")),
+            min_sample=version.ab_min_sample,
+        )
+        plan.subject = " / ".join(subjects)
+    elif subjects:  # a resend: the subject that won the first send, if the subjects are the same
+        first = publication.dispatches.filter(kind=Dispatch.Kind.PUBLISH).first()
+        tested = subjects_of(first.version) if first is not None else []
+        winner = first.ab_winner if first is not None and tested == subjects else None
+        plan.subject = str(subject_for(version, winner))
     return plan
 
 

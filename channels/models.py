@@ -217,6 +217,9 @@ class Delivery(models.Model):
     # The last time a hand-over of this delivery got no answer (a timeout after the request
     # left, or a worker killed in between): it may have arrived twice if it was resent.
     uncertain_at = models.DateTimeField(null=True, blank=True)
+    # Which A/B subject the message carries (its index in the version's subjects; decision
+    # 0079); null outside a test.
+    variant = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 

@@ -35,7 +35,14 @@ from publishing.exceptions import (
     PublishingError,
     PublishingPermissionError,
 )
-from publishing.models import Dispatch, Publication, Topic
+from publishing.models import (
+    AB_MAX_SUBJECTS,
+    AB_MIN_SUBJECTS,
+    AB_SUBJECT_MAX_LENGTH,
+    Dispatch,
+    Publication,
+    Topic,
+)
 from publishing.rendering.source import read_source
 from publishing.versions import diff_versions, versions_of
 
@@ -60,7 +67,18 @@ def _problems_to_form(form: forms.BaseForm, error: InvalidPublicationError) -> N
         form.add_error(field, problem.message)
 
 
+AB_FIELDS: list[Any] = ["subjects", "ab_share", "ab_wait_hours", "ab_metric", "ab_min_sample"]
+
+
 class PublicationForm(PublicationModelForm):
+    subjects = forms.CharField(
+        label="A/B subjects",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=f"One per line, {AB_MIN_SUBJECTS} to {AB_MAX_SUBJECTS}, each up to "
+        f"{AB_SUBJECT_MAX_LENGTH} characters; the first is sent to everyone when no subject "
+        "wins. Empty: no test, the title is the subject.",
+    )
     change_reason = forms.CharField(
         label="Note for this version",
         required=False,
@@ -70,13 +88,43 @@ class PublicationForm(PublicationModelForm):
 
     class Meta:
         model = Publication
-        fields = ["title", "slug", "summary", "body", "topics", "language"]
+        fields = ["title", "slug", "summary", "body", "topics", "language", *AB_FIELDS]
         widgets = {
             "summary": forms.Textarea(attrs={"rows": 3}),
             "body": MarkdownEditorWidget(attrs={"rows": 24}),
         }
         # The editor shows its own help, beside the text.
         help_texts = {"body": ""}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and self.instance.subjects:
+            self.initial["subjects"] = "\n".join(self.instance.subjects)
+        # A form posted without the A/B settings (a script, an older page) keeps them as they are.
+        for name in AB_FIELDS[1:]:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def _ab_setting(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        return getattr(self.instance, name) if value in (None, "") else value
+
+    def clean_ab_share(self) -> Any:
+        return self._ab_setting("ab_share")
+
+    def clean_ab_wait_hours(self) -> Any:
+        return self._ab_setting("ab_wait_hours")
+
+    def clean_ab_metric(self) -> Any:
+        return self._ab_setting("ab_metric")
+
+    def clean_ab_min_sample(self) -> Any:
+        return self._ab_setting("ab_min_sample")
+
+    def clean_subjects(self) -> list[str]:
+        """One subject a line; blank lines are ignored."""
+        text: str = self.cleaned_data.get("subjects") or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -97,6 +145,11 @@ class PublicationForm(PublicationModelForm):
             body=data["body"],
             topics=list(data["topics"]),
             language=data["language"],
+            subjects=data.get("subjects") or [],
+            ab_share=data.get("ab_share", self.instance.ab_share),
+            ab_wait_hours=data.get("ab_wait_hours", self.instance.ab_wait_hours),
+            ab_metric=data.get("ab_metric", self.instance.ab_metric),
+            ab_min_sample=data.get("ab_min_sample", self.instance.ab_min_sample),
         )
 
 
@@ -166,6 +219,17 @@ class PublicationAdmin(EditorAdmin):
     readonly_fields = ("status", "publish_at", "published_at", "author", "created_at", "updated_at")
     fieldsets = [
         (None, {"fields": ["title", "slug", "summary", "body", "topics", "language"]}),
+        (
+            "A/B subjects",
+            {
+                "fields": AB_FIELDS,
+                "classes": ["collapse"],
+                "description": "Send a test share of the email audience two to four subjects "
+                "at random; after the wait, the subject that won (two-proportion z-test, 95%, "
+                "with the minimum sample) goes to the rest. Slack, Discord and webhooks are "
+                "sent at once, as usual.",
+            },
+        ),
         ("This change", {"fields": ["change_reason"]}),
         (
             "Status",
@@ -185,6 +249,7 @@ class PublicationAdmin(EditorAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Publication | None = None) -> Any:
         if obj is not None and not self.has_change_permission(request, obj):
             return [(None, {"fields": ["title", "slug", "summary", "body", "topics", "language"]}),
+                    ("A/B subjects", {"fields": AB_FIELDS}),
                     ("Status", {"fields": list(self.readonly_fields)})]  # fmt: skip
         return self.fieldsets
 

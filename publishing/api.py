@@ -29,6 +29,7 @@ from publishing import services
 from publishing import topics as topic_services
 from publishing.models import ApiScope, Publication, Topic
 from publishing.serializers import (
+    AB_FIELDS,
     LIST_FIELDS,
     SLUG_MAX_LENGTH,
     DispatchRefSerializer,
@@ -297,6 +298,7 @@ class PublicationViewSet(
             body=data["body"],
             topics=list(data["topics"]),
             language=data.get("language", "en"),
+            **{name: data[name] for name in AB_FIELDS if name in data},
         )
 
     @document(
@@ -355,6 +357,7 @@ class PublicationViewSet(
             "body": publication.body,
             "topics": [topic.slug for topic in publication.topics.all()],
             "language": publication.language,
+            **services.ab_test_input(publication),
         }
         data = {**current, **serializer.validated_data}
         services.update_publication(

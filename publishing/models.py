@@ -17,6 +17,19 @@ SUMMARY_MAX_LENGTH = 500
 BODY_MAX_LENGTH = 100_000
 MIN_TOPICS = 1
 MAX_TOPICS = 50
+#: A/B subjects (decision 0079): none, or two to four distinct subjects of 1 to 200 characters.
+AB_MIN_SUBJECTS = 2
+AB_MAX_SUBJECTS = 4
+AB_SUBJECT_MAX_LENGTH = 200
+#: The share of the email audience that gets the test, in percent.
+AB_SHARE_MIN = 5
+AB_SHARE_MAX = 50
+#: Hours between the test and the decision.
+AB_WAIT_MIN_HOURS = 1
+AB_WAIT_MAX_HOURS = 72
+#: Delivered test messages each subject needs before a winner may be declared.
+AB_MIN_SAMPLE_MIN = 10
+AB_MIN_SAMPLE_MAX = 100_000
 
 
 class TopicQuerySet(models.QuerySet["Topic"]):
@@ -99,6 +112,39 @@ class Publication(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     publish_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # A/B subjects (decision 0079): empty, or two to four subjects, the first the default. Kept
+    # in the version like every editable field, so a dispatch tests the subjects it was sent with.
+    subjects = models.JSONField(
+        "A/B subjects",
+        default=list,
+        blank=True,
+        help_text="Two to four email subjects to test; empty: the title is the subject.",
+    )
+    ab_share = models.PositiveSmallIntegerField(
+        "test share (%)",
+        default=20,
+        help_text=f"Percent of the email audience that gets the test ({AB_SHARE_MIN}-"
+        f"{AB_SHARE_MAX}); the rest gets the winner.",
+    )
+    ab_wait_hours = models.PositiveSmallIntegerField(
+        "decide after (hours)",
+        default=4,
+        help_text=f"Hours between the test and the decision ({AB_WAIT_MIN_HOURS}-"
+        f"{AB_WAIT_MAX_HOURS}).",
+    )
+
+    class AbMetric(models.TextChoices):
+        CLICKS = "clicks", "Click rate (people)"
+        OPENS = "opens", "Open rate (people)"
+
+    ab_metric = models.CharField(
+        "winner by", max_length=10, choices=AbMetric.choices, default=AbMetric.CLICKS
+    )
+    ab_min_sample = models.PositiveIntegerField(
+        "minimum sample per subject",
+        default=100,
+        help_text="Delivered test messages each subject needs before one may win.",
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -165,6 +211,14 @@ class Dispatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # An A/B subject test (decision 0079): set by the fan-out when the version carries subjects;
+    # the rest of the email audience waits until the decision (channels.abtest).
+    ab_decide_at = models.DateTimeField("A/B decision due", null=True, blank=True)
+    ab_decided_at = models.DateTimeField("A/B decided", null=True, blank=True)
+    #: The subject sent to the rest (its index in the version's subjects).
+    ab_winner = models.PositiveSmallIntegerField("A/B subject sent to the rest", null=True)
+    #: What the decision saw: method, metric, per subject its sample and rate, p-value, reason.
+    ab_result = models.JSONField("A/B result", default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

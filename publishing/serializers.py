@@ -15,6 +15,15 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from publishing.models import (
+    AB_MAX_SUBJECTS,
+    AB_MIN_SAMPLE_MAX,
+    AB_MIN_SAMPLE_MIN,
+    AB_MIN_SUBJECTS,
+    AB_SHARE_MAX,
+    AB_SHARE_MIN,
+    AB_SUBJECT_MAX_LENGTH,
+    AB_WAIT_MAX_HOURS,
+    AB_WAIT_MIN_HOURS,
     BODY_MAX_LENGTH,
     MAX_TOPICS,
     MIN_TOPICS,
@@ -157,6 +166,7 @@ class PublicationListSerializer(serializers.ModelSerializer[Publication]):
         }
         if "body" in self.Meta.fields:
             data["body"] = instance.body
+            data.update({name: getattr(instance, name) for name in AB_FIELDS})
         return data
 
     class Meta:
@@ -177,9 +187,15 @@ class PublicationListSerializer(serializers.ModelSerializer[Publication]):
         read_only_fields = fields
 
 
+#: The A/B subject test's fields (decision 0079), read and written as they are.
+AB_FIELDS = ("subjects", "ab_share", "ab_wait_hours", "ab_metric", "ab_min_sample")
+
+
 class PublicationSerializer(PublicationListSerializer):
+    subjects = serializers.ListField(child=serializers.CharField(), read_only=True)
+
     class Meta(PublicationListSerializer.Meta):
-        fields = [*PublicationListSerializer.Meta.fields, "body"]
+        fields = [*PublicationListSerializer.Meta.fields, "body", *AB_FIELDS]
         read_only_fields = fields
 
 
@@ -197,6 +213,36 @@ class PublicationWriteSerializer(serializers.Serializer[dict[str, Any]]):
         help_text=f"Topic slugs, {MIN_TOPICS} to {MAX_TOPICS}.",
     )
     language = serializers.ChoiceField(choices=settings.LANGUAGES, default="en")
+    subjects = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, allow_blank=True),
+        required=False,
+        help_text=f"A/B subjects: none (the title is the subject), or {AB_MIN_SUBJECTS} to "
+        f"{AB_MAX_SUBJECTS} distinct subjects of 1 to {AB_SUBJECT_MAX_LENGTH} characters; "
+        "the first goes to the rest when no subject wins. Omitted: unchanged.",
+    )
+    ab_share = serializers.IntegerField(
+        min_value=AB_SHARE_MIN,
+        max_value=AB_SHARE_MAX,
+        required=False,
+        help_text="Percent of the email audience that gets the A/B test.",
+    )
+    ab_wait_hours = serializers.IntegerField(
+        min_value=AB_WAIT_MIN_HOURS,
+        max_value=AB_WAIT_MAX_HOURS,
+        required=False,
+        help_text="Hours between the test and the decision.",
+    )
+    ab_metric = serializers.ChoiceField(
+        choices=Publication.AbMetric.choices,
+        required=False,
+        help_text="The winner by people's click rate or open rate.",
+    )
+    ab_min_sample = serializers.IntegerField(
+        min_value=AB_MIN_SAMPLE_MIN,
+        max_value=AB_MIN_SAMPLE_MAX,
+        required=False,
+        help_text="Delivered test messages each subject needs before one may win.",
+    )
     change_reason = serializers.CharField(
         max_length=CHANGE_REASON_MAX_LENGTH, required=False, default="", allow_blank=True
     )

@@ -81,7 +81,17 @@ __all__ = [
 ]
 
 PLAN_DISPATCH_TASK = "channels.tasks.plan_dispatch"
-EDITABLE_FIELDS = ("title", "slug", "summary", "body", "language")
+EDITABLE_FIELDS = (
+    "title",
+    "slug",
+    "summary",
+    "body",
+    "language",
+    "ab_share",
+    "ab_wait_hours",
+    "ab_metric",
+    "ab_min_sample",
+)
 
 
 # --- Authoring and versions --------------------------------------------------------------------
@@ -104,6 +114,11 @@ def create_publication(
             summary=data.summary,
             body=data.body,
             language=data.language,
+            subjects=list(data.subjects),
+            ab_share=data.ab_share,
+            ab_wait_hours=data.ab_wait_hours,
+            ab_metric=data.ab_metric,
+            ab_min_sample=data.ab_min_sample,
             author=acting_user(by),
         )
         try:
@@ -130,6 +145,7 @@ def update_publication(
         reason = check_reason(reason) or "Edited"
         for name in EDITABLE_FIELDS:
             setattr(locked, name, getattr(data, name))
+        locked.subjects = list(data.subjects)
         try:
             with transaction.atomic():
                 save_quietly(locked)
@@ -189,9 +205,22 @@ def restore_version(publication: Publication, version: Any, *, by: Actor | None)
         body=version.body,
         topics=topics,
         language=version.language,
+        **ab_test_input(version),
     )
     update_publication(publication, data, by=by, reason=f"Restored version {number}")
     return publication.history.order_by("-history_id").first()
+
+
+def ab_test_input(publication: Any) -> dict[str, Any]:
+    """The A/B fields of a publication or a version, as PublicationInput takes them: what an
+    edit that does not mention them keeps."""
+    return {
+        "subjects": list(publication.subjects or []),
+        "ab_share": publication.ab_share,
+        "ab_wait_hours": publication.ab_wait_hours,
+        "ab_metric": publication.ab_metric,
+        "ab_min_sample": publication.ab_min_sample,
+    }
 
 
 def _refresh(target: Publication, source: Publication) -> None:

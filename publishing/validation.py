@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.utils import timezone
 
+from publishing.abtests import check_ab_test
 from publishing.exceptions import FieldProblem, InvalidPublicationError
 from publishing.models import (
     BODY_MAX_LENGTH,
@@ -41,6 +42,12 @@ class PublicationInput:
     topics: Sequence[TopicRef]
     summary: str = ""
     language: str = "en"
+    #: A/B subjects (decision 0079): none, or two to four; and the test's settings.
+    subjects: Sequence[str] = ()
+    ab_share: int = 20
+    ab_wait_hours: int = 4
+    ab_metric: str = "clicks"
+    ab_min_sample: int = 100
 
 
 def check_publication_input(
@@ -102,6 +109,15 @@ def check_publication_input(
             )
     if data.language not in {code for code, _ in settings.LANGUAGES}:
         problem("language", "invalid", f"Unknown language {data.language!r}.")
+    problems.extend(
+        check_ab_test(
+            list(data.subjects),
+            data.ab_share,
+            data.ab_wait_hours,
+            data.ab_metric,
+            data.ab_min_sample,
+        )
+    )
     topics = _resolve_topics(data.topics, problem, instance=instance)
     if problems:
         raise InvalidPublicationError(problems)

@@ -54,6 +54,8 @@ class ClaimedRow:
     sent_at: datetime | None
     created_at: datetime | None
     uncertain_at: datetime | None
+    #: The A/B subject the message carries (decision 0079); None outside a test.
+    variant: int | None
     subscriber: ClaimedSubscriber | None = None
     #: The publication version the row renders (None for site mail).
     version_id: int | None = None
@@ -80,6 +82,7 @@ ROW_COLUMNS = (
     # The sent journal ignores an entry older than its row (decision 0039).
     "created_at",
     "uncertain_at",
+    "variant",
 )
 
 SUBSCRIBER_COLUMNS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
@@ -25,7 +25,8 @@ from channels.backends.base import (
 )
 from channels.engine.queue import enqueue_due_batches
 from channels.models import Channel, Delivery
-from publishing.models import Dispatch
+from publishing.abtests import subjects_of
+from publishing.models import Dispatch, Publication
 from subscribers.models import Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
@@ -107,9 +108,37 @@ def audience_by_channel(topic_ids: Sequence[int], now: datetime) -> list[Channel
     return result
 
 
-def _insert_deliveries(dispatch_id: int, audience: ChannelAudience, now: datetime) -> int:
+@dataclass(frozen=True)
+class TestShare:
+    """The A/B test's part of an email audience (decision 0079): ``share`` percent of it, in
+    a random order fixed by the dispatch (a hash of the dispatch and subscriber ids), the
+    n-th of them given subject n modulo ``subjects``: an even split, sizes within one."""
+
+    share: int
+    subjects: int
+
+
+def _random_order(vendor: str) -> str:
+    """An SQL expression ordering the audience at random, the same way for every run of one
+    dispatch (``%s`` is the dispatch id): running the fan-out again picks the same people."""
+    if vendor == "postgresql":
+        return "md5(CAST(%s AS text) || ':' || CAST(audience.id AS text))"
+    # SQLite has no md5: a multiplicative hash (Knuth) of the two ids.
+    return "((audience.id * 2654435761 + %s * 40503) %% 4294967296)"
+
+
+def _insert_deliveries(
+    dispatch_id: int,
+    audience: ChannelAudience,
+    now: datetime,
+    *,
+    variant: int | None = None,
+    test: TestShare | None = None,
+) -> int:
     """One INSERT ... SELECT: a queued delivery of the dispatch for each row of the audience,
-    with no row through Python; an existing one (a second run) is left alone."""
+    with no row through Python; an existing one (a second run) is left alone. ``variant``:
+    the A/B subject every row carries; ``test``: only the test share, split between the
+    subjects."""
     try:
         select, select_params = audience.recipients.query.sql_with_params()
     except EmptyResultSet:
@@ -121,21 +150,37 @@ def _insert_deliveries(dispatch_id: int, audience: ChannelAudience, now: datetim
         channel_column, subscriber_column = "audience.id", "NULL"
         channel_params = []
     delivery = Delivery._meta.db_table
-    # "WHERE true": SQLite reads an upsert's ON after a bare FROM as a join constraint. The
-    # audience is a CTE with a column list: SQLite has no column list on a subquery's alias. The
-    # statement starts with INSERT, or Python's sqlite3 reports no rowcount.
+    source, variant_column, where = "audience", "%s", "true"
+    ranking = ""
+    ranking_params: list[Any] = []
+    variant_params: list[Any] = [variant]
+    where_params: list[Any] = []
+    if test is not None:
+        # The audience numbered in the dispatch's random order; the first share of it tests.
+        ranking = f""", ranked (id, n, total) AS (
+            SELECT audience.id, ROW_NUMBER() OVER (ORDER BY {_random_order(connection.vendor)},
+                audience.id) - 1, COUNT(*) OVER () FROM audience)"""  # noqa: S608 (no input)
+        ranking_params = [dispatch_id]
+        source, variant_column = "ranked AS audience", "audience.n %% %s"
+        variant_params = [test.subjects]
+        where, where_params = "audience.n < (audience.total * %s + 99) / 100", [test.share]
+    # "WHERE <condition>": SQLite reads an upsert's ON after a bare FROM as a join constraint.
+    # The audience is a CTE with a column list: SQLite has no column list on a subquery's
+    # alias. The statement starts with INSERT, or Python's sqlite3 reports no rowcount.
     sql = f"""
         INSERT INTO {delivery} (kind, dispatch_id, channel_id, subscriber_id, recipient, priority,
             status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
-            updated_at)
-        WITH audience (id) AS ({select})
-        SELECT %s, %s, {channel_column}, {subscriber_column}, '', %s, %s, 0, %s, '', '', %s, %s
-        FROM audience
-        WHERE true
+            updated_at, variant)
+        WITH audience (id) AS ({select}){ranking}
+        SELECT %s, %s, {channel_column}, {subscriber_column}, '', %s, %s, 0, %s, '', '', %s, %s,
+            {variant_column}
+        FROM {source}
+        WHERE {where}
         ON CONFLICT DO NOTHING
     """  # noqa: S608 (table name from model metadata, the audience compiled by the ORM)
     params: list[Any] = [
         *select_params,
+        *ranking_params,
         audience.kind,
         dispatch_id,
         *channel_params,
@@ -144,10 +189,29 @@ def _insert_deliveries(dispatch_id: int, audience: ChannelAudience, now: datetim
         now,
         now,
         now,
+        *variant_params,
+        *where_params,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(max(cursor.rowcount, 0))
+
+
+def resend_variant(dispatch: Dispatch) -> int | None:
+    """The A/B subject a resend carries: the one that won its publication's test when the
+    resent version has the same subjects, else none (the first subject, decision 0079)."""
+    first = (
+        Dispatch.objects.filter(publication_id=dispatch.publication_id, kind=Dispatch.Kind.PUBLISH)
+        .exclude(pk=dispatch.pk)
+        .values_list("ab_winner", "version_id")
+        .first()
+    )
+    if first is None or first[0] is None:
+        return None
+    history = Publication.history.model.objects
+    tested = history.filter(history_id=first[1]).values_list("subjects", flat=True).first()
+    resent = history.filter(history_id=dispatch.version_id).values_list("subjects", flat=True)
+    return int(first[0]) if tested and tested == resent.first() else None
 
 
 def plan_dispatch(dispatch_id: int) -> int:
@@ -164,13 +228,27 @@ def plan_dispatch(dispatch_id: int) -> int:
         return 0
     now = timezone.now()
     topic_ids = version_topic_ids(dispatch)
+    version = Publication.history.model.objects.filter(history_id=dispatch.version_id).first()
+    subjects = subjects_of(version) if version is not None else []
+    test: TestShare | None = None
+    variant: int | None = None
+    if subjects and dispatch.kind == Dispatch.Kind.PUBLISH and version is not None:
+        test = TestShare(share=version.ab_share, subjects=len(subjects))
+    elif subjects:
+        variant = resend_variant(dispatch)
     created = 0
     with transaction.atomic():
         for audience in audience_by_channel(topic_ids, now):
-            created += _insert_deliveries(dispatch.pk, audience, now)
-        Dispatch.objects.filter(pk=dispatch.pk, status=Dispatch.Status.PLANNING).update(
-            status=Dispatch.Status.SENDING, planned_at=now
-        )
+            if audience.kind == Delivery.Kind.SUBSCRIBER:
+                created += _insert_deliveries(
+                    dispatch.pk, audience, now, variant=variant, test=test
+                )
+            else:  # Slack, Discord, webhooks: no subject to test, sent at once.
+                created += _insert_deliveries(dispatch.pk, audience, now)
+        planned: dict[str, Any] = {"status": Dispatch.Status.SENDING, "planned_at": now}
+        if test is not None and version is not None:
+            planned["ab_decide_at"] = now + timedelta(hours=version.ab_wait_hours)
+        Dispatch.objects.filter(pk=dispatch.pk, status=Dispatch.Status.PLANNING).update(**planned)
         transaction.on_commit(lambda: enqueue_due_batches(dispatch_id=dispatch.pk))
     logger.info("Dispatch %s planned: %s deliveries created", dispatch.pk, created)
     finish_dispatches([dispatch.pk])
@@ -178,9 +256,12 @@ def plan_dispatch(dispatch_id: int) -> int:
 
 
 def finish_dispatches(dispatch_ids: Iterable[int] | None = None) -> int:
-    """Mark done the sending dispatches whose deliveries are all settled. Returns how many."""
+    """Mark done the sending dispatches whose deliveries are all settled, except an A/B test
+    still waiting for its decision (the rest is yet to come). Returns how many."""
     unsettled = Delivery.objects.filter(dispatch_id=OuterRef("pk")).unsettled()
-    dispatches = Dispatch.objects.filter(status=Dispatch.Status.SENDING)
+    dispatches = Dispatch.objects.filter(status=Dispatch.Status.SENDING).exclude(
+        ab_decide_at__isnull=False, ab_decided_at__isnull=True
+    )
     if dispatch_ids is not None:
         dispatches = dispatches.filter(pk__in=list(dispatch_ids))
     return dispatches.exclude(Exists(unsettled)).update(

@@ -23,6 +23,7 @@ from channels.engine.mime import PreparedEmail
 from channels.models import Channel, Delivery
 from channels.tracking import store_links
 from config.mail import message_id_domain
+from publishing.abtests import subject_for
 from publishing.models import Publication
 from publishing.rendering import (
     PREFERENCES_URL,
@@ -68,19 +69,25 @@ def load_versions(rows: Sequence[ClaimedRow]) -> dict[int, Any]:
     return {version.history_id: version for version in versions}
 
 
-def _email_template(version: Any, from_email: str, tracked: bool = False) -> PreparedEmail:
-    """The version's email prepared once per process; ``tracked``: with its links rewritten
-    to click placeholders and the open pixel (the links are stored once, in order)."""
+def _email_template(
+    version: Any, from_email: str, tracked: bool = False, variant: int | None = None
+) -> PreparedEmail:
+    """The version's email prepared once per process and A/B subject; ``tracked``: with its
+    links rewritten to click placeholders and the open pixel (the links are stored once, in
+    order). ``variant``: the delivery's subject of the version's A/B test (decision 0079)."""
+    subject = subject_for(version, variant)
 
     def build() -> PreparedEmail:
         template = render_email(version)
+        if subject is not None:
+            template = replace(template, subject=subject)
         if not tracked:
             return PreparedEmail.prepare(template, from_email)
         template, links = tracked_email(template)
         store_links(version.history_id, tracking.EMAIL, links)
         return PreparedEmail.prepare(template, from_email, link_count=len(links))
 
-    key = ("email", version.history_id, version.history_date, from_email, tracked)
+    key = ("email", version.history_id, version.history_date, from_email, tracked, subject)
     prepared: PreparedEmail = _cached(key, build)
     return prepared
 
@@ -145,7 +152,7 @@ def _subscriber_message(
     if subscriber is None or not _reachable(row) or version is None:
         return None
     tracked = sign is not None and not subscriber.tracking_opt_out
-    prepared = _email_template(version, from_email, tracked)
+    prepared = _email_template(version, from_email, tracked, row.variant)
     values = (
         tracking.tracking_values(
             row.pk, tracking.LinkRef(tracking.EMAIL, version.history_id), prepared.link_count, sign

@@ -16,7 +16,7 @@ from channels.backends.base import (
     Outcome,
     OutcomeStatus,
 )
-from channels.engine import journal
+from channels.engine import abtest, journal
 from channels.engine.claims import ClaimedRow, claimed_rows
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
@@ -40,6 +40,8 @@ class SweepReport:
     finished: int = 0
     replanned: int = 0
     enqueued: int = 0
+    #: A/B subject tests decided, their rest's deliveries created (decision 0079).
+    decided: int = 0
 
 
 def sweep() -> SweepReport:
@@ -52,6 +54,7 @@ def sweep() -> SweepReport:
     - a half-open circuit whose trial batch never reported goes back to open;
     - dispatches still planning long after creation are planned again (their task was lost);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
+    - A/B subject tests whose time has come are decided and their rest planned;
     - dispatches whose deliveries are all settled are marked done.
     """
     now = timezone.now()
@@ -77,6 +80,7 @@ def sweep() -> SweepReport:
     ):
         async_task(SEND_BATCH_TASK, channel_id)
         report.enqueued += 1
+    report.decided = abtest.decide_due(now)
     report.finished = finish_dispatches()
     return report
 
