@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from channels import analytics
+from channels.engine import abtest
 from channels.models import Delivery
 from config.api.schema import document
 from config.api.views import ApiViewMixin
@@ -60,6 +61,35 @@ LinkSerializer = inline_serializer(
         "machine": serializers.IntegerField(),
     },
 )
+AbVariantSerializer = inline_serializer(
+    "PublicationAbVariant",
+    {
+        "subject": serializers.CharField(),
+        "targeted": serializers.IntegerField(),
+        "delivered": serializers.IntegerField(),
+        "successes": serializers.IntegerField(help_text="People who opened or clicked (metric)."),
+        "rate": serializers.FloatField(allow_null=True, help_text="Percent of delivered."),
+        "ci_low": serializers.FloatField(help_text="95% Wilson interval, percent."),
+        "ci_high": serializers.FloatField(),
+    },
+)
+AbTestSerializer = inline_serializer(
+    "PublicationAbTest",
+    {
+        "dispatch": serializers.IntegerField(),
+        "method": serializers.CharField(),
+        "metric": serializers.CharField(),
+        "min_sample": serializers.IntegerField(),
+        "decide_at": serializers.DateTimeField(allow_null=True),
+        "decided_at": serializers.DateTimeField(allow_null=True),
+        "winner": serializers.IntegerField(
+            allow_null=True, help_text="The winning subject's position, from 1."
+        ),
+        "reason": serializers.CharField(),
+        "p_value": serializers.FloatField(allow_null=True),
+        "variants": serializers.ListField(child=AbVariantSerializer),
+    },
+)
 StatsSerializer = inline_serializer(
     "PublicationStats",
     {
@@ -77,6 +107,11 @@ StatsSerializer = inline_serializer(
             child=serializers.ListField(child=serializers.IntegerField()),
             help_text="Per hour after the first send (72 values): opens_human, clicks_human, "
             "opens_proxy, machine.",
+        ),
+        "ab_tests": serializers.ListField(
+            child=AbTestSerializer,
+            help_text="The A/B subject tests of the publication's dispatches (decision 0079): "
+            "each subject's rate with its 95% interval, the method and the decision.",
         ),
     },
 )
@@ -136,5 +171,42 @@ class PublicationStatsViewSet(ApiViewMixin, viewsets.GenericViewSet[Publication]
                     for link in engagement.links
                 ],
                 "hours": engagement.hours,
+                "ab_tests": _ab_tests(publication),
             }
         )
+
+
+def _ab_tests(publication: Publication) -> list[dict[str, object]]:
+    tests = []
+    for dispatch in Dispatch.objects.filter(
+        publication=publication, ab_decide_at__isnull=False
+    ).order_by("pk"):
+        test = abtest.report(dispatch)
+        if test is None:
+            continue
+        tests.append(
+            {
+                "dispatch": dispatch.pk,
+                "method": test.method,
+                "metric": test.metric,
+                "min_sample": test.min_sample,
+                "decide_at": test.decide_at,
+                "decided_at": test.decided_at,
+                "winner": test.winner + 1 if test.winner is not None else None,
+                "reason": test.reason,
+                "p_value": test.p_value,
+                "variants": [
+                    {
+                        "subject": row.subject,
+                        "targeted": row.targeted,
+                        "delivered": row.delivered,
+                        "successes": row.successes,
+                        "rate": row.rate,
+                        "ci_low": row.low,
+                        "ci_high": row.high,
+                    }
+                    for row in test.variants
+                ],
+            }
+        )
+    return tests

@@ -23,6 +23,7 @@ from channels.engine import abtest, batches, fanout
 from channels.models import Channel, Delivery, DeliveryEngagement
 from publishing.models import Dispatch, Topic
 from subscribers.models import Subscriber
+from tests.api.conftest import make_key as make_key  # a fixture, used by name
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
 from tests.concurrency import run_at_once
 from tests.factories import PublicationFactory, UserFactory
@@ -412,3 +413,34 @@ def test_the_dispatch_page_in_a_browser(
     assert "Subject 2 won" in page.locator("#ab-decision").inner_text()
     test.scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "ab-test-dispatch.png"), full_page=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_stats_api_gives_each_subject_with_its_interval_and_the_decision(
+    topic: Topic, make_key: Any
+) -> None:
+    from tests.api.conftest import ApiClient
+
+    dispatch = decided_dispatch(topic, (10, 40))
+    dispatch.refresh_from_db()
+    assert abtest.decide(dispatch.pk, dispatch.ab_decide_at)
+    api = ApiClient(make_key("publications:read"))
+
+    body = api.get(f"/api/v1/publications/{dispatch.publication_id}/stats/").json()
+
+    [test] = body["ab_tests"]
+    assert (test["dispatch"], test["winner"], test["reason"]) == (dispatch.pk, 2, "significant")
+    assert test["method"] == ab_statistics.METHOD
+    assert test["p_value"] < 0.0001
+    low, high = wilson_interval(40, 100)
+    assert [
+        (v["subject"], v["delivered"], v["successes"], v["rate"]) for v in test["variants"]
+    ] == [
+        (SUBJECTS[0], 100, 10, 10.0),
+        (SUBJECTS[1], 100, 40, 40.0),
+    ]
+    assert (test["variants"][1]["ci_low"], test["variants"][1]["ci_high"]) == (
+        round(100 * low, 1),
+        round(100 * high, 1),
+    )
