@@ -58,20 +58,6 @@ class SubscribeSerializer(serializers.Serializer[dict[str, Any]]):
         help_text="Which consent wording your form showed (kept in the consent log).",
     )
 
-    def validate_paused_until(self, value: date | None) -> date | None:
-        """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
-        if value is None:
-            return None
-        today = timezone.localdate()
-        if value <= today:
-            raise serializers.ValidationError(f"Choose a date after today ({today.isoformat()}).")
-        if value > today + timedelta(days=MAX_PAUSE_DAYS):
-            raise serializers.ValidationError(
-                f"A pause can last at most {MAX_PAUSE_DAYS} days (until "
-                f"{(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})."
-            )
-        return value
-
     def validate_timezone(self, value: str) -> str:
         if not valid_timezone(value):
             raise serializers.ValidationError(
@@ -226,20 +212,6 @@ class SubscriberCreateSerializer(serializers.Serializer[dict[str, Any]]):
         help_text="Where and when this person consented. With it the subscriber is imported "
         "as active (no confirmation email); without it a double opt-in starts.",
     )
-
-    def validate_paused_until(self, value: date | None) -> date | None:
-        """The preference center's bounds: after today, at most MAX_PAUSE_DAYS ahead."""
-        if value is None:
-            return None
-        today = timezone.localdate()
-        if value <= today:
-            raise serializers.ValidationError(f"Choose a date after today ({today.isoformat()}).")
-        if value > today + timedelta(days=MAX_PAUSE_DAYS):
-            raise serializers.ValidationError(
-                f"A pause can last at most {MAX_PAUSE_DAYS} days (until "
-                f"{(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})."
-            )
-        return value
 
     def validate_timezone(self, value: str) -> str:
         if not valid_timezone(value):

@@ -50,6 +50,13 @@ def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
+def first_tracked(sink: SmtpSink, email: str, kind: str) -> str:
+    """The path of the first open ("o") or click ("c") URL in the mail ``email`` received."""
+    return path_of(
+        next(url for url in TRACKED.findall(html_by_recipient(sink)[email]) if f"/t/{kind}/" in url)
+    )
+
+
 @pytest.fixture
 def tracked_channel(smtp_channel: Channel) -> Channel:
     smtp_channel.tracking = True
@@ -159,9 +166,7 @@ def test_a_hit_on_a_deleted_delivery_is_answered_and_records_nothing(
 ) -> None:
     [reader] = add_subscribers(topic, 1)
     send(topic, django_capture_on_commit_callbacks)
-    pixel = path_of(
-        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/o/" in u)
-    )
+    pixel = first_tracked(sink, reader.email, "o")
     Delivery.objects.filter(subscriber=reader).delete()
     assert client.get(pixel).status_code == 200
     assert not EngagementEvent.objects.exists()
@@ -200,9 +205,7 @@ def test_a_head_request_is_recorded_and_nothing_but_get_or_head_is_answered(
 ) -> None:
     [reader] = add_subscribers(topic, 1)
     send(topic, django_capture_on_commit_callbacks)
-    click = path_of(
-        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/c/" in u)
-    )
+    click = first_tracked(sink, reader.email, "c")
     assert client.head(click).status_code == 302
     assert client.post(click).status_code == 405
     assert list(EngagementEvent.objects.values_list("method", flat=True)) == ["HEAD"]
@@ -293,9 +296,7 @@ def test_buffered_hits_wait_in_redis_and_are_moved_once_even_after_a_crash(
 ) -> None:
     [reader] = add_subscribers(topic, 1)
     send(topic, django_capture_on_commit_callbacks)
-    pixel = path_of(
-        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/o/" in u)
-    )
+    pixel = first_tracked(sink, reader.email, "o")
     for _ in range(3):
         assert client.get(pixel, HTTP_USER_AGENT="Mozilla/5.0 (X11)").status_code == 200
     assert not EngagementEvent.objects.exists()  # in Redis, not yet in the table
@@ -325,9 +326,7 @@ def test_a_hit_redis_refuses_is_written_directly(
 ) -> None:
     [reader] = add_subscribers(topic, 1)
     send(topic, django_capture_on_commit_callbacks)
-    pixel = path_of(
-        next(u for u in TRACKED.findall(html_by_recipient(sink)[reader.email]) if "/t/o/" in u)
-    )
+    pixel = first_tracked(sink, reader.email, "o")
     settings.ENGAGEMENT_BUFFER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
     assert client.get(pixel).status_code == 200
