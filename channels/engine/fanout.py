@@ -118,13 +118,19 @@ class TestShare:
     subjects: int
 
 
-def _random_order(vendor: str) -> str:
+def _random_order() -> str:
     """An SQL expression ordering the audience at random, the same way for every run of one
-    dispatch (``%s`` is the dispatch id): running the fan-out again picks the same people."""
-    if vendor == "postgresql":
-        return "md5(CAST(%s AS text) || ':' || CAST(audience.id AS text))"
-    # SQLite has no md5: a multiplicative hash (Knuth) of the two ids.
-    return "((audience.id * 2654435761 + %s * 40503) %% 4294967296)"
+    dispatch (``%s`` is the dispatch id): running the fan-out again picks the same people.
+    PostgreSQL has md5(); Django's SQLite backend registers it on every connection."""
+    return "md5(CAST(%s AS text) || ':' || CAST(audience.id AS text))"
+
+
+def ranked_audience() -> str:
+    """The CTE ``ranked (id, n, total)``: the CTE ``audience (id)`` numbered from 0 in the
+    dispatch's random order (one ``%s`` parameter, the dispatch id), with its size."""
+    return f"""ranked (id, n, total) AS (
+        SELECT audience.id, ROW_NUMBER() OVER (ORDER BY {_random_order()}, audience.id) - 1,
+            COUNT(*) OVER () FROM audience)"""  # noqa: S608 (no input)
 
 
 def _insert_deliveries(
@@ -157,9 +163,7 @@ def _insert_deliveries(
     where_params: list[Any] = []
     if test is not None:
         # The audience numbered in the dispatch's random order; the first share of it tests.
-        ranking = f""", ranked (id, n, total) AS (
-            SELECT audience.id, ROW_NUMBER() OVER (ORDER BY {_random_order(connection.vendor)},
-                audience.id) - 1, COUNT(*) OVER () FROM audience)"""  # noqa: S608 (no input)
+        ranking = ", " + ranked_audience()
         ranking_params = [dispatch_id]
         source, variant_column = "ranked AS audience", "audience.n %% %s"
         variant_params = [test.subjects]

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.db.utils import ConnectionHandler
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -119,6 +121,53 @@ def test_only_the_test_share_gets_deliveries_split_evenly_between_the_subjects(
     ids = sorted(pk for pk, _ in picked)
     everyone = sorted(Subscriber.objects.values_list("pk", flat=True))
     assert ids != everyone[:50] and ids != everyone[-50:]
+
+
+def split_on(cursor: Any, dispatch_id: int) -> list[tuple[int, int]]:
+    """The fan-out's random split of 1,000 ids (20% tested, three subjects) on ``cursor``."""
+    cursor.execute(
+        f"""WITH audience (id) AS (SELECT id FROM ab_ids), {fanout.ranked_audience()}
+        SELECT id, n %% 3 FROM ranked WHERE n < (total * 20 + 99) / 100 ORDER BY id""",
+        [dispatch_id],
+    )
+    return [(int(pk), int(variant)) for pk, variant in cursor.fetchall()]
+
+
+@pytest.mark.parametrize("vendor", ["sqlite", "postgresql"])
+@pytest.mark.django_db
+def test_the_random_split_is_even_fixed_by_the_dispatch_and_spread_on_both_databases(
+    vendor: str,
+) -> None:
+    """The order is md5 of the dispatch and subscriber ids, on PostgreSQL and on SQLite (whose
+    md5 Django registers): it runs on a real database of each kind (SQLite in memory beside the
+    suite's PostgreSQL)."""
+    if vendor != connection.vendor and vendor != "sqlite":
+        pytest.skip("the suite runs on SQLite: PostgreSQL's expression is not reachable")
+    handler = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    )
+    database = connection if vendor == connection.vendor else handler["default"]
+    try:
+        with database.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE ab_ids (id integer primary key)")
+            cursor.executemany(
+                "INSERT INTO ab_ids (id) VALUES (%s)", [(i,) for i in range(1, 1001)]
+            )
+            first = split_on(cursor, 41)
+            again = split_on(cursor, 41)
+            other = split_on(cursor, 42)
+            cursor.execute("DROP TABLE ab_ids")
+    finally:
+        if database is not connection:
+            database.close()
+    assert first == again  # the same people every run of one dispatch
+    assert len(first) == 200
+    assert sorted(Counter(variant for _, variant in first).values()) == [66, 67, 67]
+    # Another dispatch tests other people; the share is spread over the whole range.
+    ids = {pk for pk, _ in first}
+    assert len(ids & {pk for pk, _ in other}) < 100
+    assert 60 <= sum(pk <= 500 for pk in ids) <= 140
+    assert all(40 <= sum(lo < pk <= lo + 250 for pk in ids) <= 60 for lo in range(0, 1000, 250))
 
 
 @pytest.mark.django_db
