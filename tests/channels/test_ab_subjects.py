@@ -317,6 +317,71 @@ def test_without_a_significant_difference_the_first_subject_goes_to_the_rest(
 
 
 @pytest.mark.postgres
+def test_the_rest_goes_through_the_channel_the_test_went_through(
+    transactional_db: None,
+    tasks_wait_in_the_queue: None,
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+) -> None:
+    """The default email channel changed during the test: the rest still goes through the
+    test's channel, so the ledger's unique constraint keeps the test's people out of it."""
+    dispatch = run_test(topic, smtp_channel, 100, ab_share=50, ab_min_sample=10)
+    engage(dispatch, 1, opened=30, clicked=30)
+    Channel.objects.filter(pk=smtp_channel.pk).update(is_default_email=False)
+    other = Channel.objects.create(name="Outbox", kind="email_file", is_default_email=True)
+
+    assert abtest.decide_due(timezone.now() + timedelta(hours=3)) == 1
+    drain(smtp_channel)
+
+    rows = Delivery.objects.filter(dispatch=dispatch)
+    assert rows.count() == 100
+    assert not rows.filter(channel=other).exists()
+    received = subjects_by_recipient(sink)
+    assert len(received) == 100
+    assert all(len(subjects) == 1 for subjects in received.values())
+    assert Counter(s[0] for s in received.values()) == {SUBJECTS[0]: 25, SUBJECTS[1]: 75}
+
+
+@pytest.mark.django_db
+def test_a_resend_runs_no_test_and_carries_the_winner_while_the_subjects_are_unchanged(
+    topic: Topic,
+) -> None:
+    Channel.objects.create(name="Outbox", kind="email_file", is_default_email=True)
+    add_subscribers(topic, 40)
+    dispatch = make_dispatch(topic, subjects=SUBJECTS, ab_share=50)
+    fanout.plan_dispatch(dispatch.pk)
+    Dispatch.objects.filter(pk=dispatch.pk).update(
+        ab_decided_at=timezone.now(), ab_winner=1, status=Dispatch.Status.DONE
+    )
+    publication = dispatch.publication
+
+    def resend() -> Dispatch:
+        resent = Dispatch.objects.create(
+            publication=publication,
+            version=publication.history.latest(),
+            kind=Dispatch.Kind.RESEND,
+        )
+        fanout.plan_dispatch(resent.pk)
+        resent.refresh_from_db()
+        return resent
+
+    same = resend()
+    assert same.ab_decide_at is None  # no test: everyone at once
+    rows = Delivery.objects.filter(dispatch=same)
+    assert rows.count() == 40
+    assert set(rows.values_list("variant", flat=True)) == {1}
+
+    publication.subjects = ["Summer is here", "Ten things to do in summer"]
+    publication.save()
+    changed = resend()
+    assert changed.ab_decide_at is None
+    assert set(Delivery.objects.filter(dispatch=changed).values_list("variant", flat=True)) == {
+        None
+    }  # the first subject of the new version (subject_for)
+
+
+@pytest.mark.postgres
 def test_two_workers_deciding_at_once_send_each_subscriber_one_message_with_one_subject(
     transactional_db: None,
     tasks_wait_in_the_queue: None,
