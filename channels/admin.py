@@ -44,6 +44,8 @@ else:
 
 CONFIG_PREFIX = "config_"
 _STATE_FIELDS = (
+    "disabled_reason",
+    "disabled_at",
     "circuit_state",
     "circuit_opened_at",
     "consecutive_failures",
@@ -147,6 +149,7 @@ class ChannelAdmin(_ModelAdmin):
         "name",
         "kind",
         "is_enabled",
+        "disabled_because",
         "circuit",
         "short_last_error",
         "sends_last_hour",
@@ -184,6 +187,11 @@ class ChannelAdmin(_ModelAdmin):
         if channel.circuit_state != Channel.CircuitState.CLOSED and channel.circuit_opened_at:
             return f"{state} since {channel.circuit_opened_at:%Y-%m-%d %H:%M} UTC"
         return state
+
+    @admin.display(description="Disabled because")
+    def disabled_because(self, channel: Channel) -> str:
+        """Why the engine switched the channel off (a revoked token, a deleted webhook)."""
+        return Truncator(channel.disabled_reason).chars(80) if not channel.is_enabled else ""
 
     @admin.display(description="Last error")
     def short_last_error(self, channel: Channel) -> str:

@@ -22,7 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from channels import services
-from channels.engine import abtest
+from channels.engine import abtest, guardrails
 from channels.models import Delivery
 from channels.progress import STATUS_ORDER, dispatch_progress
 from publishing.admin import DispatchAdmin
@@ -74,6 +74,16 @@ class DispatchProgressAdmin(DispatchAdmin):
                 "<int:object_id>/requeue/",
                 self.admin_site.admin_view(require_POST(self.requeue_view)),
                 name="publishing_dispatch_requeue",
+            ),
+            path(
+                "<int:object_id>/resume/",
+                self.admin_site.admin_view(require_POST(self.resume_view)),
+                name="publishing_dispatch_resume",
+            ),
+            path(
+                "<int:object_id>/cancel/",
+                self.admin_site.admin_view(require_POST(self.cancel_view)),
+                name="publishing_dispatch_cancel",
             ),
         ]
         return [*own, *super().get_urls()]
@@ -130,6 +140,30 @@ class DispatchProgressAdmin(DispatchAdmin):
                 statuses=REQUEUE_CHOICES[which], dispatch_id=dispatch.pk
             )
             messages.success(request, f"{count} deliveries re-queued.")
+        return HttpResponseRedirect(reverse("admin:publishing_dispatch_change", args=[dispatch.pk]))
+
+    def resume_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """A Publisher resumes a dispatch a guardrail paused (decision 0085)."""
+        dispatch = get_object_or_404(Dispatch, pk=object_id)
+        if not self.has_view_permission(request, dispatch) or not can_requeue(request):
+            raise PermissionDenied
+        released = guardrails.resume(dispatch.pk, by=request.user)
+        if released is None:
+            messages.error(request, "This dispatch is not paused.")
+        else:
+            messages.success(request, f"Sending resumed: {released} held messages queued.")
+        return HttpResponseRedirect(reverse("admin:publishing_dispatch_change", args=[dispatch.pk]))
+
+    def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """A Publisher cancels a dispatch a guardrail paused: its held messages are never sent."""
+        dispatch = get_object_or_404(Dispatch, pk=object_id)
+        if not self.has_view_permission(request, dispatch) or not can_requeue(request):
+            raise PermissionDenied
+        cancelled = guardrails.cancel(dispatch.pk, by=request.user)
+        if cancelled is None:
+            messages.error(request, "This dispatch is not paused.")
+        else:
+            messages.success(request, f"Dispatch cancelled: {cancelled} held messages cancelled.")
         return HttpResponseRedirect(reverse("admin:publishing_dispatch_change", args=[dispatch.pk]))
 
 

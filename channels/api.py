@@ -60,6 +60,8 @@ class ChannelSerializer(serializers.ModelSerializer[Channel]):
             "batch_size",
             "uncertain_policy",
             "tracking",
+            "disabled_reason",
+            "disabled_at",
             "circuit_state",
             "last_error",
             "last_error_at",

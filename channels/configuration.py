@@ -120,6 +120,10 @@ def save_channel(channel: Channel, data: Mapping[str, Any]) -> Channel:
     )
     channel.config = validated.config
     channel.secrets_encrypted = encrypt_secrets(validated.secrets)
+    if channel.is_enabled:
+        # Enabled again after the engine disabled it (decision 0085): the reason is history.
+        channel.disabled_reason = ""
+        channel.disabled_at = None
     with transaction.atomic():
         if channel.is_default_email:
             _take_default_email(channel)

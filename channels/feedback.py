@@ -1,11 +1,13 @@
 """SES bounce and complaint feedback: what a verified SNS notification changes.
 
 A permanent bounce or a complaint suppresses each recipient through the subscribers' service
-(suppression list, subscriber status, consent log); a transient or undetermined bounce is only
-recorded. Every bounce and complaint becomes one ``SesFeedback`` row, unique per SNS MessageId,
-in the same transaction as its effects: a replayed notification finds the row and changes
-nothing. Both SES shapes are read: identity notifications (``notificationType``) and
-configuration-set event publishing (``eventType``). Decision 0043.
+(suppression list, subscriber status, consent log), and the guardrails look at the delivery's
+dispatch again (decision 0085); a transient bounce is counted per address (``SoftBounce``) and
+suppresses an address after SOFT_BOUNCE_LIMIT of them within SOFT_BOUNCE_WINDOW_DAYS; an
+undetermined bounce is only recorded. Every bounce and complaint becomes one ``SesFeedback``
+row, unique per SNS MessageId, in the same transaction as its effects: a replayed notification
+finds the row and changes nothing. Both SES shapes are read: identity notifications
+(``notificationType``) and configuration-set event publishing (``eventType``). Decision 0043.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from channels import sns
+from channels.engine import guardrails
 from channels.exceptions import SnsMessageError
-from channels.models import Delivery, SesFeedback
+from channels.models import Delivery, SesFeedback, SoftBounce
 from subscribers.models import Suppression, email_hash
 from subscribers.services import Origin, record_feedback_suppression
 
@@ -29,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 ORIGIN = Origin(via="ses")
 PERMANENT = "Permanent"
+TRANSIENT = "Transient"
 #: Anything shaped like an address, removed from diagnostics before they are stored.
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"';,:]+@[^\s<>()\[\]\"';,]+")
 MAX_DIAGNOSTIC_LENGTH = 300
@@ -184,8 +190,13 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
         suppressed = 0
         if report.reason is not None:
             suppressed = _suppress(report, entries, feedback, delivery)
+        elif report.feedback_type == SesFeedback.Type.BOUNCE and report.subtype == TRANSIENT:
+            suppressed = _count_soft_bounces(report, entries, feedback, delivery)
+        if suppressed:
             feedback.suppressed = suppressed
             feedback.save(update_fields=["suppressed"])
+    if report.reason is not None and delivery is not None and delivery.dispatch_id is not None:
+        guardrails.check_soon([delivery.dispatch_id])
     logger.info(
         "ses feedback: %s %s for delivery %s, %d recipients, %d suppressed",
         report.feedback_type,
@@ -225,6 +236,53 @@ def _suppress(
                 "sns_message_id": feedback.sns_message_id,
                 "type": report.feedback_type,
                 "subtype": report.subtype,
+                "diagnostic": entry["diagnostic"],
+                "delivery_id": delivery.pk if delivery else None,
+            },
+        )
+        suppressed += int(changed)
+    return suppressed
+
+
+def _count_soft_bounces(
+    report: _Report,
+    entries: list[dict[str, str]],
+    feedback: SesFeedback,
+    delivery: Delivery | None,
+) -> int:
+    """Record a transient bounce of each recipient; suppress (as bounced) an address with
+    SOFT_BOUNCE_LIMIT of them within SOFT_BOUNCE_WINDOW_DAYS. Returns how many addresses this
+    put on the suppression list."""
+    at = feedback.occurred_at or timezone.now()
+    SoftBounce.objects.bulk_create(
+        SoftBounce(email_hash=entry["email_hash"], feedback=feedback, occurred_at=at)
+        for entry in entries
+    )
+    limit = settings.SOFT_BOUNCE_LIMIT
+    if limit <= 0:
+        return 0
+    window = timedelta(days=settings.SOFT_BOUNCE_WINDOW_DAYS)
+    suppressed = 0
+    for recipient, entry in zip(report.recipients, entries, strict=True):
+        count = SoftBounce.objects.filter(
+            email_hash=entry["email_hash"], occurred_at__gt=at - window, occurred_at__lte=at
+        ).count()
+        if count < limit:
+            continue
+        changed = record_feedback_suppression(
+            recipient["emailAddress"],
+            Suppression.Reason.BOUNCED,
+            ORIGIN,
+            note=(
+                f"{count} SES transient bounces within {settings.SOFT_BOUNCE_WINDOW_DAYS} days"
+                + (f": {entry['diagnostic']}" if entry["diagnostic"] else "")
+            ),
+            detail={
+                "ses_feedback_id": feedback.pk,
+                "sns_message_id": feedback.sns_message_id,
+                "type": report.feedback_type,
+                "subtype": report.subtype,
+                "soft_bounces": count,
                 "diagnostic": entry["diagnostic"],
                 "delivery_id": delivery.pk if delivery else None,
             },

@@ -87,6 +87,10 @@ class Channel(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=1000, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Set when the engine switched the channel off because the provider said it is gone for
+    # good (decision 0085); cleared when someone enables it again.
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -166,6 +170,8 @@ class Delivery(models.Model):
         CANCELLED = "cancelled", "Cancelled (recipient left before sending)"
         #: Handed over, no answer, not sent again: the channel's policy is skip.
         UNCERTAIN = "uncertain", "Uncertain (may have arrived; not resent)"
+        #: Waiting while its dispatch is paused by a guardrail (decision 0085); not claimed.
+        HELD = "held", "Held (its dispatch is paused)"
 
     class Kind(models.TextChoices):
         SUBSCRIBER = "subscriber", "To a subscriber"
@@ -313,6 +319,21 @@ class SesFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} {self.subtype} ({self.sns_message_id})"
+
+
+class SoftBounce(models.Model):
+    """One transient bounce of an address (SES ``Transient``), kept to suppress an address that
+    keeps bouncing (decision 0085). The address is a hash, as on the suppression list."""
+
+    email_hash = models.CharField(max_length=64)
+    feedback = models.ForeignKey(SesFeedback, on_delete=models.CASCADE, related_name="+")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["email_hash", "occurred_at"], name="softbounce_hash")]
+
+    def __str__(self) -> str:
+        return f"Soft bounce {self.email_hash[:12]}… at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class Digest(models.Model):

@@ -13,6 +13,7 @@ from publishing.models import Dispatch, Publication
 #: Display order of the statuses: the live ones first, then the settled ones.
 STATUS_ORDER = [
     Delivery.Status.QUEUED,
+    Delivery.Status.HELD,
     Delivery.Status.SENDING,
     Delivery.Status.SENT,
     Delivery.Status.FAILED,

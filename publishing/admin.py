@@ -555,6 +555,8 @@ DISPATCH_FIELDS = [
     "created_at",
     "planned_at",
     "finished_at",
+    "paused_at",
+    "pause_reason",
 ]
 
 

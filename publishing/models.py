@@ -187,7 +187,11 @@ class Dispatch(models.Model):
     class Status(models.TextChoices):
         PLANNING = "planning", "Planning"
         SENDING = "sending", "Sending"
+        #: A guardrail stopped its email (decision 0085): a Publisher resumes or cancels it.
+        PAUSED = "paused", "Paused"
         DONE = "done", "Done"
+        #: A Publisher cancelled it while paused: what was not sent never will be.
+        CANCELLED = "cancelled", "Cancelled"
 
     publication = models.ForeignKey(
         Publication, on_delete=models.PROTECT, related_name="dispatches"
@@ -219,6 +223,11 @@ class Dispatch(models.Model):
     ab_winner = models.PositiveSmallIntegerField("A/B subject sent to the rest", null=True)
     #: What the decision saw: method, metric, per subject its sample and rate, p-value, reason.
     ab_result = models.JSONField("A/B result", default=dict, blank=True)
+    # Guardrails (decision 0085): why and when its email was paused, and what the guardrail
+    # measured (the rates, and the counts at each resume, which later checks start from).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=500, blank=True)
+    guardrail = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

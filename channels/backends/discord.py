@@ -131,7 +131,12 @@ class DiscordBackend(Backend):
             return self.outcome(message, OutcomeStatus.RATE_LIMITED, detail, retry_after)
         if status >= 500:
             return self.outcome(message, OutcomeStatus.TRANSIENT, detail)
-        return self.outcome(message, OutcomeStatus.PERMANENT, detail)
+        # 401 (invalid webhook token, code 50027) and 404 (unknown webhook, code 10015): the
+        # webhook was deleted or its URL is wrong; every later post would fail the same way,
+        # so the engine disables the channel with this error as the reason (decision 0085).
+        return self.outcome(
+            message, OutcomeStatus.PERMANENT, detail, disable_channel=status in GONE_STATUSES
+        )
 
     def close(self) -> None:
         if self._session is not None:
@@ -155,6 +160,10 @@ class DiscordBackend(Backend):
                     self.secrets.values(),
                 )
             )
+
+
+#: Answers that mean the webhook itself is gone (Unknown Webhook, Invalid Webhook Token).
+GONE_STATUSES = frozenset({401, 404})
 
 
 def _discord_error(status: int, body: Mapping[str, Any]) -> str:

@@ -68,6 +68,18 @@ PERMANENT_ERRORS = frozenset(
         "too_many_attachments", "ekm_access_denied",
     }
 )  # fmt: skip
+#: Permanent errors that name the channel's configuration, not the message (a revoked token,
+#: a deleted webhook or channel): every later message would fail the same way, so the engine
+#: disables the channel with this error as the reason (decision 0085).
+CHANNEL_GONE_ERRORS = frozenset(
+    {
+        "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+        "invalid_token", "no_permission", "missing_scope", "channel_not_found", "not_in_channel",
+        "is_archived", "channel_is_archived", "team_access_not_granted", "ekm_access_denied",
+        "posting_to_general_channel_denied", "action_prohibited", "restricted_action",
+        "no_service", "no_service_id", "no_team", "team_disabled",
+    }
+)  # fmt: skip
 #: Slack error codes of a passing trouble on Slack's side.
 TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -206,7 +218,13 @@ class SlackBackend(Backend):
         code = str(data.get("error") or "")
         status = classify(response.status_code, code)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self.outcome(message, status, f"HTTP {response.status_code}: {code}", retry_after)
+        return self.outcome(
+            message,
+            status,
+            f"HTTP {response.status_code}: {code}",
+            retry_after,
+            disable_channel=status == OutcomeStatus.PERMANENT and code in CHANNEL_GONE_ERRORS,
+        )
 
     def _webhook_outcome(self, message: Message, response: Any) -> Outcome:
         status_code: int = response.status_code
@@ -220,7 +238,13 @@ class SlackBackend(Backend):
             if _SLACK_CODE.match(body)
             else http_status_text(status_code)
         )
-        return self.outcome(message, status, detail, retry_after)
+        return self.outcome(
+            message,
+            status,
+            detail,
+            retry_after,
+            disable_channel=status == OutcomeStatus.PERMANENT and body in CHANNEL_GONE_ERRORS,
+        )
 
     def _check_target(self) -> tuple[CheckedTarget, str]:
         """The outbound guard, right before slack-sdk connects: the checked target and the

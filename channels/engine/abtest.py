@@ -102,6 +102,9 @@ def decide(dispatch_id: int, now: datetime | None = None) -> bool:
             or dispatch.ab_decide_at is None
             or dispatch.ab_decided_at is not None
             or dispatch.ab_decide_at > now
+            # A paused dispatch (decision 0085) decides once a Publisher resumes it; a
+            # cancelled one never does.
+            or dispatch.status in (Dispatch.Status.PAUSED, Dispatch.Status.CANCELLED)
         ):
             return False
         version = Publication.history.model.objects.get(history_id=dispatch.version_id)
@@ -188,7 +191,9 @@ def _send_rest(dispatch: Dispatch, winner: int, now: datetime) -> int:
 def decide_due(now: datetime | None = None) -> int:
     """Decide every test whose time has come (the sweeper calls this). Returns how many."""
     now = now or timezone.now()
-    due = Dispatch.objects.filter(ab_decided_at__isnull=True, ab_decide_at__lte=now)
+    due = Dispatch.objects.filter(ab_decided_at__isnull=True, ab_decide_at__lte=now).exclude(
+        status__in=[Dispatch.Status.PAUSED, Dispatch.Status.CANCELLED]
+    )
     return sum(decide(pk, now) for pk in due.values_list("pk", flat=True))
 
 

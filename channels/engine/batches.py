@@ -20,7 +20,7 @@ from channels.backends.base import (
     OutcomeStatus,
 )
 from channels.configuration import build_backend
-from channels.engine import journal
+from channels.engine import guardrails, journal
 from channels.engine.circuit import enter_circuit, record_channel_health
 from channels.engine.claims import ClaimedRow, claim
 from channels.engine.fanout import finish_dispatches
@@ -46,6 +46,8 @@ class BatchReport:
     recovered: int = 0
     #: Retried rows held back because the sent journal could not be read.
     held_back: int = 0
+    #: Rows of a dispatch a guardrail paused: held, not sent (decision 0085).
+    held: int = 0
     blocked: bool = False
     continued: bool = False
 
@@ -123,6 +125,15 @@ def _send_claimed(
 ) -> list[Outcome]:
     """Render, cancel, send and record the claimed ``rows``; fill ``report``. Returns the
     backend's outcomes (not the journal's or the renderer's)."""
+    holding = {
+        row.pk for row in rows if row.dispatch_paused and row.kind == Delivery.Kind.SUBSCRIBER
+    }
+    if holding:
+        # A retry due again while its dispatch is paused: held, not sent (decision 0085).
+        report.held = Delivery.objects.filter(pk__in=holding, lease_expires_at=lease).update(
+            status=Delivery.Status.HELD, lease_expires_at=None, updated_at=now
+        )
+        rows = [row for row in rows if row.pk not in holding]
     accepted, unknown = _accepted_before(rows)
     report.recovered = len(accepted)
     report.held_back = len(unknown)
@@ -155,9 +166,22 @@ def _send_claimed(
         )
         if outcomes:
             record_channel_health(channel.pk, outcomes, trial=trial, now=done)
-        if any(outcome.disable_channel for outcome in outcomes):
-            Channel.objects.filter(pk=channel.pk).update(is_enabled=False)
-            logger.warning("Channel %s disabled: the endpoint reported it is gone", channel.pk)
+        gone = next((outcome for outcome in outcomes if outcome.disable_channel), None)
+        if gone is not None:
+            Channel.objects.filter(pk=channel.pk).update(
+                is_enabled=False, disabled_reason=gone.error[:500], disabled_at=done
+            )
+            logger.warning("Channel %s disabled: %s", channel.pk, gone.error)
+        refused = {o.delivery_id for o in outcomes if o.status == OutcomeStatus.PERMANENT}
+        if refused and channel.is_email:
+            # A hard bounce at the door: the dispatch's guardrail looks again (decision 0085).
+            guardrails.check_soon(
+                row.dispatch_id
+                for row in rows
+                if row.pk in refused
+                and row.dispatch_id is not None
+                and row.kind == Delivery.Kind.SUBSCRIBER
+            )
     return outcomes
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 
 from channels.models import Channel, Delivery, DeliveryQuerySet
+from publishing.models import Dispatch
 from subscribers.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class ClaimedRow:
     version_id: int | None = None
     #: The subscriber may still be sent to (``Subscriber.objects.reachable()``) at the claim.
     is_reachable: bool = False
+    #: Its dispatch was paused by a guardrail at the claim (decision 0085): held, not sent.
+    dispatch_paused: bool = False
     updated_at: datetime | None = None
 
 
@@ -96,21 +99,30 @@ SUBSCRIBER_COLUMNS = (
 
 
 def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
-    """The rows of ``queryset`` (annotated with ``version_id`` and ``is_reachable``) as
-    ClaimedRow values, with their subscriber, in the queryset's order."""
+    """The rows of ``queryset`` (annotated with ``version_id``, ``is_reachable`` and
+    ``dispatch_paused``) as ClaimedRow values, with their subscriber, in the queryset's order."""
     width = len(ROW_COLUMNS)
     rows = []
     for values in queryset.values_list(
-        *ROW_COLUMNS, *SUBSCRIBER_COLUMNS, "version_id", "is_reachable"
+        *ROW_COLUMNS, *SUBSCRIBER_COLUMNS, "version_id", "is_reachable", "dispatch_paused"
     ):
         row = ClaimedRow(*values[:width])
         subscriber = values[width : width + len(SUBSCRIBER_COLUMNS)]
         if subscriber[0] is not None:
             row.subscriber = ClaimedSubscriber(*subscriber)
-        row.version_id = values[-2]
-        row.is_reachable = bool(values[-1])
+        row.version_id = values[-3]
+        row.is_reachable = bool(values[-2])
+        row.dispatch_paused = bool(values[-1])
         rows.append(row)
     return rows
+
+
+def dispatch_paused() -> ExpressionWrapper[Any]:
+    """Whether the row's dispatch is paused, read from the dispatch row the claim joins for
+    its version anyway: no query of its own (decision 0085)."""
+    return ExpressionWrapper(
+        Q(dispatch__status=Dispatch.Status.PAUSED), output_field=BooleanField()
+    )
 
 
 def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow], datetime]:
@@ -129,7 +141,11 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow]
             Delivery.objects.due(now)
             .filter(channel_id=channel.pk)
             .order_by("priority", "next_attempt_at", "pk")
-            .annotate(is_reachable=Exists(reachable), version_id=F("dispatch__version_id"))
+            .annotate(
+                is_reachable=Exists(reachable),
+                version_id=F("dispatch__version_id"),
+                dispatch_paused=dispatch_paused(),
+            )
             .select_for_update(skip_locked=True, of=("self",))[:limit]
         )
         if rows:

@@ -228,7 +228,10 @@ def plan_dispatch(dispatch_id: int) -> int:
     NOTHING) and only enqueues hints. Returns the number of deliveries created.
     """
     dispatch = Dispatch.objects.select_related("publication").filter(pk=dispatch_id).first()
-    if dispatch is None or dispatch.status == Dispatch.Status.DONE:
+    if dispatch is None or dispatch.status not in (
+        Dispatch.Status.PLANNING,
+        Dispatch.Status.SENDING,
+    ):
         return 0
     now = timezone.now()
     topic_ids = version_topic_ids(dispatch)

@@ -16,8 +16,8 @@ from channels.backends.base import (
     Outcome,
     OutcomeStatus,
 )
-from channels.engine import abtest, journal
-from channels.engine.claims import ClaimedRow, claimed_rows
+from channels.engine import abtest, guardrails, journal
+from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_paused
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
 from channels.engine.queue import PLAN_DISPATCH_TASK, SEND_BATCH_TASK, enqueue_due_batches
@@ -42,6 +42,8 @@ class SweepReport:
     enqueued: int = 0
     #: A/B subject tests decided, their rest's deliveries created (decision 0079).
     decided: int = 0
+    #: Dispatches a guardrail paused (decision 0085).
+    paused: int = 0
 
 
 def sweep() -> SweepReport:
@@ -54,6 +56,7 @@ def sweep() -> SweepReport:
     - a half-open circuit whose trial batch never reported goes back to open;
     - dispatches still planning long after creation are planned again (their task was lost);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
+    - sending dispatches with refusals, bounces or complaints are checked by the guardrails;
     - A/B subject tests whose time has come are decided and their rest planned;
     - dispatches whose deliveries are all settled are marked done.
     """
@@ -80,6 +83,7 @@ def sweep() -> SweepReport:
     ):
         async_task(SEND_BATCH_TASK, channel_id)
         report.enqueued += 1
+    report.paused = guardrails.check_sending()
     report.decided = abtest.decide_due(now)
     report.finished = finish_dispatches()
     return report
@@ -111,7 +115,11 @@ def recover_expired_leases(now: datetime, report: SweepReport | None = None) -> 
     report = report if report is not None else SweepReport()
     rows = claimed_rows(
         Delivery.objects.lease_expired(now)
-        .annotate(is_reachable=Value(False), version_id=F("dispatch__version_id"))
+        .annotate(
+            is_reachable=Value(False),
+            version_id=F("dispatch__version_id"),
+            dispatch_paused=dispatch_paused(),
+        )
         .order_by("pk")[:SWEEP_JOURNAL_LIMIT]
     )
     if not rows:

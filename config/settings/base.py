@@ -500,3 +500,19 @@ ENGAGEMENT_SETTLE_SECONDS: int = env.int("ENGAGEMENT_SETTLE_SECONDS", default=30
 #: A recipient who unsubscribes within this many days of a publication's first send counts as
 #: "unsubscribed after it" in its funnel.
 ANALYTICS_UNSUBSCRIBE_DAYS: int = env.int("ANALYTICS_UNSUBSCRIBE_DAYS", default=7)
+
+# Guardrails (decision 0085, docs/delivery.md). A dispatch whose email passes either rate, once
+# at least GUARDRAIL_MIN_SAMPLE of its messages were sent or refused, is paused until a
+# Publisher resumes or cancels it.
+#: Hard bounces (refused at once, or an SES permanent bounce) over messages attempted.
+GUARDRAIL_BOUNCE_RATE: float = env.float("GUARDRAIL_BOUNCE_RATE", default=0.05)
+#: Complaints (SES complaint feedback) over messages sent.
+GUARDRAIL_COMPLAINT_RATE: float = env.float("GUARDRAIL_COMPLAINT_RATE", default=0.001)
+GUARDRAIL_MIN_SAMPLE: int = env.int("GUARDRAIL_MIN_SAMPLE", default=1000)
+#: A check on a dispatch follows each bounce or complaint, at most once per this many seconds
+#: per dispatch (the sweeper also checks every sending dispatch with any, every minute).
+GUARDRAIL_CHECK_SECONDS: int = env.int("GUARDRAIL_CHECK_SECONDS", default=1)
+#: An address with this many transient (soft) bounces within SOFT_BOUNCE_WINDOW_DAYS is
+#: suppressed as bounced; 0: never.
+SOFT_BOUNCE_LIMIT: int = env.int("SOFT_BOUNCE_LIMIT", default=3)
+SOFT_BOUNCE_WINDOW_DAYS: int = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)

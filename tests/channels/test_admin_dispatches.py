@@ -159,12 +159,13 @@ def test_the_progress_json_answers_whoever_may_view_the_page_and_nobody_else() -
     data = response.json()
     assert data["total"] == 11 and data["settled"] == 9 and data["sent"] == 6
     assert data["percent"] == 81.8 and data["done"] is False
-    assert data["statuses"][:4] == ["queued", "sending", "sent", "failed"]
+    assert data["statuses"][:5] == ["queued", "held", "sending", "sent", "failed"]
     assert data["channels"] == [
         {
             "name": "Newsletter mail",
             "counts": {
                 "queued": 2,
+                "held": 0,
                 "sending": 0,
                 "sent": 5,
                 "failed": 2,
@@ -178,6 +179,7 @@ def test_the_progress_json_answers_whoever_may_view_the_page_and_nobody_else() -
             "name": "Team Slack",
             "counts": {
                 "queued": 0,
+                "held": 0,
                 "sending": 0,
                 "sent": 1,
                 "failed": 0,
