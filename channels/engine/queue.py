@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -46,23 +46,43 @@ def enqueue_due_batches(
     (nobody is working on them). Returns the number of tasks enqueued.
     """
     now = timezone.now()
-    due = Delivery.objects.due(now).filter(channel__is_enabled=True)
-    if dispatch_id is not None:
-        due = due.filter(dispatch_id=dispatch_id)
+    channels = Channel.objects.filter(is_enabled=True)
     if channel_id is not None:
-        due = due.filter(channel_id=channel_id)
-    rows = due.values("channel_id", "channel__batch_size").annotate(
-        count=Count("id"), oldest=Min("next_attempt_at")
-    )
+        channels = channels.filter(pk=channel_id)
+    concurrency = settings.DELIVERY_CHANNEL_CONCURRENCY
     enqueued = 0
-    for row in rows:
-        if stale_before is not None and row["oldest"] > stale_before:
+    for channel in channels.only("pk", "batch_size"):
+        due = Delivery.objects.due(now).filter(channel_id=channel.pk)
+        if dispatch_id is not None:
+            due = due.filter(dispatch_id=dispatch_id)
+        if stale_before is not None and not _oldest_due_before(channel.pk, stale_before):
             continue
-        batches = math.ceil(row["count"] / max(row["channel__batch_size"], 1))
-        for _ in range(min(batches, settings.DELIVERY_CHANNEL_CONCURRENCY)):
-            async_task(SEND_BATCH_TASK, row["channel_id"])
+        # Enough to know how many batches to start, never a count of the whole queue: at
+        # most this many rows are read, in the order of an index.
+        batch_size = max(channel.batch_size, 1)
+        count = due.order_by(*Delivery.CLAIM_ORDER).values("pk")[: batch_size * concurrency].count()
+        for _ in range(min(math.ceil(count / batch_size), concurrency)):
+            async_task(SEND_BATCH_TASK, channel.pk)
             enqueued += 1
     return enqueued
+
+
+def _oldest_due_before(channel_id: int, moment: datetime) -> bool:
+    """Whether a queued row of the channel has been due since before ``moment``: per
+    priority, the first entry of ``delivery_due``, asked for in the index's order so that the
+    planner reads the index, not the ledger, also for a channel with nothing queued."""
+    for priority in Delivery.PRIORITIES:
+        oldest = (
+            Delivery.objects.filter(
+                channel_id=channel_id, status=Delivery.Status.QUEUED, priority=priority
+            )
+            .order_by("next_attempt_at", "pk")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if oldest is not None and oldest <= moment:
+            return True
+    return False
 
 
 def wake_due_channels(since: datetime, until: datetime) -> int:
@@ -74,8 +94,8 @@ def wake_due_channels(since: datetime, until: datetime) -> int:
     ``delivery_due`` (channel, priority, next_attempt_at), never a scan of the ledger. The
     worker's broker calls it every DELIVERY_WAKE_SECONDS (channels.broker).
     """
-    becoming_due = [
-        Exists(
+    becoming_due = {
+        f"due_{priority}": Subquery(
             Delivery.objects.filter(
                 channel_id=OuterRef("pk"),
                 status=Delivery.Status.QUEUED,
@@ -83,12 +103,15 @@ def wake_due_channels(since: datetime, until: datetime) -> int:
                 next_attempt_at__gt=since,
                 next_attempt_at__lte=until,
             )
+            .order_by("next_attempt_at", "pk")
+            .values("pk")[:1]
         )
         for priority in Delivery.PRIORITIES
-    ]
+    }
     channel_ids = list(
         Channel.objects.filter(is_enabled=True)
-        .filter(Q(*becoming_due, _connector=Q.OR))
+        .annotate(**becoming_due)
+        .filter(Q(*(Q(**{f"{name}__isnull": False}) for name in becoming_due), _connector=Q.OR))
         .values_list("pk", flat=True)
     )
     for channel_id in channel_ids:

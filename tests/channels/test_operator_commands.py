@@ -41,7 +41,7 @@ def test_it_prints_a_dispatchs_deliveries_by_status_and_channel() -> None:
     text = out.getvalue()
     assert f"Dispatch {dispatch.pk} of 'spring' (sending): 4/5 settled (80.0%)" in text
     row = next(line for line in text.splitlines() if "spring-mail" in line)
-    assert row.split()[1:] == ["1", "0", "3", "1", "0", "0", "0", "5"]
+    assert row.split()[1:] == ["1", "0", "0", "3", "1", "0", "0", "0", "5"]
 
 
 def test_without_a_slug_it_reports_the_dispatches_still_sending() -> None:
