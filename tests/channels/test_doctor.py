@@ -99,7 +99,8 @@ BROKEN: dict[str, tuple[Breakage, str, Level, str]] = {
         ),
         "spf",
         Level.FAILURE,
-        'Replace them with one: TXT example.com "v=spf1 a:mail.example.com include:_spf.example.net ~all"',
+        'Replace them with one: TXT example.com "v=spf1 a:mail.example.com '
+        'include:_spf.example.net ~all"',
     ),
     "SPF over 10 lookups": (_too_many_lookups, "spf", Level.FAILURE, "ip4:/ip6: ranges"),
     "SPF ending ?all": (
