@@ -139,6 +139,49 @@ BROKEN: dict[str, tuple[Breakage, str, Level, str]] = {
         Level.FAILURE,
         'Publish TXT _dmarc.example.com "v=DMARC1; p=reject; rua=mailto:dmarc@example.com"',
     ),
+    "SPF +all": (
+        _txt("example.com", "v=spf1 a:mail.example.com +all"),
+        "spf",
+        Level.FAILURE,
+        'Publish TXT example.com "v=spf1 a:mail.example.com ~all"',
+    ),
+    "SPF include without a record": (
+        _txt("example.com", "v=spf1 include:gone.example.net ~all"),
+        "spf",
+        Level.FAILURE,
+        "include:gone.example.net has 0 SPF records (exactly one needed)",
+    ),
+    "DKIM key revoked": (
+        _txt("default._domainkey.example.com", "v=DKIM1; k=rsa; p="),
+        "dkim",
+        Level.FAILURE,
+        "No DKIM key found for example.com",
+    ),
+    "two DMARC records": (
+        _txt("_dmarc.example.com", "v=DMARC1; p=reject", "v=DMARC1; p=none"),
+        "dmarc",
+        Level.FAILURE,
+        "Keep one TXT record at _dmarc.example.com.",
+    ),
+    "DMARC t=y": (
+        _txt("_dmarc.example.com", "v=DMARC1; p=reject; t=y; rua=mailto:dmarc@example.com"),
+        "dmarc",
+        Level.WARNING,
+        'When the trial is over, publish TXT _dmarc.example.com "v=DMARC1; p=reject; '
+        'rua=mailto:dmarc@example.com"',
+    ),
+    "DMARC without rua": (
+        _txt("_dmarc.example.com", "v=DMARC1; p=reject"),
+        "dmarc",
+        Level.WARNING,
+        'Publish TXT _dmarc.example.com "v=DMARC1; p=reject; rua=mailto:dmarc-reports@example.com"',
+    ),
+    "SMTP host on a private address": (
+        lambda zone, settings: zone.set("mail.example.com", "A", "10.0.0.5"),
+        "ptr",
+        Level.WARNING,
+        "Check the PTR of the relay's public sending address with your provider.",
+    ),
     "no MX": (_remove("example.com", "MX"), "mx", Level.FAILURE, "Publish MX example.com 10"),
     "null MX": (
         lambda zone, settings: zone.set("example.com", "MX", (0, ".")),
@@ -216,15 +259,39 @@ def test_a_missing_list_unsubscribe_post_header_is_a_failure(
     assert status == 2
 
 
-def test_the_one_click_probe_unsubscribes_nobody(good_smtp: Channel) -> None:
+def test_the_doctor_unsubscribes_nobody_and_stores_nothing(good_smtp: Channel) -> None:
+    from channels.models import Delivery, TrackedLink
+    from subscribers.models import ConsentEvent
     from tests.factories import SubscriberFactory
 
+    Channel.objects.filter(pk=good_smtp.pk).update(tracking=True)
     subscriber = SubscriberFactory.create(status="active")
+    consent = ConsentEvent.objects.count()
 
-    run_doctor()
+    status, _output = run_doctor()
 
+    assert status == 0
     subscriber.refresh_from_db()
     assert subscriber.status == "active"
+    assert ConsentEvent.objects.count() == consent
+    assert Delivery.objects.count() == 0
+    assert TrackedLink.objects.count() == 0
+
+
+def test_without_a_publication_the_headers_cannot_be_checked(
+    good_smtp: Channel, zone: Zone
+) -> None:
+    from publishing.models import Publication
+
+    Publication.objects.all().delete()
+    Publication.history.all().delete()  # deleting wrote a last version of each
+
+    status, output = run_doctor("--json")
+
+    (finding,) = [f for f in findings(output) if f["check"] == "list_unsubscribe"]
+    assert finding["level"] == "warning"
+    assert "a draft is enough" in finding["fix"]
+    assert status == 1
 
 
 def test_configured_dkim_selectors_are_required(

@@ -148,6 +148,22 @@ def test_an_ses_quota_used_up_fails(good_ses: Channel, ses_peer: SesPeer) -> Non
     assert status == 2
 
 
+def test_an_ses_quota_mostly_used_is_a_warning(good_ses: Channel, ses_peer: SesPeer) -> None:
+    client = ses_peer.client("ses")
+    for _ in range(170):
+        client.send_raw_email(
+            Source="news@example.org",
+            Destinations=["reader@example.net"],
+            RawMessage={"Data": b"Subject: x\r\n\r\nx\r\n"},
+        )
+
+    status, output = run_doctor("--json")
+
+    (ses,) = [f for f in findings(output, "ses") if f["level"] == "warning"]
+    assert ses["message"].startswith("85% of the SES 24-hour quota is used (170 of 200")
+    assert status == 1
+
+
 def test_an_ses_rate_limit_above_the_accounts_is_a_warning(good_ses: Channel) -> None:
     Channel.objects.filter(pk=good_ses.pk).update(rate_limit_per_second=14)
 
@@ -241,6 +257,17 @@ def test_rates_between_the_thresholds_warn(good_smtp: Channel) -> None:
     status, output = run_doctor("--json")
 
     assert [f["level"] for f in findings(output, "rates")] == ["warning", "warning"]
+    assert status == 1
+
+
+def test_a_small_sample_over_the_thresholds_only_warns(good_smtp: Channel) -> None:
+    _seed(sent=50, bounces=5, complaints=1, channel=good_smtp)
+
+    status, output = run_doctor("--json")
+
+    rates = findings(output, "rates")
+    assert [f["level"] for f in rates] == ["warning", "warning"]
+    assert "(fewer than 100 emails: a warning only)" in rates[0]["message"]
     assert status == 1
 
 
