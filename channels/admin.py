@@ -17,10 +17,12 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.text import Truncator, capfirst
 
+from channels.admin_doctor import doctor_page
 from channels.backends import BackendError, OutcomeStatus, registry
 from channels.configuration import (
     ChannelConfigurationError,
@@ -158,6 +160,14 @@ class ChannelAdmin(_ModelAdmin):
     search_fields = ["name"]
     filter_horizontal = ["topics"]
     actions = ["send_test_message_action"]
+
+    def get_urls(self) -> list[URLPattern]:
+        doctor = path(
+            "doctor/",
+            self.admin_site.admin_view(lambda request: doctor_page(self, request)),
+            name="channels_channel_doctor",
+        )
+        return [doctor, *super().get_urls()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
         since = timezone.now() - timedelta(hours=1)

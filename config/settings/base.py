@@ -516,3 +516,51 @@ GUARDRAIL_CHECK_SECONDS: int = env.int("GUARDRAIL_CHECK_SECONDS", default=1)
 #: suppressed as bounced; 0: never.
 SOFT_BOUNCE_LIMIT: int = env.int("SOFT_BOUNCE_LIMIT", default=3)
 SOFT_BOUNCE_WINDOW_DAYS: int = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
+
+# --- Deliverability doctor (decision 0083, docs/deliverability.md) ---------------------------
+#: Name servers `manage.py doctor` asks (comma-separated IP or IP:port, [IPv6]:port); empty:
+#: the system's resolver (/etc/resolv.conf).
+DOCTOR_NAMESERVERS: list[str] = env.list("DOCTOR_NAMESERVERS", default=[])
+
+
+def _check_nameserver(entry: str) -> str:
+    import ipaddress
+
+    host, port = entry, "53"
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.lstrip(":") or "53"
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    try:
+        ipaddress.ip_address(host)
+        if not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DOCTOR_NAMESERVERS: {entry!r} is not an IP address with an optional port from 1 "
+            "to 65535 (192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53)."
+        ) from None
+    return entry
+
+
+DOCTOR_NAMESERVERS = [_check_nameserver(entry.strip()) for entry in DOCTOR_NAMESERVERS]
+#: Seconds the doctor waits for each DNS answer.
+DOCTOR_DNS_TIMEOUT: float = env.float("DOCTOR_DNS_TIMEOUT", default=5.0)
+#: DKIM selectors the doctor requires at every sending domain (comma-separated); empty: SES's
+#: Easy DKIM records, else any key found at common selectors.
+DOCTOR_DKIM_SELECTORS: list[str] = env.list("DOCTOR_DKIM_SELECTORS", default=[])
+#: The last 7 days' hard-bounce rate that warns and fails (2% and 5%: Amazon SES's advice and
+#: review threshold), and the complaint rate (0.1% and 0.3%: Gmail's and Yahoo's guidelines).
+DOCTOR_BOUNCE_WARNING_RATE: float = env.float("DOCTOR_BOUNCE_WARNING_RATE", default=0.02)
+DOCTOR_BOUNCE_FAILURE_RATE: float = env.float("DOCTOR_BOUNCE_FAILURE_RATE", default=0.05)
+DOCTOR_COMPLAINT_WARNING_RATE: float = env.float("DOCTOR_COMPLAINT_WARNING_RATE", default=0.001)
+DOCTOR_COMPLAINT_FAILURE_RATE: float = env.float("DOCTOR_COMPLAINT_FAILURE_RATE", default=0.003)
+for _kind in ("BOUNCE", "COMPLAINT"):
+    _warning = globals()[f"DOCTOR_{_kind}_WARNING_RATE"]
+    _failure = globals()[f"DOCTOR_{_kind}_FAILURE_RATE"]
+    if not 0 < _warning <= _failure <= 1:
+        raise ImproperlyConfigured(
+            f"DOCTOR_{_kind}_WARNING_RATE ({_warning}) and DOCTOR_{_kind}_FAILURE_RATE "
+            f"({_failure}) must be fractions with 0 < warning <= failure <= 1 (0.001 is 0.1%)."
+        )
