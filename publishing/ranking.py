@@ -54,7 +54,7 @@ CONTENT_SHARE = 0.75
 #: A history item explains a candidate ("like X that you read") from this cosine similarity on.
 RELATED_SIMILARITY = 0.12
 #: Readers scored per block (bounds the memory of the reasons' intermediate arrays).
-BLOCK = 20_000
+BLOCK = 5_000
 
 #: Reason kinds, as ``Ranking.reason_kind`` holds them.
 RECENT, FOLLOW, SIMILAR_READ, SIMILAR_LIKED = 0, 1, 2, 3
@@ -487,14 +487,20 @@ def _similar_reasons(
     weight x similarity) is similar enough, it becomes the reason: "like X, which you read" (or
     liked). Per block of readers, with segment reductions over the sparse rows: no loop over
     readers."""
-    positive = weights.multiply(weights > 0).tocsr()
-    positive.eliminate_zeros()
-    n_history = len(history_ids)
-    liked = known & readers.signal_liked
-    liked_codes = np.unique(
-        readers.signal_reader[liked].astype(np.int64) * n_history
-        + np.searchsorted(history_ids, readers.signal_publication[liked])
+    # The positive signals, and beside them (same sparsity pattern, built from the same
+    # coordinates) whether the reader liked that publication rather than only read it.
+    keep = known & (readers.signal_weight > 0)
+    coordinates = (
+        readers.signal_reader[keep],
+        np.searchsorted(history_ids, readers.signal_publication[keep]),
     )
+    shape = weights.shape
+    positive = sparse.csr_matrix((readers.signal_weight[keep], coordinates), shape=shape)
+    liked = sparse.csr_matrix(
+        (readers.signal_liked[keep].astype(np.float32), coordinates), shape=shape
+    )
+    positive.sum_duplicates()
+    liked.sum_duplicates()
     for start in range(0, weights.shape[0], BLOCK):
         block = positive[start : start + BLOCK]
         counts = np.diff(block.indptr)
@@ -515,7 +521,7 @@ def _similar_reasons(
         related = similarity[best_history, np.arange(similarity.shape[1])[None, :]]
         chosen = related >= RELATED_SIMILARITY
         reader_rows = start + rows
-        codes = reader_rows[:, None].astype(np.int64) * n_history + best_history
-        block_kind = np.where(np.isin(codes, liked_codes), SIMILAR_LIKED, SIMILAR_READ)
+        was_liked = liked[start : start + BLOCK].data[first] > 0
+        block_kind = np.where(was_liked, SIMILAR_LIKED, SIMILAR_READ)
         kind[reader_rows] = np.where(chosen, block_kind, kind[reader_rows])
         ref[reader_rows] = np.where(chosen, history_ids[best_history], ref[reader_rows])
