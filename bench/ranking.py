@@ -53,7 +53,9 @@ def words(rng: np.random.Generator, count: int) -> list[str]:
     while len(found) < count:
         syllables = rng.integers(2, 4)
         found.add(
-            "".join(rng.choice(list(consonants)) + rng.choice(list(vowels)) for _ in range(syllables))
+            "".join(
+                rng.choice(list(consonants)) + rng.choice(list(vowels)) for _ in range(syllables)
+            )
         )
     return sorted(found)
 
@@ -64,7 +66,10 @@ def corpus(rng: np.random.Generator) -> list[dict[str, Any]]:
     topic_words = [vocabulary[400 + t * 20 : 420 + t * 20] for t in range(TOPICS)]
     base = 400 + TOPICS * 20
     theme_words = [
-        [vocabulary[base + (t * THEMES + s) * 25 : base + (t * THEMES + s + 1) * 25] for s in range(THEMES)]
+        [
+            vocabulary[base + (t * THEMES + s) * 25 : base + (t * THEMES + s + 1) * 25]
+            for s in range(THEMES)
+        ]
         for t in range(TOPICS)
     ]
 
@@ -127,7 +132,9 @@ def ndcg_at(relevant: np.ndarray, k: int) -> float:
     return float(gains.sum() / ideal.sum()) if ideal.sum() else 0.0
 
 
-def evaluate(publications: list[dict[str, Any]], people: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def evaluate(
+    publications: list[dict[str, Any]], people: list[dict[str, Any]]
+) -> dict[str, np.ndarray]:
     from django.conf import settings
 
     from publishing import ranking
@@ -151,9 +158,7 @@ def evaluate(publications: list[dict[str, Any]], people: list[dict[str, Any]]) -
         start = START + timedelta(days=TRAIN_DAYS + 7 * week)
         end = start + timedelta(days=7)
         listed = [p for p in publications if start <= p["at"] < end][::-1]  # newest first
-        candidates = [
-            ranking.Candidate(p["id"], p["at"], frozenset({p["topic"]})) for p in listed
-        ]
+        candidates = [ranking.Candidate(p["id"], p["at"], frozenset({p["topic"]})) for p in listed]
         shift = (end - (START + timedelta(days=TRAIN_DAYS))).total_seconds() / 86400
         readers = [
             ranking.Reader(
@@ -184,17 +189,25 @@ def evaluate(publications: list[dict[str, Any]], people: list[dict[str, Any]]) -
                     continue
                 scores[f"{name} p@5"][r].append(precision_at(relevant, 5))
                 scores[f"{name} ndcg@10"][r].append(ndcg_at(relevant, 10))
-    return {key: np.array([np.mean(v) if v else np.nan for v in rows]) for key, rows in scores.items()}
+    return {
+        key: np.array([np.mean(v) if v else np.nan for v in rows]) for key, rows in scores.items()
+    }
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
     """Mean of a - b over readers and its 95% percentile interval (2,000 resamples)."""
     difference = (a - b)[~np.isnan(a - b)]
     means = [rng.choice(difference, size=len(difference)).mean() for _ in range(2000)]
-    return float(difference.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return (
+        float(difference.mean()),
+        float(np.percentile(means, 2.5)),
+        float(np.percentile(means, 97.5)),
+    )
 
 
-def timing(rng: np.random.Generator, publications: list[dict[str, Any]], readers: int) -> tuple[float, float]:
+def timing(
+    rng: np.random.Generator, publications: list[dict[str, Any]], readers: int
+) -> tuple[float, float]:
     """Seconds to build the readers' arrays and to rank them, best of 3."""
     from django.conf import settings
 
@@ -231,10 +244,13 @@ def timing(rng: np.random.Generator, publications: list[dict[str, Any]], readers
             settings.RANKING_HALF_LIFE_DAYS,
         )
         built = time.perf_counter()
-        result = ranking.rank(arrays, candidates, vectors, recency_weight=settings.RANKING_RECENCY_WEIGHT)
+        result = ranking.rank(
+            arrays, candidates, vectors, recency_weight=settings.RANKING_RECENCY_WEIGHT
+        )
         build_times.append(built - started)
         rank_times.append(time.perf_counter() - built)
-    assert result.order.shape == (readers, len(candidates))
+    if result.order.shape != (readers, len(candidates)):
+        raise SystemExit("the ranking did not cover every reader")
     return min(build_times), min(rank_times)
 
 
@@ -267,7 +283,11 @@ def main() -> None:
     )
     print("| Order | precision@5 | NDCG@10 |")
     print("|---|---:|---:|")
-    for name, label in (("ranker", "ranker"), ("recency", "recency only"), ("topic", "topic match only")):
+    for name, label in (
+        ("ranker", "ranker"),
+        ("recency", "recency only"),
+        ("topic", "topic match only"),
+    ):
         print(
             f"| {label} | {np.nanmean(results[f'{name} p@5']):.3f} | "
             f"{np.nanmean(results[f'{name} ndcg@10']):.3f} |"
@@ -277,7 +297,9 @@ def main() -> None:
     for name, label in (("recency", "recency only"), ("topic", "topic match only")):
         cells = []
         for metric in ("p@5", "ndcg@10"):
-            mean, low, high = bootstrap(results[f"ranker {metric}"], results[f"{name} {metric}"], rng)
+            mean, low, high = bootstrap(
+                results[f"ranker {metric}"], results[f"{name} {metric}"], rng
+            )
             cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
         print(f"| {label} | {cells[0]} | {cells[1]} |")
     build_s, rank_s = timing(rng, publications, options.timing_readers)

@@ -14,8 +14,9 @@ Three parts:
   unit-length TF-IDF vectors: every vector compared in one ranking is weighted by the same IDF.
 - **Ranking many readers at once** (``rank``): a reader's profile is the weighted sum of the
   vectors of what they read (human clicks), liked and disliked, each weight halved every
-  ``RANKING_HALF_LIFE_DAYS``; the content score of every reader and candidate is one sparse by
-  dense matrix product (signal weights x history-by-candidate cosine similarities), blended
+  ``RANKING_HALF_LIFE_DAYS``; the content score of every reader and candidate (the cosine
+  similarity between profile and candidate) is one sparse by dense matrix product (signal
+  weights x history-by-candidate cosine similarities) over the profile's length, blended
   with the reader's topic affinity and the candidate's recency. A reader without history gets
   the candidates newest first. The reason of each item is the signal that contributed most when
   it is similar enough, else the followed topic.
@@ -102,8 +103,8 @@ def _unpack(rows: Sequence[tuple[Any, Any]]) -> sparse.csr_matrix:
         indptr.append(indptr[-1] + len(indices[-1]))
     return sparse.csr_matrix(
         (
-            np.concatenate(indices) if indices else np.zeros(0, np.int32),
             np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
             np.asarray(indptr, dtype=np.int64),
         ),
         shape=(len(rows), N_FEATURES),
@@ -375,8 +376,8 @@ def rank(
     """Rank ``candidates`` (given newest first) for every reader at once.
 
     score = (1 - recency_weight) x (CONTENT_SHARE x content + (1 - CONTENT_SHARE) x topic)
-    + recency_weight x recency, where content is the reader's weighted mean cosine similarity
-    between the candidate and what they read, liked (positive) and disliked (negative), topic
+    + recency_weight x recency, where content is the cosine similarity between the candidate
+    and the reader's profile (what they read and liked, minus what they disliked), topic
     the reader's affinity to the candidate's best topic (followed topics, plus the topics of
     their signals), recency 0 (oldest) to 1 (newest). A reader with no signal gets recency
     alone, so the given order: newest first. Candidates without a vector count as unlike
@@ -426,10 +427,19 @@ def rank(
     history_matrix = vectors.matrix[[vectors.index[int(p)] for p in history_ids]]
     similarity = np.asarray((history_matrix @ item_matrix.T).todense(), dtype=np.float32)
 
-    magnitude = np.asarray(abs(weights).sum(axis=1)).ravel()
-    has_history = magnitude > 0
+    # Cosine similarity to the profile (the weighted sum of the history's vectors): the dot
+    # products are weights x similarity; the profile's length comes from the history's Gram
+    # matrix, per block of readers (never a profile vector per reader).
+    has_history = np.diff(weights.indptr) > 0
     content = np.asarray(weights @ similarity, dtype=np.float32)
-    content[has_history] /= magnitude[has_history, None]
+    gram = np.asarray((history_matrix @ history_matrix.T).todense(), dtype=np.float32)
+    length = np.zeros(n_readers, dtype=np.float32)
+    for start in range(0, n_readers, BLOCK):
+        block = weights[start : start + BLOCK]
+        squared = np.asarray(block.multiply(block @ gram).sum(axis=1)).ravel()
+        length[start : start + BLOCK] = np.sqrt(np.clip(squared, 0.0, None))
+    has_history &= length > 0
+    content[has_history] /= length[has_history, None]
 
     history_topics = np.zeros((n_history, n_topics), dtype=np.float32)
     for h, publication_id in enumerate(history_ids.tolist()):

@@ -510,7 +510,7 @@ if RANKING_HALF_LIFE_DAYS <= 0:
         f"RANKING_HALF_LIFE_DAYS must be a number of days above 0, not {RANKING_HALF_LIFE_DAYS}."
     )
 #: Share of a digest item's score given by how recent it is (0: interest only; 1: newest first).
-RANKING_RECENCY_WEIGHT: float = env.float("RANKING_RECENCY_WEIGHT", default=0.25)
+RANKING_RECENCY_WEIGHT: float = env.float("RANKING_RECENCY_WEIGHT", default=0.1)
 if not 0 <= RANKING_RECENCY_WEIGHT <= 1:
     raise ImproperlyConfigured(
         f"RANKING_RECENCY_WEIGHT must be between 0 and 1, not {RANKING_RECENCY_WEIGHT}."
