@@ -210,3 +210,15 @@ def test_erasing_a_subscriber_erases_their_feedback(
     bob.delete()
 
     assert ReaderFeedback.objects.count() == 0
+
+
+def test_the_data_download_includes_the_feedback(
+    client: Client, bob: Subscriber, story: Publication
+) -> None:
+    client.post(link(bob, story, "more"))
+
+    data = client.get(preferences(bob) + "data.json").json()
+
+    assert [(row["publication"], row["choice"]) for row in data["reader_feedback"]] == [
+        ("march", "more")
+    ]
