@@ -1,17 +1,9 @@
 """Relevance ranking of digest items, each with a reason a reader understands (decision 0080;
 docs/personalization.md explains the method for editors).
 
-Three parts:
+The vectors it compares are publishing.vectors' (term counts stored once per version, TF-IDF
+weights fitted once per change of the corpus), re-exported here.
 
-- **Term vectors, stored once per version.** A version's title (counted twice), summary and
-  body text are hashed into a fixed space of 2**18 terms (scikit-learn's HashingVectorizer:
-  no vocabulary to fit) and stored as term counts in ``PublicationVector`` the first time the
-  version is ranked; never per reader. Because the space is fixed, a stored vector never goes
-  stale when new publications arrive.
-- **TF-IDF weights.** A TfidfTransformer (sublinear term frequency, smoothed IDF) is fitted on
-  the latest ``REFERENCE_DOCUMENTS`` stored vectors, once per process while that set is
-  unchanged (a new publication refits it once, for everybody), and turns any stored counts into
-  unit-length TF-IDF vectors: every vector compared in one ranking is weighted by the same IDF.
 - **Ranking many readers at once** (``rank``): a reader's profile is the weighted sum of the
   vectors of what they read (human clicks), liked and disliked, each weight halved every
   ``RANKING_HALF_LIFE_DAYS``; the content score of every reader and candidate (the cosine
@@ -27,24 +19,59 @@ benchmark) hand it the readers' topics and signals.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
-from django.db.models import Count, Max
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from publishing.models import Publication, PublicationVector
-from publishing.rendering import html_to_text, render_body_html
+from publishing.vectors import (
+    N_FEATURES,
+    REFERENCE_DOCUMENTS,
+    Vectors,
+    clear_idf_cache,
+    document_text,
+    idf_weights,
+    latest_versions,
+    load_vectors,
+    store_vectors,
+    term_counts,
+)
 
-#: The hashed term space: large enough that unrelated words rarely share a slot.
-N_FEATURES = 2**18
-#: How many of the latest stored vectors the IDF weights are fitted on.
-REFERENCE_DOCUMENTS = 5000
+__all__ = [
+    "BLOCK",
+    "CONTENT_SHARE",
+    "DISLIKED",
+    "FOLLOW",
+    "LIKED",
+    "MAX_HALF_LIVES",
+    "N_FEATURES",
+    "READ",
+    "REASON_NAMES",
+    "RECENT",
+    "REFERENCE_DOCUMENTS",
+    "RELATED_SIMILARITY",
+    "SIGNAL_WEIGHTS",
+    "SIMILAR_LIKED",
+    "SIMILAR_READ",
+    "Candidate",
+    "Ranking",
+    "Reader",
+    "ReaderArrays",
+    "Reason",
+    "Signal",
+    "Vectors",
+    "clear_idf_cache",
+    "document_text",
+    "idf_weights",
+    "latest_versions",
+    "load_vectors",
+    "rank",
+    "store_vectors",
+    "term_counts",
+]
+
 #: A signal's weight: a human click, a "more like this", a "less like this".
 READ, LIKED, DISLIKED = "read", "liked", "disliked"
 SIGNAL_WEIGHTS: dict[str, float] = {READ: 1.0, LIKED: 3.0, DISLIKED: -3.0}
@@ -60,176 +87,6 @@ BLOCK = 5_000
 #: Reason kinds, as ``Ranking.reason_kind`` holds them.
 RECENT, FOLLOW, SIMILAR_READ, SIMILAR_LIKED = 0, 1, 2, 3
 REASON_NAMES = {RECENT: "recent", FOLLOW: "follow", SIMILAR_READ: "read", SIMILAR_LIKED: "liked"}
-
-_hasher = HashingVectorizer(
-    n_features=N_FEATURES,
-    alternate_sign=False,
-    norm=None,
-    lowercase=True,
-    strip_accents="unicode",
-    dtype=np.float32,
-)
-
-
-# --- Term vectors ---------------------------------------------------------------------------
-
-
-def document_text(title: str, summary: str, body_text: str) -> str:
-    """What a publication's vector is made of: the title counts twice (it says what the piece
-    is about most densely), then the summary and the body."""
-    return f"{title}\n{title}\n{summary}\n{body_text}"
-
-
-def term_counts(texts: Sequence[str]) -> sparse.csr_matrix:
-    """Hashed term counts of ``texts``, one row each (nothing to fit: the space is fixed)."""
-    return sparse.csr_matrix(_hasher.transform(texts), dtype=np.float32)
-
-
-def _pack(row: sparse.csr_matrix) -> tuple[bytes, bytes]:
-    return (
-        np.asarray(row.indices, dtype=np.int32).tobytes(),
-        np.asarray(row.data, dtype=np.float32).tobytes(),
-    )
-
-
-def _unpack(rows: Sequence[tuple[Any, Any]]) -> sparse.csr_matrix:
-    """Stored (terms, counts) pairs as a matrix, one row each."""
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    data: list[np.ndarray] = []
-    for terms, counts in rows:
-        indices.append(np.frombuffer(bytes(terms), dtype=np.int32))
-        data.append(np.frombuffer(bytes(counts), dtype=np.float32))
-        indptr.append(indptr[-1] + len(indices[-1]))
-    return sparse.csr_matrix(
-        (
-            np.concatenate(data) if data else np.zeros(0, np.float32),
-            np.concatenate(indices) if indices else np.zeros(0, np.int32),
-            np.asarray(indptr, dtype=np.int64),
-        ),
-        shape=(len(rows), N_FEATURES),
-    )
-
-
-def latest_versions(publication_ids: Iterable[int]) -> dict[int, int]:
-    """Each publication's latest version (history row id): the one its digest entry shows."""
-    rows = (
-        Publication.history.model.objects.filter(id__in=list(publication_ids))
-        .values("id")
-        .annotate(last=Max("history_id"))
-        .values_list("id", "last")
-    )
-    return {int(publication_id): int(last) for publication_id, last in rows}
-
-
-def store_vectors(version_ids: Iterable[int]) -> int:
-    """Compute and store the term vectors of these versions that have none; returns how many
-    were written. Concurrent callers may both compute one: the first insert wins."""
-    wanted = set(version_ids) - set(
-        PublicationVector.objects.filter(version_id__in=list(version_ids)).values_list(
-            "version_id", flat=True
-        )
-    )
-    if not wanted:
-        return 0
-    versions = list(Publication.history.model.objects.filter(history_id__in=wanted))
-    texts = [document_text(v.title, v.summary, html_to_text(render_body_html(v))) for v in versions]
-    counts = term_counts(texts)
-    rows = []
-    for position, version in enumerate(versions):
-        terms, values = _pack(counts[position])
-        rows.append(
-            PublicationVector(
-                version_id=version.history_id, publication_id=version.id, terms=terms, counts=values
-            )
-        )
-    PublicationVector.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
-
-
-_idf_lock = threading.Lock()
-_idf: dict[tuple[Any, ...], TfidfTransformer] = {}
-
-
-def idf_weights() -> TfidfTransformer | None:
-    """The TF-IDF transformer fitted on the latest REFERENCE_DOCUMENTS stored vectors; refitted
-    only when the stored set changed (one aggregate query per call). None before any vector."""
-    state = PublicationVector.objects.aggregate(
-        n=Count("pk"), last=Max("version_id"), at=Max("created_at")
-    )
-    if not state["n"]:
-        return None
-    key = (state["n"], state["last"], state["at"])
-    with _idf_lock:
-        if key in _idf:
-            return _idf[key]
-    rows = list(
-        PublicationVector.objects.order_by("-version_id").values_list("terms", "counts")[
-            :REFERENCE_DOCUMENTS
-        ]
-    )
-    transformer = TfidfTransformer(sublinear_tf=True).fit(_unpack(rows))
-    with _idf_lock:
-        _idf.clear()
-        _idf[key] = transformer
-    return transformer
-
-
-def clear_idf_cache() -> None:
-    with _idf_lock:
-        _idf.clear()
-
-
-@dataclass(frozen=True)
-class Vectors:
-    """Unit-length TF-IDF vectors of some publications (row ``index[publication_id]`` of
-    ``matrix``), their topics and titles, weighted by one IDF."""
-
-    index: dict[int, int]
-    matrix: sparse.csr_matrix
-    topics: dict[int, frozenset[int]]
-    titles: dict[int, str]
-
-    @classmethod
-    def from_counts(
-        cls,
-        publication_ids: Sequence[int],
-        counts: sparse.csr_matrix,
-        transformer: TfidfTransformer | None,
-        topics: Mapping[int, Iterable[int]],
-        titles: Mapping[int, str] | None = None,
-    ) -> Vectors:
-        """Weight ``counts`` (one row per id) by ``transformer``'s IDF (None: fit on them)."""
-        weights = transformer or TfidfTransformer(sublinear_tf=True).fit(counts)
-        matrix = sparse.csr_matrix(weights.transform(counts), dtype=np.float32)
-        return cls(
-            index={publication_id: row for row, publication_id in enumerate(publication_ids)},
-            matrix=matrix,
-            topics={p: frozenset(topics.get(p, ())) for p in publication_ids},
-            titles=dict(titles or {}),
-        )
-
-
-def load_vectors(publication_ids: Iterable[int]) -> Vectors:
-    """The TF-IDF vectors of these publications' latest versions, computing and storing the
-    term counts of versions ranked for the first time. A few queries, whatever the count."""
-    versions = latest_versions(publication_ids)
-    store_vectors(versions.values())
-    stored = {
-        version_id: (terms, counts)
-        for version_id, terms, counts in PublicationVector.objects.filter(
-            version_id__in=list(versions.values())
-        ).values_list("version_id", "terms", "counts")
-    }
-    ids = [p for p, version_id in versions.items() if version_id in stored]
-    counts = _unpack([stored[versions[p]] for p in ids])
-    topics: dict[int, set[int]] = {}
-    for publication_id, topic_id in Publication.topics.through.objects.filter(
-        publication_id__in=ids
-    ).values_list("publication_id", "topic_id"):
-        topics.setdefault(publication_id, set()).add(topic_id)
-    titles = dict(Publication.objects.filter(pk__in=ids).values_list("pk", "title"))
-    return Vectors.from_counts(ids, counts, idf_weights(), topics, titles)
 
 
 # --- Readers and their ranking --------------------------------------------------------------
@@ -366,6 +223,107 @@ def _recency(candidates: Sequence[Candidate]) -> np.ndarray:
     return recency
 
 
+@dataclass(frozen=True)
+class _History:
+    """The publications some reader has a signal on (and a vector for), the readers' signal
+    weights on them, and their cosine similarity to each candidate."""
+
+    known: np.ndarray
+    ids: np.ndarray
+    weights: sparse.csr_matrix
+    matrix: sparse.csr_matrix
+    similarity: np.ndarray
+
+
+def _history(readers: ReaderArrays, candidates: Sequence[Candidate], vectors: Vectors) -> _History:
+    known = np.array([p in vectors.index for p in readers.signal_publication.tolist()], bool)
+    history_ids, history_col = np.unique(readers.signal_publication[known], return_inverse=True)
+    weights = sparse.csr_matrix(
+        (readers.signal_weight[known], (readers.signal_reader[known], history_col)),
+        shape=(readers.count, len(history_ids)),
+        dtype=np.float32,
+    )
+    weights.sum_duplicates()
+    item_matrix = sparse.vstack(
+        [
+            vectors.matrix[row] if row >= 0 else sparse.csr_matrix((1, N_FEATURES))
+            for row in (vectors.index.get(c.publication_id, -1) for c in candidates)
+        ]
+    ).tocsr()
+    matrix = vectors.matrix[[vectors.index[int(p)] for p in history_ids]]
+    similarity = np.asarray((matrix @ item_matrix.T).todense(), dtype=np.float32)
+    return _History(known, history_ids, weights, matrix, similarity)
+
+
+def _content(history: _History) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine similarity of each reader's profile to each candidate, readers with history).
+
+    The profile is the weighted sum of the history's vectors: its dot products are weights x
+    similarity, its length comes from the history's Gram matrix, per block of readers (never a
+    profile vector per reader)."""
+    weights = history.weights
+    n_readers = weights.shape[0]
+    has_history = np.diff(weights.indptr) > 0
+    content = np.asarray(weights @ history.similarity, dtype=np.float32)
+    gram = np.asarray((history.matrix @ history.matrix.T).todense(), dtype=np.float32)
+    length = np.zeros(n_readers, dtype=np.float32)
+    for start in range(0, n_readers, BLOCK):
+        block = weights[start : start + BLOCK]
+        squared = np.asarray(block.multiply(block @ gram).sum(axis=1)).ravel()
+        length[start : start + BLOCK] = np.sqrt(np.clip(squared, 0.0, None))
+    has_history &= length > 0
+    content[has_history] /= length[has_history, None]
+    return content, has_history
+
+
+def _topics(
+    readers: ReaderArrays, candidates: Sequence[Candidate], vectors: Vectors, history: _History
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(listed: the reader follows one of the candidate's topics; the reader's affinity to the
+    candidate's best topic, 0-1; the followed topic of the candidate the reader is most drawn
+    to, -1 when none), each readers x candidates. Affinity: followed topics (1 each) plus the
+    signal weights of the topics of the history, scaled by the reader's largest."""
+    n_readers, n_items = readers.count, len(candidates)
+    topic_ids = sorted(
+        set(readers.follow_topic.tolist()).union(*(c.topic_ids for c in candidates))
+        | {t for ts in vectors.topics.values() for t in ts}
+    )
+    column_of = {t: k for k, t in enumerate(topic_ids)}
+    item_topics = np.zeros((n_items, len(topic_ids)), dtype=np.float32)
+    for i, candidate in enumerate(candidates):
+        for t in candidate.topic_ids:
+            item_topics[i, column_of[t]] = 1.0
+    follows = sparse.csr_matrix(
+        (
+            np.ones(len(readers.follow_reader), dtype=np.float32),
+            (readers.follow_reader, [column_of[t] for t in readers.follow_topic.tolist()]),
+        ),
+        shape=(n_readers, len(topic_ids)),
+    )
+    follows.data[:] = 1.0  # a topic followed twice is followed
+    listed = np.asarray((follows @ item_topics.T) > 0)
+    history_topics = np.zeros((len(history.ids), len(topic_ids)), dtype=np.float32)
+    for h, publication_id in enumerate(history.ids.tolist()):
+        for t in vectors.topics.get(publication_id, ()):
+            history_topics[h, column_of[t]] = 1.0
+    followed = np.asarray(follows.todense(), dtype=np.float32)
+    affinity = followed + np.asarray(history.weights @ history_topics, dtype=np.float32)
+    np.clip(affinity, 0.0, None, out=affinity)
+    if topic_ids:
+        top = affinity.max(axis=1, keepdims=True)
+        np.divide(affinity, top, out=affinity, where=top > 0)
+    score = np.zeros((n_readers, n_items), dtype=np.float32)
+    best_topic = np.full((n_readers, n_items), -1, dtype=np.int64)
+    best = np.full((n_readers, n_items), -1.0, dtype=np.float32)
+    for k, topic_id in enumerate(topic_ids):
+        column = affinity[:, k : k + 1] * item_topics[:, k]
+        np.maximum(score, column, out=score)
+        better = (followed[:, k : k + 1] > 0) & (item_topics[:, k] > 0) & (column > best)
+        best[better] = column[better]
+        best_topic[better] = topic_id
+    return listed, score, best_topic
+
+
 def rank(
     readers: ReaderArrays,
     candidates: Sequence[Candidate],
@@ -387,97 +345,23 @@ def rank(
     if not n_items:
         empty = np.zeros((n_readers, 0))
         return Ranking(empty.astype(np.int32), np.zeros(n_readers, np.int32), empty, empty, empty)
-    topic_ids = sorted(
-        set(readers.follow_topic.tolist()).union(*(c.topic_ids for c in candidates))
-        | {t for ts in vectors.topics.values() for t in ts}
-    )
-    topic_col = {t: k for k, t in enumerate(topic_ids)}
-    n_topics = len(topic_ids)
-    item_topics = np.zeros((n_items, n_topics), dtype=np.float32)
-    for i, candidate in enumerate(candidates):
-        for t in candidate.topic_ids:
-            item_topics[i, topic_col[t]] = 1.0
-    follows = sparse.csr_matrix(
-        (
-            np.ones(len(readers.follow_reader), dtype=np.float32),
-            (readers.follow_reader, [topic_col[t] for t in readers.follow_topic.tolist()]),
-        ),
-        shape=(n_readers, n_topics),
-    )
-    follows.data[:] = 1.0  # a topic followed twice is followed
-    listed_mask = np.asarray((follows @ item_topics.T) > 0)
-
-    # The history: publications some reader has a signal on and a vector for.
-    known = np.array([p in vectors.index for p in readers.signal_publication.tolist()], bool)
-    history_ids, history_col = np.unique(readers.signal_publication[known], return_inverse=True)
-    n_history = len(history_ids)
-    weights = sparse.csr_matrix(
-        (readers.signal_weight[known], (readers.signal_reader[known], history_col)),
-        shape=(n_readers, n_history),
-        dtype=np.float32,
-    )
-    weights.sum_duplicates()
-    item_rows = [vectors.index.get(c.publication_id, -1) for c in candidates]
-    item_matrix = sparse.vstack(
-        [
-            vectors.matrix[row] if row >= 0 else sparse.csr_matrix((1, N_FEATURES))
-            for row in item_rows
-        ]
-    ).tocsr()
-    history_matrix = vectors.matrix[[vectors.index[int(p)] for p in history_ids]]
-    similarity = np.asarray((history_matrix @ item_matrix.T).todense(), dtype=np.float32)
-
-    # Cosine similarity to the profile (the weighted sum of the history's vectors): the dot
-    # products are weights x similarity; the profile's length comes from the history's Gram
-    # matrix, per block of readers (never a profile vector per reader).
-    has_history = np.diff(weights.indptr) > 0
-    content = np.asarray(weights @ similarity, dtype=np.float32)
-    gram = np.asarray((history_matrix @ history_matrix.T).todense(), dtype=np.float32)
-    length = np.zeros(n_readers, dtype=np.float32)
-    for start in range(0, n_readers, BLOCK):
-        block = weights[start : start + BLOCK]
-        squared = np.asarray(block.multiply(block @ gram).sum(axis=1)).ravel()
-        length[start : start + BLOCK] = np.sqrt(np.clip(squared, 0.0, None))
-    has_history &= length > 0
-    content[has_history] /= length[has_history, None]
-
-    history_topics = np.zeros((n_history, n_topics), dtype=np.float32)
-    for h, publication_id in enumerate(history_ids.tolist()):
-        for t in vectors.topics.get(publication_id, ()):
-            history_topics[h, topic_col[t]] = 1.0
-    affinity = np.asarray(follows.todense(), dtype=np.float32) + np.asarray(
-        weights @ history_topics, dtype=np.float32
-    )
-    np.clip(affinity, 0.0, None, out=affinity)
-    if n_topics:
-        top = affinity.max(axis=1, keepdims=True)
-        np.divide(affinity, top, out=affinity, where=top > 0)
-    topic_score = np.zeros((n_readers, n_items), dtype=np.float32)
-    best_topic = np.full((n_readers, n_items), -1, dtype=np.int64)
-    followed = np.asarray(follows.todense(), dtype=bool)
-    best_followed = np.full((n_readers, n_items), -1.0, dtype=np.float32)
-    for k in range(n_topics):
-        column = affinity[:, k : k + 1] * item_topics[:, k]
-        np.maximum(topic_score, column, out=topic_score)
-        # The reason's topic: the followed topic of the item the reader is most drawn to.
-        eligible = followed[:, k : k + 1] & (item_topics[:, k] > 0)
-        better = eligible & (column > best_followed)
-        best_followed[better] = column[better]
-        best_topic[better] = topic_ids[k]
-
+    history = _history(readers, candidates, vectors)
+    content, has_history = _content(history)
+    listed, topic_score, best_topic = _topics(readers, candidates, vectors, history)
     recency = _recency(candidates)
     interest = CONTENT_SHARE * content + (1 - CONTENT_SHARE) * topic_score
     scores = (1 - recency_weight) * interest + recency_weight * recency
     scores[~has_history] = recency
-    scores[~listed_mask] = -np.inf
+    scores[~listed] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable").astype(np.int32)
-
     kind = np.where(best_topic >= 0, FOLLOW, RECENT).astype(np.int8)
     ref = best_topic.copy()
-    _similar_reasons(weights, readers, known, history_ids, similarity, kind, ref)
+    _similar_reasons(
+        history.weights, readers, history.known, history.ids, history.similarity, kind, ref
+    )
     return Ranking(
         order=order,
-        listed=listed_mask.sum(axis=1).astype(np.int32),
+        listed=listed.sum(axis=1).astype(np.int32),
         scores=scores,
         reason_kind=kind,
         reason_ref=ref,
