@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -30,15 +30,19 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django_q.tasks import async_task
 
-from channels import tracking
+from channels import personalization, tracking
 from channels.backends.email_common import crlf_bytes
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
 from config.mail import message_id_domain
 from publishing.models import Dispatch, Publication
+from publishing.ranking import Reason
 from subscribers.models import Subscriber, Subscription
 from subscribers.tokens import (
+    FEEDBACK_CHOICES,
+    feedback_token,
+    feedback_url,
     list_unsubscribe_headers,
     manage_token,
     preferences_url,
@@ -75,6 +79,11 @@ class DigestItem:
     url: str
     published_at: datetime
     topic_ids: frozenset[int]
+    #: Why the item is where it is in this reader's digest (channels.personalization).
+    reason: Reason | None = None
+    #: The reader's "more like this" / "less like this" links (filled by build_digest_email).
+    more_url: str = ""
+    less_url: str = ""
 
 
 @dataclass
@@ -188,6 +197,7 @@ def build_digest_email(
     token = manage_token(subscriber.pk, subscriber.token_key)
     # The unsubscribe link and List-Unsubscribe carry the unsubscribe-only token (decision 0072).
     unsubscribe = unsubscribe_token(subscriber.pk, subscriber.token_key)
+    items = [_with_feedback_links(subscriber, item) for item in items]
     context: dict[str, Any] = {
         "name": subscriber.name.strip(),
         "frequency": frequency,
@@ -221,7 +231,11 @@ def build_digest_email(
     if html is not None:
         html = _inliner.inline(html)
         if track is not None:
-            own = (context["preferences_url"], context["unsubscribe_url"])
+            own = (
+                context["preferences_url"],
+                context["unsubscribe_url"],
+                *(url for item in items for url in (item.more_url, item.less_url)),
+            )
             tracked = tracking.track_html(html, keep=[*own, *(escape(url) for url in own)])
             links = list(tracked.links)
             html = tracked.html
@@ -231,6 +245,13 @@ def build_digest_email(
                 html = html.replace(placeholder, escape(value))
         message.attach_alternative(html, "text/html")
     return crlf_bytes(message), links
+
+
+def _with_feedback_links(subscriber: Subscriber, item: DigestItem) -> DigestItem:
+    """``item`` with the subscriber's feedback links to it (never tracked: decision 0080)."""
+    token = feedback_token(subscriber.pk, subscriber.token_key, item.publication_id)
+    more, less = (feedback_url(token, choice) for choice in FEEDBACK_CHOICES)
+    return replace(item, more_url=more, less_url=less)
 
 
 def create_digest(
@@ -278,6 +299,8 @@ def create_digest(
             ]
             if not listed:
                 return None
+            # Ordered by the reader's interest, each with its reason (decision 0080).
+            listed = personalization.rank_digest_items(subscriber.pk, listed, topic_ids, end)
             now = timezone.now()
             delivery = Delivery.objects.create(
                 kind=Delivery.Kind.DIGEST,

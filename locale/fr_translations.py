@@ -258,6 +258,81 @@ FR: dict[str, str | tuple[str, str]] = {
         "Vous recevez ce message parce que quelqu’un a demandé d’abonner cette adresse à "
         "%(site_name)s."
     ),
+    # Reader feedback and digest reasons (decision 0080).
+    "Want more or fewer publications like this one?": (
+        "Vous voulez plus ou moins de publications comme celle-ci ?"
+    ),
+    "More like this": "Plus comme ceci",
+    "Less like this": "Moins comme ceci",
+    "You would like more publications like “%(title)s”.": (
+        "Vous aimeriez plus de publications comme « %(title)s »."
+    ),
+    "You would like fewer publications like “%(title)s”.": (
+        "Vous aimeriez moins de publications comme « %(title)s »."
+    ),
+    (
+        "Your digests will put publications like it first or last accordingly. "
+        "Nothing is recorded until you press the button."
+    ): (
+        "Vos résumés placeront les publications qui lui ressemblent en tête ou en fin"
+        " en conséquence. Rien n’est enregistré avant que vous appuyiez sur le "
+        "bouton."
+    ),
+    "Yes, more like this": "Oui, plus comme ceci",
+    "Yes, less like this": "Oui, moins comme ceci",
+    "Thank you": "Merci",
+    "Noted: more publications like “%(title)s”.": (
+        "C’est noté : plus de publications comme « %(title)s »."
+    ),
+    "Noted: fewer publications like “%(title)s”.": (
+        "C’est noté : moins de publications comme « %(title)s »."
+    ),
+    (
+        "Your next digests take it into account. Your preferences page, linked from "
+        "every email, lists what you told us and lets you clear it."
+    ): (
+        "Vos prochains résumés en tiennent compte. Votre page de préférences, "
+        "accessible depuis chaque e-mail, liste ce que vous nous avez dit et vous "
+        "permet de l’effacer."
+    ),
+    "“More like this” and “less like this” links work for %(days)s day.": (
+        "Les liens « Plus comme ceci » et « Moins comme ceci » restent valables %(days)s jour.",
+        "Les liens « Plus comme ceci » et « Moins comme ceci » restent valables %(days)s jours.",
+    ),
+    "Nothing was recorded. Use the links of a more recent email.": (
+        "Rien n’a été enregistré. Utilisez les liens d’un e-mail plus récent."
+    ),
+    "Nothing was recorded.": "Rien n’a été enregistré.",
+    "What you told us about those publications is forgotten.": (
+        "Ce que vous nous aviez dit de ces publications est oublié."
+    ),
+    "What you told us you like": "Ce que vous nous avez dit aimer",
+    (
+        "From the “more like this” and “less like this” links of our emails. Your "
+        "digests put publications like the first ones first and like the others last."
+    ): (
+        "D’après les liens « Plus comme ceci » et « Moins comme ceci » de nos "
+        "e-mails. Vos résumés placent en tête les publications qui ressemblent aux "
+        "premières, et en fin celles qui ressemblent aux autres."
+    ),
+    "More like this:": "Plus comme ceci :",
+    "Less like this:": "Moins comme ceci :",
+    'Clear<span class="visually-hidden"> “%(title)s”</span>': (
+        'Effacer<span class="visually-hidden"> « %(title)s »</span>'
+    ),
+    "Clear all of it": "Tout effacer",
+    (
+        "Nothing yet. Each email has “more like this” and “less like this” links: "
+        "what you choose there is listed here, and you can clear it."
+    ): (
+        "Rien pour l’instant. Chaque e-mail contient des liens « Plus comme ceci » et"
+        " « Moins comme ceci » : ce que vous y choisissez est listé ici, et vous "
+        "pouvez l’effacer."
+    ),
+    "Because you follow %(topic)s": "Parce que vous suivez %(topic)s",
+    "Like “%(title)s”, which you read": "Comme « %(title)s », que vous avez lu",
+    "Like “%(title)s”, which you liked": "Comme « %(title)s », que vous avez aimé",
+    "Recently published": "Publié récemment",
 }
 
 

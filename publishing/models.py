@@ -324,3 +324,26 @@ class ApiKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class PublicationVector(models.Model):
+    """The words of one version of a publication (title, summary and body), as hashed term
+    counts: what relevance ranking compares (publishing.ranking, decision 0080). Written once
+    per version, the first time the version is ranked, never per reader; the feature space is
+    fixed (hashed), so a stored row never goes stale when other publications arrive."""
+
+    version = models.OneToOneField(
+        "publishing.HistoricalPublication",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+    )
+    publication = models.ForeignKey(Publication, on_delete=models.CASCADE, related_name="+")
+    #: The hashed term indices (int32, ascending) and their counts (float32), as raw bytes.
+    terms = models.BinaryField()
+    counts = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Term vector of version {self.version_id}"

@@ -257,3 +257,34 @@ class GrowthWeek(models.Model):
 
     def __str__(self) -> str:
         return f"Week of {self.week}: +{self.joined} -{self.left}"
+
+
+class ReaderFeedback(models.Model):
+    """A reader's "more like this" or "less like this" about one publication (decision 0080):
+    one row per subscriber and publication, the latest choice winning. Relevance ranking reads
+    it as an explicit signal; the preference center lists it and clears it."""
+
+    class Choice(models.TextChoices):
+        MORE = "more", "More like this"
+        LESS = "less", "Less like this"
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="reader_feedback"
+    )
+    publication = models.ForeignKey(
+        "publishing.Publication", on_delete=models.CASCADE, related_name="+"
+    )
+    choice = models.CharField(max_length=4, choices=Choice.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "publication"], name="one_feedback_per_publication"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} → {self.publication_id}: {self.choice}"

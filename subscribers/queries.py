@@ -81,6 +81,13 @@ def export_subscriber_data(subscriber: Subscriber) -> dict[str, Any]:
                 "created_at", "pk"
             )
         ],
+        # "More / less like this" (decision 0080).
+        "reader_feedback": [
+            {"publication": slug, "choice": choice, "at": stamp(at)}
+            for slug, choice, at in subscriber.reader_feedback.order_by(
+                "updated_at", "pk"
+            ).values_list("publication__slug", "choice", "updated_at")
+        ],
     }
 
 

@@ -35,6 +35,9 @@ from subscribers.exceptions import SubscribersError
 MANAGE_SALT = "subscribers.manage"
 UNSUBSCRIBE_SALT = "subscribers.unsubscribe"
 CONFIRM_SALT = "subscribers.confirm"
+FEEDBACK_SALT = "subscribers.feedback"
+#: The two answers a "more like this" / "less like this" link can carry (the URL's last part).
+FEEDBACK_CHOICES = ("more", "less")
 
 
 class TokenError(SubscribersError):
@@ -83,14 +86,18 @@ class ManageTokenSigner:
         self._mac = hmac.new(key, digestmod=digest)
 
     def __call__(self, subscriber_id: int, token_key: uuid.UUID | str) -> str:
+        return self.dumps([subscriber_id, str(token_key)])
+
+    def dumps(self, payload: list[int | str]) -> str:
+        """``signing.dumps(payload, salt=..., compress=True)``, with the key derived once."""
         # signing.dumps(..., compress=True): JSON, zlib only when it saves more than a byte.
-        data = json.dumps([subscriber_id, str(token_key)], separators=(",", ":")).encode("latin-1")
+        data = json.dumps(payload, separators=(",", ":")).encode("latin-1")
         compressed = zlib.compress(data)
         if len(compressed) < len(data) - 1:
-            payload = "." + signing.b64_encode(compressed).decode()
+            encoded = "." + signing.b64_encode(compressed).decode()
         else:
-            payload = signing.b64_encode(data).decode()
-        value = f"{payload}{self._sep}{signing.b62_encode(int(time.time()))}"
+            encoded = signing.b64_encode(data).decode()
+        value = f"{encoded}{self._sep}{signing.b62_encode(int(time.time()))}"
         mac = self._mac.copy()
         mac.update(value.encode())
         return f"{value}{self._sep}{signing.b64_encode(mac.digest()).decode()}"
@@ -146,6 +153,52 @@ def read_confirmation_token(token: str) -> TokenClaims:
     return _read(token, CONFIRM_SALT, confirmation_max_age())
 
 
+@dataclass(frozen=True)
+class FeedbackClaims:
+    """What a valid feedback token says: the subscriber (and token_key) and the publication."""
+
+    subscriber_id: int
+    token_key: str
+    publication_id: int
+
+
+def feedback_token(subscriber_id: int, token_key: uuid.UUID | str, publication_id: int) -> str:
+    """A token for one subscriber's "more/less like this" links to one publication (decision
+    0080); it expires after FEEDBACK_LINK_MAX_AGE_DAYS and can do nothing else."""
+    return signing.dumps(
+        [subscriber_id, str(token_key), publication_id], salt=FEEDBACK_SALT, compress=True
+    )
+
+
+def read_feedback_token(token: str) -> FeedbackClaims:
+    """The claims of a feedback token: TokenError("expired") once older than
+    FEEDBACK_LINK_MAX_AGE_DAYS, TokenError("invalid") when forged, altered or of another kind."""
+    try:
+        payload = signing.loads(
+            token,
+            salt=FEEDBACK_SALT,
+            max_age=timedelta(days=settings.FEEDBACK_LINK_MAX_AGE_DAYS),
+        )
+    except signing.SignatureExpired as exc:
+        raise TokenError("expired") from exc
+    except signing.BadSignature as exc:
+        raise TokenError("invalid") from exc
+    if (
+        not isinstance(payload, list)
+        or len(payload) != 3
+        or not isinstance(payload[0], int)
+        or not isinstance(payload[1], str)
+        or not isinstance(payload[2], int)
+    ):
+        raise TokenError("invalid")
+    return FeedbackClaims(payload[0], payload[1], payload[2])
+
+
+def feedback_url(token: str, choice: str) -> str:
+    """The page confirming ``choice`` ("more" or "less") for the publication ``token`` names."""
+    return settings.SITE_URL + reverse("subscribers:feedback", args=[token, choice])
+
+
 def preferences_url(token: str) -> str:
     return settings.SITE_URL + reverse("subscribers:preferences", args=[token])
 
@@ -191,11 +244,16 @@ class SubscriberLinks:
     sign: ManageTokenSigner
     #: Signs each recipient's unsubscribe token with a key derived once per batch.
     sign_unsubscribe: ManageTokenSigner
+    #: The "more like this" and "less like this" URLs around a sample feedback token.
+    feedback: dict[str, list[str]]
+    #: Signs each recipient's feedback token with a key derived once per batch.
+    sign_feedback: ManageTokenSigner
 
     @classmethod
     def build(cls) -> SubscriberLinks:
         key = "00000000-0000-0000-0000-000000000000"
         manage, unsubscribe = manage_token(0, key), unsubscribe_token(0, key)
+        feedback = feedback_token(0, key, 0)
         return cls(
             preferences=preferences_url(manage).split(manage),
             unsubscribe=unsubscribe_url(unsubscribe).split(unsubscribe),
@@ -204,7 +262,23 @@ class SubscriberLinks:
             },
             sign=ManageTokenSigner(),
             sign_unsubscribe=ManageTokenSigner(salt=UNSUBSCRIBE_SALT),
+            feedback={
+                choice: feedback_url(feedback, choice).split(feedback)
+                for choice in FEEDBACK_CHOICES
+            },
+            sign_feedback=ManageTokenSigner(salt=FEEDBACK_SALT),
         )
+
+    def feedback_for(
+        self, subscriber_id: int, token_key: uuid.UUID | str, publication_id: int
+    ) -> tuple[str, str]:
+        """("more like this" URL, "less like this" URL) of one recipient and publication."""
+        token = self.sign_feedback.dumps([subscriber_id, str(token_key), publication_id])
+        if not _TOKEN_ALPHABET.fullmatch(token) or any(
+            len(parts) < 2 for parts in self.feedback.values()
+        ):
+            return feedback_url(token, "more"), feedback_url(token, "less")
+        return token.join(self.feedback["more"]), token.join(self.feedback["less"])
 
     def for_subscriber(
         self, subscriber_id: int, token_key: uuid.UUID | str

@@ -14,5 +14,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("preferences/<str:token>/data.json", views.preferences_data, name="preferences_data"),
     path("preferences/<str:token>/erase/", views.erase, name="erase"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("feedback/<str:token>/<str:choice>/", views.feedback, name="feedback"),
     path("api/v1/subscribe", api.SubscribeView.as_view(), name="api_subscribe"),
 ]

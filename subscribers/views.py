@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from config.ratelimit import ratelimited
-from subscribers import display, services
+from subscribers import display, reader_feedback, services
 from subscribers.exceptions import InvalidLinkError
 from subscribers.forms import (
     PREFERENCES_FORM_VERSION,
@@ -28,7 +28,7 @@ from subscribers.forms import (
     SignupForm,
 )
 from subscribers.limits import signup_retry_after
-from subscribers.models import Subscriber, Subscription
+from subscribers.models import ReaderFeedback, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,19 @@ def _render(
     return response
 
 
-def _link_error(request: HttpRequest, error: InvalidLinkError) -> HttpResponse:
+def _link_error(
+    request: HttpRequest, error: InvalidLinkError, *, feedback: bool = False
+) -> HttpResponse:
     expired = error.code == "expired_link"
+    max_age = (
+        settings.FEEDBACK_LINK_MAX_AGE_DAYS
+        if feedback
+        else settings.SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS
+    )
     return _render(
         request,
         "link_error.html",
-        {"expired": expired, "max_age_days": settings.SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS},
+        {"expired": expired, "max_age_days": max_age, "feedback": feedback},
         status=410 if expired else 400,
     )
 
@@ -154,6 +161,12 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         action = request.POST.get("action", "save")
+        if action == "clear_feedback":
+            publication = request.POST.get("publication", "")
+            reader_feedback.clear_reader_feedback(
+                subscriber, int(publication) if publication.isdigit() else None
+            )
+            return HttpResponseRedirect(here + "?done=feedback_cleared#feedback")
         if action == "unsubscribe":
             services.unsubscribe(subscriber, origin)
             return HttpResponseRedirect(here + "?done=unsubscribed")
@@ -191,6 +204,8 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "is_unsubscribed": subscriber.status == Subscriber.Status.UNSUBSCRIBED,
             "is_pending": subscriber.status == Subscriber.Status.PENDING,
             "paused": Subscription.Frequency.PAUSED.value,
+            "feedback": reader_feedback.reader_feedback_of(subscriber),
+            "more": ReaderFeedback.Choice.MORE.value,
         },
         status=status,
     )
@@ -263,3 +278,23 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         services.Origin.from_request(request, via="one-click" if one_click else "unsubscribe-page"),
     )
     return _render(request, "unsubscribed.html", {"preferences_url": manage})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def feedback(request: HttpRequest, token: str, choice: str) -> HttpResponse:
+    """A "more like this" / "less like this" link (decision 0080): GET shows the publication
+    and a button, changing nothing (mail scanners follow links); the button's POST records the
+    choice. No login: the signed, expiring token names the subscriber and the publication. The
+    pages do not link to the preference center (the token grants nothing else)."""
+    if choice not in ReaderFeedback.Choice.values:
+        raise Http404("Unknown feedback choice.")
+    try:
+        subscriber, publication = reader_feedback.access_feedback(token)
+    except InvalidLinkError as error:
+        return _link_error(request, error, feedback=True)
+    translation.activate(subscriber.locale)
+    context = {"token": token, "choice": choice, "publication": publication, "more": "more"}
+    if request.method != "POST":
+        return _render(request, "feedback_confirm.html", context)
+    reader_feedback.record_reader_feedback(subscriber, publication, choice)
+    return _render(request, "feedback_recorded.html", context)

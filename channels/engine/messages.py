@@ -26,6 +26,8 @@ from config.mail import message_id_domain
 from publishing.abtests import subject_for
 from publishing.models import Publication
 from publishing.rendering import (
+    LESS_URL,
+    MORE_URL,
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
     EmailTemplate,
@@ -94,8 +96,8 @@ def _email_template(
 
 def tracked_email(template: EmailTemplate) -> tuple[EmailTemplate, tuple[str, ...]]:
     """``template`` with its http(s) links as click placeholders and the open pixel added; the
-    preference and unsubscribe links stay as they are (never tracked)."""
-    keep = (PREFERENCES_URL, UNSUBSCRIBE_URL)
+    preference, unsubscribe and feedback links stay as they are (never tracked)."""
+    keep = (PREFERENCES_URL, UNSUBSCRIBE_URL, MORE_URL, LESS_URL)
     tracked = tracking.track_html(template.html, keep=keep)
     anonymous = template.anonymous_html
     if anonymous is not None:
@@ -175,6 +177,7 @@ def _subscriber_message(
         headers=headers,
         with_html=subscriber.email_format == Subscriber.EmailFormat.HTML,
         tracking=values,
+        feedback=links.feedback_for(subscriber.pk, subscriber.token_key, version.id),
     )
     # Email backends send ``raw``; the body is not repeated as text and html strings.
     return Message(

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, parseaddr
 
-from publishing.rendering import NAME, PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, EmailTemplate
+from publishing.rendering import (
+    LESS_URL,
+    MORE_URL,
+    NAME,
+    PLACEHOLDERS,
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    EmailTemplate,
+)
 
 MAX_LINE_OCTETS = 998
 
@@ -159,12 +167,15 @@ class PreparedEmail:
         preferences_url: str,
         unsubscribe_url: str,
         extra: Mapping[str, str],
+        feedback: tuple[str, str],
     ) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
         name = name.strip()
         values = {
             NAME: name,
             PREFERENCES_URL: preferences_url,
             UNSUBSCRIBE_URL: unsubscribe_url,
+            MORE_URL: feedback[0],
+            LESS_URL: feedback[1],
             **extra,
         }
         text_part, html_part = (
@@ -178,7 +189,11 @@ class PreparedEmail:
             return (text_part.encoding, text), (html_part.encoding, html)
         # A value too long for a slot: personalise and encode this recipient in full.
         html_str, text_str = self.template.personalize(
-            name=name, preferences_url=preferences_url, unsubscribe_url=unsubscribe_url
+            name=name,
+            preferences_url=preferences_url,
+            unsubscribe_url=unsubscribe_url,
+            more_url=feedback[0],
+            less_url=feedback[1],
         )
         for placeholder, value in extra.items():
             html_str = html_str.replace(placeholder, html_lib.escape(value))
@@ -197,15 +212,17 @@ class PreparedEmail:
         headers: Mapping[str, str],
         with_html: bool = True,
         tracking: Mapping[str, str] | None = None,
+        feedback: tuple[str, str] = ("#", "#"),
     ) -> bytes:
         """Return the MIME bytes for one recipient.
 
         ``message_id`` is the bare id (without angle brackets); ``headers`` are extra header
         lines (List-Unsubscribe, X-Delivery-ID), whose values must be ASCII. ``tracking``
-        fills a tracked template's open and click placeholders (channels.tracking).
+        fills a tracked template's open and click placeholders (channels.tracking);
+        ``feedback`` the recipient's "more like this" and "less like this" URLs.
         """
         (text_encoding, text_body), (html_encoding, html_body) = self._parts(
-            name, preferences_url, unsubscribe_url, tracking or {}
+            name, preferences_url, unsubscribe_url, tracking or {}, feedback
         )
         lines = [
             b"From: " + self.from_header,

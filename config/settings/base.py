@@ -564,3 +564,24 @@ for _kind in ("BOUNCE", "COMPLAINT"):
             f"DOCTOR_{_kind}_WARNING_RATE ({_warning}) and DOCTOR_{_kind}_FAILURE_RATE "
             f"({_failure}) must be fractions with 0 < warning <= failure <= 1 (0.001 is 0.1%)."
         )
+
+# --- Personalization (decision 0080, docs/personalization.md) -------------------------------
+#: Days after which a reader's click or "more/less like this" counts half as much in their
+#: profile (a quarter after twice as long...).
+RANKING_HALF_LIFE_DAYS: float = env.float("RANKING_HALF_LIFE_DAYS", default=30.0)
+if RANKING_HALF_LIFE_DAYS <= 0:
+    raise ImproperlyConfigured(
+        f"RANKING_HALF_LIFE_DAYS must be a number of days above 0, not {RANKING_HALF_LIFE_DAYS}."
+    )
+#: Share of a digest item's score given by how recent it is (0: interest only; 1: newest first).
+RANKING_RECENCY_WEIGHT: float = env.float("RANKING_RECENCY_WEIGHT", default=0.1)
+if not 0 <= RANKING_RECENCY_WEIGHT <= 1:
+    raise ImproperlyConfigured(
+        f"RANKING_RECENCY_WEIGHT must be between 0 and 1, not {RANKING_RECENCY_WEIGHT}."
+    )
+#: Days a "more like this" / "less like this" link works after its email was sent.
+FEEDBACK_LINK_MAX_AGE_DAYS: int = env.int("FEEDBACK_LINK_MAX_AGE_DAYS", default=180)
+if FEEDBACK_LINK_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"FEEDBACK_LINK_MAX_AGE_DAYS must be at least 1 day, not {FEEDBACK_LINK_MAX_AGE_DAYS}."
+    )

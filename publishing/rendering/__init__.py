@@ -47,6 +47,8 @@ from publishing.rendering.broadcast import (
 from publishing.rendering.broadcast import _split_sections as _split_sections  # for the tests
 from publishing.rendering.converters import html_to_discord, html_to_slack, html_to_text
 from publishing.rendering.emails import (
+    LESS_URL,
+    MORE_URL,
     NAME,
     PLACEHOLDERS,
     PREFERENCES_URL,
@@ -76,7 +78,9 @@ __all__ = [
     "DISCORD_FOOTER_LIMIT",
     "DISCORD_TITLE_LIMIT",
     "EMAIL_KINDS_PREFIX",
+    "LESS_URL",
     "LINK_REL",
+    "MORE_URL",
     "NAME",
     "PLACEHOLDERS",
     "PREFERENCES_URL",

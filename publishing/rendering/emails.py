@@ -19,7 +19,10 @@ from publishing.rendering.source import Source, body_html
 NAME = "[[[name]]]"
 PREFERENCES_URL = "[[[preferences_url]]]"
 UNSUBSCRIBE_URL = "[[[unsubscribe_url]]]"
-PLACEHOLDERS = (NAME, PREFERENCES_URL, UNSUBSCRIBE_URL)
+#: The reader's "more like this" / "less like this" links (decision 0080).
+MORE_URL = "[[[more_url]]]"
+LESS_URL = "[[[less_url]]]"
+PLACEHOLDERS = (NAME, PREFERENCES_URL, UNSUBSCRIBE_URL, MORE_URL, LESS_URL)
 
 
 @dataclass(frozen=True)
@@ -44,26 +47,34 @@ class EmailTemplate:
         )
 
     def personalize(
-        self, *, name: str, preferences_url: str, unsubscribe_url: str
+        self,
+        *,
+        name: str,
+        preferences_url: str,
+        unsubscribe_url: str,
+        more_url: str = "#",
+        less_url: str = "#",
     ) -> tuple[str, str]:
         """Return (html, text) with the recipient's parts filled in (HTML-escaped in the HTML).
 
         A blank name gets the greeting without a name ("Hello,"). Author content holds no
         placeholder (see ``neutralise_placeholders``), so only the template's own ones are
-        replaced.
+        replaced. ``more_url`` and ``less_url`` are the recipient's feedback links (previews
+        and test sends, which have no subscriber, leave them "#").
         """
         name = name.strip()
         html, text = self.variant(name)
-        html = (
-            html.replace(NAME, html_lib.escape(name))
-            .replace(PREFERENCES_URL, html_lib.escape(preferences_url))
-            .replace(UNSUBSCRIBE_URL, html_lib.escape(unsubscribe_url))
-        )
-        text = (
-            text.replace(NAME, name)
-            .replace(PREFERENCES_URL, preferences_url)
-            .replace(UNSUBSCRIBE_URL, unsubscribe_url)
-        )
+        values = {
+            PREFERENCES_URL: preferences_url,
+            UNSUBSCRIBE_URL: unsubscribe_url,
+            MORE_URL: more_url,
+            LESS_URL: less_url,
+        }
+        html = html.replace(NAME, html_lib.escape(name))
+        text = text.replace(NAME, name)
+        for placeholder, value in values.items():
+            html = html.replace(placeholder, html_lib.escape(value))
+            text = text.replace(placeholder, value)
         return html, text
 
 
@@ -93,6 +104,8 @@ def build_email(source: Source) -> EmailTemplate:
         "name": NAME,
         "preferences_url": PREFERENCES_URL,
         "unsubscribe_url": UNSUBSCRIBE_URL,
+        "more_url": MORE_URL,
+        "less_url": LESS_URL,
         "title_rule": "=" * min(len(title), 72),
     }
     with translation.override(source.language):

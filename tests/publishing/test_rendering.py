@@ -160,7 +160,11 @@ def test_a_body_of_owasp_vectors_renders_with_no_executable_content_in_any_chann
     assert_safe_html(email.html, document=True)
     assert "&lt;script&gt;alert" in email.html  # the title is shown, escaped
     html, _text = email.personalize(
-        name='<img src=x onerror="alert(1)">', preferences_url="https://x/p", unsubscribe_url="u"
+        name='<img src=x onerror="alert(1)">',
+        preferences_url="https://x/p",
+        unsubscribe_url="u",
+        more_url="https://x/m",
+        less_url="https://x/l",
     )
     assert_safe_html(html.replace('href="u"', 'href="https://x/u"'), document=True)
     # text/plain shows the title and summary as typed, which is inert; the body must be clean.
