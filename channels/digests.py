@@ -32,6 +32,7 @@ from django_q.tasks import async_task
 
 from channels import tracking
 from channels.backends.email_common import crlf_bytes
+from channels.digest_languages import in_language
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
@@ -278,6 +279,7 @@ def create_digest(
             ]
             if not listed:
                 return None
+            listed = in_language(listed, subscriber.locale)
             now = timezone.now()
             delivery = Delivery.objects.create(
                 kind=Delivery.Kind.DIGEST,

@@ -258,6 +258,9 @@ FR: dict[str, str | tuple[str, str]] = {
         "Vous recevez ce message parce que quelqu’un a demandé d’abonner cette adresse à "
         "%(site_name)s."
     ),
+    # A translated publication's page (decision 0082).
+    "This publication in other languages": "Cette publication dans d’autres langues",
+    "Read in:": "Lire en :",
 }
 
 

@@ -62,6 +62,8 @@ class ClaimedRow:
     #: The subscriber may still be sent to (``Subscriber.objects.reachable()``) at the claim.
     is_reachable: bool = False
     updated_at: datetime | None = None
+    #: The translation the row carries (decision 0082); empty: the original.
+    language: str = ""
 
 
 #: The columns of a ClaimedRow, in its field order; the claim loads nothing else.
@@ -101,14 +103,15 @@ def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
     width = len(ROW_COLUMNS)
     rows = []
     for values in queryset.values_list(
-        *ROW_COLUMNS, *SUBSCRIBER_COLUMNS, "version_id", "is_reachable"
+        *ROW_COLUMNS, *SUBSCRIBER_COLUMNS, "version_id", "is_reachable", "language"
     ):
         row = ClaimedRow(*values[:width])
         subscriber = values[width : width + len(SUBSCRIBER_COLUMNS)]
         if subscriber[0] is not None:
             row.subscriber = ClaimedSubscriber(*subscriber)
-        row.version_id = values[-2]
-        row.is_reachable = bool(values[-1])
+        row.version_id = values[-3]
+        row.is_reachable = bool(values[-2])
+        row.language = values[-1]
         rows.append(row)
     return rows
 
