@@ -319,3 +319,26 @@ def test_the_deliveries_keep_their_language_for_the_admin(
         "fr": translations.pinned_versions(publication)["fr"]
     }
     assert Delivery.objects.filter(dispatch=dispatch, language="fr").count() == 3
+
+
+def test_the_language_is_decided_at_fan_out_and_a_deleted_pinned_translation_still_goes(
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    publication = translated_publication(topic)
+    (reader,) = add_subscribers(topic, 1, prefix="lecteur", locale="fr")
+    with django_capture_on_commit_callbacks(execute=False):
+        dispatch = services.publish(publication, by=None)
+        fanout.plan_dispatch(dispatch.pk)
+    updated_at = Publication.objects.get(pk=publication.pk).updated_at
+    # After the fan-out: the reader switches to English, the translation is deleted.
+    Subscriber.objects.filter(pk=reader.pk).update(locale="en")
+    translations.delete_translation(PublicationTranslation.objects.get(), by=None)
+    while batches.send_batch(smtp_channel.pk, chain=False).claimed:
+        pass
+
+    assert [parse(raw)["Subject"] for raw in sink.messages] == ["Notes de version de mars"]
+    # A translation's write is not an edit of the publication.
+    assert Publication.objects.get(pk=publication.pk).updated_at == updated_at
