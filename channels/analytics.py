@@ -31,7 +31,7 @@ from channels.models import (
     SesFeedback,
     TrackedLink,
 )
-from channels.tracking import CLICK_TRACKED_BROADCASTS, EMAIL
+from channels.tracking import CLICK_TRACKED_BROADCASTS, EMAIL, translated_surface
 
 HOURS = 72
 OPEN = EngagementEvent.Kind.OPEN
@@ -58,15 +58,17 @@ def tally(events: Sequence[Judged]) -> None:
     """
     ids = {event.delivery_id for event in events}
     info = {
-        pk: (publication_id, version_id, sent_from, kind)
-        for pk, publication_id, version_id, sent_from, kind in Delivery.objects.filter(
-            pk__in=ids, dispatch__isnull=False
-        ).values_list(
-            "pk",
-            "dispatch__publication_id",
-            "dispatch__version_id",
-            "dispatch__created_at",
-            "channel__kind",
+        pk: (publication_id, version_id, sent_from, _surface(kind, language, pins))
+        for pk, publication_id, version_id, sent_from, kind, language, pins in (
+            Delivery.objects.filter(pk__in=ids, dispatch__isnull=False).values_list(
+                "pk",
+                "dispatch__publication_id",
+                "dispatch__version_id",
+                "dispatch__created_at",
+                "channel__kind",
+                "language",
+                "dispatch__translation_versions",
+            )
         )
     }
     DeliveryEngagement.objects.bulk_create(
@@ -81,8 +83,7 @@ def tally(events: Sequence[Judged]) -> None:
     for event in sorted(events, key=lambda judged: judged.occurred_at):
         if event.delivery_id not in rows:
             continue
-        publication_id, version_id, sent_from, kind = info[event.delivery_id]
-        surface = kind if kind in CLICK_TRACKED_BROADCASTS else EMAIL
+        publication_id, version_id, sent_from, surface = info[event.delivery_id]
         _count(rows[event.delivery_id], event, counters, publication_id)
         if event.kind != OPEN and event.link_index is not None and event.verdict != PROXY:
             link = f"{version_id}:{surface}:{event.link_index}"
@@ -104,6 +105,14 @@ def tally(events: Sequence[Judged]) -> None:
         ],
     )
     _increment(counters)
+
+
+def _surface(kind: str, language: str, pins: dict[str, int] | None) -> str:
+    """The surface a delivery's links were stored under: its broadcast kind, or the email's,
+    that of the translation it carried (decision 0082) apart."""
+    if kind in CLICK_TRACKED_BROADCASTS:
+        return kind
+    return translated_surface(EMAIL, (pins or {}).get(language) if language else None)
 
 
 def _who(verdict: str) -> str:

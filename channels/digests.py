@@ -32,6 +32,7 @@ from django_q.tasks import async_task
 
 from channels import personalization, tracking
 from channels.backends.email_common import crlf_bytes
+from channels.digest_languages import in_language
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
@@ -299,7 +300,9 @@ def create_digest(
             ]
             if not listed:
                 return None
-            # Ordered by the reader's interest, each with its reason (decision 0080).
+            # In the reader's language where a translation exists (decision 0082), ordered by
+            # the reader's interest, each with its reason (decision 0080).
+            listed = in_language(listed, subscriber.locale)
             listed = personalization.rank_digest_items(subscriber.pk, listed, topic_ids, end)
             now = timezone.now()
             delivery = Delivery.objects.create(

@@ -229,6 +229,10 @@ class Delivery(models.Model):
     # Which A/B subject the message carries (its index in the version's subjects; decision
     # 0079); null outside a test.
     variant = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The translation the message carries (its language; decision 0082), chosen at fan-out
+    # from the subscriber's language and the translations the dispatch pinned; empty: the
+    # original. db_default: the fan-out and imports write rows in SQL naming their columns.
+    language = models.CharField(max_length=10, blank=True, default="", db_default="")
 
     objects = DeliveryQuerySet.as_manager()
 

@@ -94,21 +94,39 @@ CODE_SURFACES = {code: surface for surface, code in SURFACE_CODES.items()}
 @dataclass(frozen=True)
 class LinkRef:
     """Which links a click URL's position counts in: a version's on a surface, or (surface
-    ``digest``, version 0) the digest's own."""
+    ``digest``, version 0) the digest's own. ``translation_id``: the history row of the
+    translation the message carried (decision 0082), whose links are stored apart."""
 
     surface: str
     version_id: int
+    translation_id: int = 0
 
     @property
     def code(self) -> str:
-        return f"{SURFACE_CODES[self.surface]}{self.version_id}"
+        code = f"{SURFACE_CODES[self.surface]}{self.version_id}"
+        return f"{code}t{self.translation_id}" if self.translation_id else code
+
+    @property
+    def stored_surface(self) -> str:
+        """The ``TrackedLink.surface`` these links are stored under."""
+        return translated_surface(self.surface, self.translation_id)
 
     @classmethod
     def parse(cls, code: str) -> LinkRef | None:
         surface = CODE_SURFACES.get(code[:1])
-        if surface is None or not code[1:].isdigit():
+        match = _REF_NUMBERS.fullmatch(code[1:])
+        if surface is None or match is None:
             return None
-        return cls(surface, int(code[1:]))
+        return cls(surface, int(match.group(1)), int(match.group(2) or 0))
+
+
+_REF_NUMBERS = re.compile(r"([0-9]+)(?:t([1-9][0-9]*))?")
+
+
+def translated_surface(surface: str, translation_id: int | None) -> str:
+    """Where a translated message's links are stored: the surface and the translation's
+    history row (``email-t12``); the surface itself for the original."""
+    return f"{surface}-t{translation_id}" if translation_id else surface
 
 
 DIGEST_LINKS = LinkRef("digest", 0)
@@ -248,7 +266,7 @@ def link_target(delivery_id: int, ref: LinkRef, index: int) -> str | None:
         )
         found = tuple(links) if isinstance(links, list) else ()
     else:
-        found = _version_links(ref.version_id, ref.surface)
+        found = _version_links(ref.version_id, ref.stored_surface)
     return str(found[index]) if 0 <= index < len(found) else None
 
 

@@ -333,6 +333,9 @@ FR: dict[str, str | tuple[str, str]] = {
     "Like “%(title)s”, which you read": "Comme « %(title)s », que vous avez lu",
     "Like “%(title)s”, which you liked": "Comme « %(title)s », que vous avez aimé",
     "Recently published": "Publié récemment",
+    # A translated publication's page (decision 0082).
+    "This publication in other languages": "Cette publication dans d’autres langues",
+    "Read in:": "Lire en :",
 }
 
 

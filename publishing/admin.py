@@ -590,3 +590,4 @@ class DispatchAdmin(DispatchModelAdmin):
 
 
 import publishing.admin_api_keys  # noqa: E402, F401 (registers the API key admin)
+from publishing import admin_translations  # noqa: E402, F401 (registers the translations admin)

@@ -177,6 +177,41 @@ class Publication(models.Model):
         return reverse("publishing:publication_detail", args=[self.slug])
 
 
+class PublicationTranslation(models.Model):
+    """The publication in another language: a version of the same publication, not a copy
+    (decision 0082). Topics, slug, status and dates are the publication's; one translation per
+    language, never in the publication's own language (checked by publishing.translations).
+    Every change is kept (simple-history); a dispatch pins the versions it sends."""
+
+    publication = models.ForeignKey(
+        Publication, on_delete=models.CASCADE, related_name="translations"
+    )
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, validators=[MinLengthValidator(1)])
+    summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True)
+    body = models.TextField(help_text="Markdown.", validators=[MaxLengthValidator(BODY_MAX_LENGTH)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["publication", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["publication", "language"], name="one_translation_per_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_language_display()}: {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "publishing:publication_translation", args=[self.publication.slug, self.language]
+        )
+
+
 class Dispatch(models.Model):
     """One send of one version of a publication: the parent of its deliveries."""
 
@@ -228,6 +263,10 @@ class Dispatch(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=500, blank=True)
     guardrail = models.JSONField(default=dict, blank=True)
+    #: The translation versions this dispatch sends (decision 0082): language -> the history
+    #: row id of that translation as it stood when the dispatch was created; later edits of a
+    #: translation reach a later dispatch only, as edits of the publication do.
+    translation_versions = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -46,6 +46,7 @@ from publishing.exceptions import (
 )
 from publishing.history import record_version, save_quietly, set_topics_quietly
 from publishing.models import MIN_TOPICS, Dispatch, Publication, Topic
+from publishing.translations import pinned_versions
 from publishing.validation import (
     CHANGE_REASON_MAX_LENGTH,
     PublicationInput,
@@ -261,6 +262,8 @@ def _publish_locked(publication: Publication, by: Actor | None, reason: str) -> 
         version=version,
         kind=Dispatch.Kind.PUBLISH,
         created_by=acting_user(by),
+        # Translations are pinned with the version, under the same row lock (decision 0082).
+        translation_versions=pinned_versions(publication),
     )
     _enqueue_plan(dispatch)
     logger.info(
@@ -307,6 +310,7 @@ def resend(publication: Publication, by: Actor | None) -> Dispatch:
             version=version,
             kind=Dispatch.Kind.RESEND,
             created_by=acting_user(by),
+            translation_versions=pinned_versions(locked),
         )
         _enqueue_plan(dispatch)
     logger.info("publication %s resent by dispatch %s", publication.pk, dispatch.pk)

@@ -4,7 +4,7 @@ publish at, a change note. Each raises InvalidPublicationError naming the field 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -62,14 +62,7 @@ def check_publication_input(
     def problem(field: str, code: str, message: str) -> None:
         problems.append(FieldProblem(field, code, message))
 
-    if not data.title.strip():
-        problem("title", "required", "The title is required.")
-    elif len(data.title) > TITLE_MAX_LENGTH:
-        problem(
-            "title",
-            "too_long",
-            f"The title has {len(data.title)} characters; the limit is {TITLE_MAX_LENGTH}.",
-        )
+    check_title(data.title, problem)
     if not data.slug:
         problem("slug", "required", "The slug is required.")
     elif len(data.slug) > TITLE_MAX_LENGTH:
@@ -85,30 +78,18 @@ def check_publication_input(
                 clash = clash.exclude(pk=instance.pk)
             if clash.exists():
                 problem("slug", "slug_taken", f"Another publication uses the slug {data.slug!r}.")
-    if len(data.summary) > SUMMARY_MAX_LENGTH:
-        problem(
-            "summary",
-            "too_long",
-            f"The summary has {len(data.summary)} characters; the limit is {SUMMARY_MAX_LENGTH}.",
-        )
-    if not data.body.strip():
-        problem("body", "required", "The body is required.")
-    elif len(data.body) > BODY_MAX_LENGTH:
-        problem(
-            "body",
-            "too_long",
-            f"The body has {len(data.body)} characters; the limit is {BODY_MAX_LENGTH}.",
-        )
-    else:
-        for src in images_without_alt(data.body):
-            problem(
-                "body",
-                "image_without_alt",
-                f"The body has an image without alt text ({src or 'with no address'}): "
-                f"describe it between the brackets, as in ![A red bicycle]({src or '...'}).",
-            )
+    check_summary_and_body(data.summary, data.body, problem)
     if data.language not in {code for code, _ in settings.LANGUAGES}:
         problem("language", "invalid", f"Unknown language {data.language!r}.")
+    elif instance is not None and instance.pk is not None:
+        translated = instance.translations.filter(language=data.language)
+        if translated.exists():
+            problem(
+                "language",
+                "translated",
+                f"This publication has a translation in {data.language!r}: delete that "
+                "translation before making it the original's language.",
+            )
     problems.extend(
         check_ab_test(
             list(data.subjects),
@@ -122,6 +103,47 @@ def check_publication_input(
     if problems:
         raise InvalidPublicationError(problems)
     return topics
+
+
+def check_title(title: str, problem: Callable[[str, str, str], None]) -> None:
+    """Report a missing or over-long title (a publication's or a translation's)."""
+    if not title.strip():
+        problem("title", "required", "The title is required.")
+    elif len(title) > TITLE_MAX_LENGTH:
+        problem(
+            "title",
+            "too_long",
+            f"The title has {len(title)} characters; the limit is {TITLE_MAX_LENGTH}.",
+        )
+
+
+def check_summary_and_body(
+    summary: str, body: str, problem: Callable[[str, str, str], None]
+) -> None:
+    """Report an over-long summary, and a missing or over-long body or one with an image
+    without alt text (a publication's or a translation's)."""
+    if len(summary) > SUMMARY_MAX_LENGTH:
+        problem(
+            "summary",
+            "too_long",
+            f"The summary has {len(summary)} characters; the limit is {SUMMARY_MAX_LENGTH}.",
+        )
+    if not body.strip():
+        problem("body", "required", "The body is required.")
+    elif len(body) > BODY_MAX_LENGTH:
+        problem(
+            "body",
+            "too_long",
+            f"The body has {len(body)} characters; the limit is {BODY_MAX_LENGTH}.",
+        )
+    else:
+        for src in images_without_alt(body):
+            problem(
+                "body",
+                "image_without_alt",
+                f"The body has an image without alt text ({src or 'with no address'}): "
+                f"describe it between the brackets, as in ![A red bicycle]({src or '...'}).",
+            )
 
 
 class _ImageFinder(HTMLParser):

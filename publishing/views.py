@@ -7,19 +7,23 @@ pages and feeds list publications of public topics only (``Publication.objects.i
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import Count, Max
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 from django.utils.text import Truncator
 from django.views.decorators.http import condition, require_safe
 
 from publishing import rendering
-from publishing.models import Publication, Topic
+from publishing.models import Publication, PublicationTranslation, Topic
+from publishing.rendering import TranslatedVersion
+from publishing.translations import language_name
 
 PAGE_SIZE = 20
 
@@ -63,21 +67,34 @@ def listing_etag(topic_slug: str | None, page: object = 1) -> str:
     return _etag("list", topic_slug, page, summary, topics)
 
 
-def _detail_etag(request: HttpRequest, slug: str) -> str | None:
+def _detail_etag(request: HttpRequest, slug: str, language: str = "") -> str | None:
     row = Publication.objects.published().filter(slug=slug).values_list("pk", "updated_at").first()
-    return _etag("detail", row) if row else None
+    if row is None:
+        return None
+    # Every page of the publication links every language: a translation added, changed or
+    # deleted changes each of them.
+    translations = PublicationTranslation.objects.filter(publication_id=row[0]).aggregate(
+        count=Count("pk"), latest=Max("updated_at")
+    )
+    return _etag("detail", row, language, translations)
 
 
-def _detail_last_modified(request: HttpRequest, slug: str) -> datetime | None:
+def _detail_last_modified(request: HttpRequest, slug: str, language: str = "") -> datetime | None:
     published = Publication.objects.published().filter(slug=slug)
-    return published.values_list("updated_at", flat=True).first()
+    row = published.values_list("pk", "updated_at").first()
+    if row is None:
+        return None
+    latest = PublicationTranslation.objects.filter(publication_id=row[0]).aggregate(
+        latest=Max("updated_at")
+    )["latest"]
+    return max(row[1], latest) if latest is not None else row[1]
 
 
 #: Open Graph descriptions longer than this are cut (link previews show about two lines).
 DESCRIPTION_LENGTH = 200
 
 
-def share_description(publication: Publication, body_html: str) -> str:
+def share_description(publication: Any, body_html: str) -> str:
     """What a link preview says under the title: the summary, or the body's opening words."""
     text = publication.summary or rendering.html_to_text(body_html)
     return Truncator(" ".join(text.split())).chars(DESCRIPTION_LENGTH)
@@ -96,21 +113,82 @@ def keyboard_scrollable(body_html: str) -> str:
     )
 
 
-@require_safe
-@condition(etag_func=_detail_etag, last_modified_func=_detail_last_modified)
-def publication_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    publication = access_published(slug)
-    body_html = rendering.render_body_html(publication)
+@dataclass(frozen=True)
+class LanguageLink:
+    """One language of a publication's page: its code, its name in itself, its address."""
+
+    code: str
+    name: str
+    url: str
+    is_current: bool
+
+
+def language_links(
+    publication: Publication, translations: list[PublicationTranslation], current: str
+) -> list[LanguageLink]:
+    """The original first, then each translation by language code."""
+    pages = [(publication.language, publication.get_absolute_url())]
+    pages += [
+        (translation.language, publication.get_absolute_url() + f"{translation.language}/")
+        for translation in sorted(translations, key=lambda translation: translation.language)
+    ]
+    return [
+        LanguageLink(code, language_name(code), settings.SITE_URL + path, code == current)
+        for code, path in pages
+    ]
+
+
+def _render_detail(
+    request: HttpRequest,
+    publication: Publication,
+    translations: list[PublicationTranslation],
+    shown: Any,
+) -> HttpResponse:
+    """The page of ``shown``: the publication itself or a TranslatedVersion of it."""
+    body_html = rendering.render_body_html(shown)
+    links = language_links(publication, translations, shown.language)
+    canonical = next(link.url for link in links if link.is_current)
     context = {
         "publication": publication,
+        "shown": shown,
         "body_html": keyboard_scrollable(body_html),
         "topics": publication.topics.public(),
         # Absolute, from SITE_URL: the address shared and indexed is the public one, whatever
         # host or proxy the request came through.
-        "canonical_url": settings.SITE_URL + publication.get_absolute_url(),
-        "description": share_description(publication, body_html),
+        "canonical_url": canonical,
+        "description": share_description(shown, body_html),
+        "languages": links if len(links) > 1 else [],
+        "default_url": links[0].url,
     }
     return render(request, "publishing/publication_detail.html", context)
+
+
+@require_safe
+@condition(etag_func=_detail_etag, last_modified_func=_detail_last_modified)
+def publication_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    publication = access_published(slug)
+    translations = list(publication.translations.all())
+    return _render_detail(request, publication, translations, publication)
+
+
+@require_safe
+@condition(etag_func=_detail_etag, last_modified_func=_detail_last_modified)
+def publication_translation(request: HttpRequest, slug: str, language: str) -> HttpResponse:
+    """The publication in ``language`` (decision 0082), the page's own words in that language
+    too; the original's language redirects to the publication's page, any other answers 404."""
+    publication = access_published(slug)
+    if language == publication.language:
+        return HttpResponsePermanentRedirect(publication.get_absolute_url())
+    translations = list(publication.translations.all())
+    chosen = next((t for t in translations if t.language == language), None)
+    if chosen is None:
+        raise Http404("No translation in this language.")
+    with translation.override(language):
+        response = _render_detail(
+            request, publication, translations, TranslatedVersion(publication, chosen)
+        )
+    response["Content-Language"] = language
+    return response
 
 
 def _list_etag(request: HttpRequest, slug: str | None = None) -> str:

@@ -17,6 +17,7 @@ from django.db import connections
 from django.urls import reverse
 
 from publishing import services as publishing_services
+from publishing import translations
 from publishing.models import Topic
 from subscribers import services, tokens
 from subscribers.consent import Origin
@@ -80,6 +81,14 @@ def site(transactional_db: None) -> PublicSite:
         body=BODY,
     )
     publishing_services.publish(publication, by=None)
+    # A translated publication: its pages carry the links between the languages.
+    translations.add_translation(
+        publication,
+        translations.TranslationInput(
+            "fr", "Version de printemps : une archive plus rapide", BODY, "Les nouveautés."
+        ),
+        by=None,
+    )
     older = make_publication(
         topics=[releases], slug="winter-notes", title="Winter notes", summary="A quiet season."
     )
@@ -92,6 +101,7 @@ def site(transactional_db: None) -> PublicSite:
             "home": "/",
             "archive": reverse("publishing:archive"),
             "publication": publication.get_absolute_url(),
+            "publication-fr": publication.get_absolute_url() + "fr/",
             "topic": releases.get_absolute_url(),
             "signup": reverse("subscribers:signup"),
             "signup-thanks": reverse("subscribers:signup_thanks"),

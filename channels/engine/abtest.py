@@ -185,7 +185,8 @@ def _send_rest(dispatch: Dispatch, winner: int, now: datetime) -> int:
         channel = Channel.objects.get(pk=test_channel_id)
     recipients: Any = audience.recipients.filter(confirmed_at__lte=dispatch.created_at)
     rest = replace(audience, channel=channel, recipients=recipients)
-    return _insert_deliveries(dispatch.pk, rest, now, variant=winner)
+    languages = sorted(dispatch.translation_versions or {})
+    return _insert_deliveries(dispatch.pk, rest, now, variant=winner, languages=languages)
 
 
 def decide_due(now: datetime | None = None) -> int:

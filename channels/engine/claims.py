@@ -65,6 +65,8 @@ class ClaimedRow:
     #: Its dispatch was paused by a guardrail at the claim (decision 0085): held, not sent.
     dispatch_paused: bool = False
     updated_at: datetime | None = None
+    #: The translation the row carries (decision 0082); empty: the original.
+    language: str = ""
 
 
 #: The columns of a ClaimedRow, in its field order; the claim loads nothing else.
@@ -104,15 +106,21 @@ def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
     width = len(ROW_COLUMNS)
     rows = []
     for values in queryset.values_list(
-        *ROW_COLUMNS, *SUBSCRIBER_COLUMNS, "version_id", "is_reachable", "dispatch_paused"
+        *ROW_COLUMNS,
+        *SUBSCRIBER_COLUMNS,
+        "version_id",
+        "is_reachable",
+        "dispatch_paused",
+        "language",
     ):
         row = ClaimedRow(*values[:width])
         subscriber = values[width : width + len(SUBSCRIBER_COLUMNS)]
         if subscriber[0] is not None:
             row.subscriber = ClaimedSubscriber(*subscriber)
-        row.version_id = values[-3]
-        row.is_reachable = bool(values[-2])
-        row.dispatch_paused = bool(values[-1])
+        row.version_id = values[-4]
+        row.is_reachable = bool(values[-3])
+        row.dispatch_paused = bool(values[-2])
+        row.language = values[-1]
         rows.append(row)
     return rows
 

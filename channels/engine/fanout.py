@@ -140,11 +140,14 @@ def _insert_deliveries(
     *,
     variant: int | None = None,
     test: TestShare | None = None,
+    languages: Sequence[str] = (),
 ) -> int:
     """One INSERT ... SELECT: a queued delivery of the dispatch for each row of the audience,
     with no row through Python; an existing one (a second run) is left alone. ``variant``:
     the A/B subject every row carries; ``test``: only the test share, split between the
-    subjects."""
+    subjects. ``languages``: the dispatch's translations (decision 0082); a subscriber whose
+    language is one of them gets that translation (``Delivery.language``) and no A/B subject
+    (the subjects are in the original's language)."""
     try:
         select, select_params = audience.recipients.query.sql_with_params()
     except EmptyResultSet:
@@ -168,17 +171,31 @@ def _insert_deliveries(
         source, variant_column = "ranked AS audience", "audience.n %% %s"
         variant_params = [test.subjects]
         where, where_params = "audience.n < (audience.total * %s + 99) / 100", [test.share]
+    language_column, join, join_params = "''", "", []
+    if audience.kind == Delivery.Kind.SUBSCRIBER and languages:
+        subscriber = Subscriber._meta
+        locale = str(subscriber.get_field("locale").column)
+        join = (
+            f"LEFT JOIN {subscriber.db_table} AS reader ON reader.{subscriber.pk.column} = "
+            f"audience.id AND reader.{locale} IN ({', '.join(['%s'] * len(languages))})"
+        )
+        join_params = list(languages)
+        language_column = f"COALESCE(reader.{locale}, '')"
+        # Typed: a NULL parameter (no subject) would otherwise be text inside the CASE.
+        variant_column = (
+            f"CASE WHEN reader.{locale} IS NULL THEN CAST({variant_column} AS integer) END"
+        )
     # "WHERE <condition>": SQLite reads an upsert's ON after a bare FROM as a join constraint.
     # The audience is a CTE with a column list: SQLite has no column list on a subquery's
     # alias. The statement starts with INSERT, or Python's sqlite3 reports no rowcount.
     sql = f"""
         INSERT INTO {delivery} (kind, dispatch_id, channel_id, subscriber_id, recipient, priority,
             status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
-            updated_at, variant)
+            updated_at, variant, language)
         WITH audience (id) AS ({select}){ranking}
         SELECT %s, %s, {channel_column}, {subscriber_column}, '', %s, %s, 0, %s, '', '', %s, %s,
-            {variant_column}
-        FROM {source}
+            {variant_column}, {language_column}
+        FROM {source} {join}
         WHERE {where}
         ON CONFLICT DO NOTHING
     """  # noqa: S608 (table name from model metadata, the audience compiled by the ORM)
@@ -194,6 +211,7 @@ def _insert_deliveries(
         now,
         now,
         *variant_params,
+        *join_params,
         *where_params,
     ]
     with connection.cursor() as cursor:
@@ -248,7 +266,12 @@ def plan_dispatch(dispatch_id: int) -> int:
         for audience in audience_by_channel(topic_ids, now):
             if audience.kind == Delivery.Kind.SUBSCRIBER:
                 created += _insert_deliveries(
-                    dispatch.pk, audience, now, variant=variant, test=test
+                    dispatch.pk,
+                    audience,
+                    now,
+                    variant=variant,
+                    test=test,
+                    languages=sorted(dispatch.translation_versions or {}),
                 )
             else:  # Slack, Discord, webhooks: no subject to test, sent at once.
                 created += _insert_deliveries(dispatch.pk, audience, now)

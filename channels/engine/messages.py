@@ -24,13 +24,14 @@ from channels.models import Channel, Delivery
 from channels.tracking import store_links
 from config.mail import message_id_domain
 from publishing.abtests import subject_for
-from publishing.models import Publication
+from publishing.models import Dispatch, Publication, PublicationTranslation
 from publishing.rendering import (
     LESS_URL,
     MORE_URL,
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
     EmailTemplate,
+    TranslatedVersion,
     render_email,
     render_for_kind,
 )
@@ -71,13 +72,56 @@ def load_versions(rows: Sequence[ClaimedRow]) -> dict[int, Any]:
     return {version.history_id: version for version in versions}
 
 
+def load_translations(rows: Sequence[ClaimedRow]) -> dict[tuple[int, str], Any]:
+    """(dispatch id, language) -> the translation version the dispatch pinned, for the rows
+    that carry a translation (decision 0082); no query when none does. Bodies are deferred as
+    in ``load_versions``."""
+    wanted = {(row.dispatch_id, row.language) for row in rows if row.language and row.dispatch_id}
+    if not wanted:
+        return {}
+    pins = dict(
+        Dispatch.objects.filter(pk__in={dispatch_id for dispatch_id, _ in wanted}).values_list(
+            "pk", "translation_versions"
+        )
+    )
+    history_ids = {
+        (dispatch_id, language): (pins.get(dispatch_id) or {}).get(language)
+        for dispatch_id, language in wanted
+    }
+    history = PublicationTranslation.history.model.objects.filter(
+        history_id__in={value for value in history_ids.values() if value}
+    ).defer("body")
+    by_id = {row.history_id: row for row in history}
+    return {key: by_id[value] for key, value in history_ids.items() if value in by_id}
+
+
+def _render_key(version: Any) -> tuple[Any, ...]:
+    """What identifies a version's rendering in this process: its history row (and date), and
+    its translation's when it carries one."""
+    if isinstance(version, TranslatedVersion):
+        translation = version.translation
+        return (*_render_key(version.original), translation.history_id, translation.history_date)
+    return (version.history_id, version.history_date)
+
+
+def link_ref(surface: str, version: Any) -> tracking.LinkRef:
+    """The links a tracked message of ``version`` counts its click positions in."""
+    if isinstance(version, TranslatedVersion):
+        return tracking.LinkRef(
+            surface, version.original.history_id, version.translation.history_id
+        )
+    return tracking.LinkRef(surface, version.history_id)
+
+
 def _email_template(
     version: Any, from_email: str, tracked: bool = False, variant: int | None = None
 ) -> PreparedEmail:
     """The version's email prepared once per process and A/B subject; ``tracked``: with its
     links rewritten to click placeholders and the open pixel (the links are stored once, in
-    order). ``variant``: the delivery's subject of the version's A/B test (decision 0079)."""
-    subject = subject_for(version, variant)
+    order). ``variant``: the delivery's subject of the version's A/B test (decision 0079); a
+    translation's subject is its title (decision 0082)."""
+    translated = isinstance(version, TranslatedVersion)
+    subject = None if translated else subject_for(version, variant)
 
     def build() -> PreparedEmail:
         template = render_email(version)
@@ -86,10 +130,11 @@ def _email_template(
         if not tracked:
             return PreparedEmail.prepare(template, from_email)
         template, links = tracked_email(template)
-        store_links(version.history_id, tracking.EMAIL, links)
+        ref = link_ref(tracking.EMAIL, version)
+        store_links(ref.version_id, ref.stored_surface, links)
         return PreparedEmail.prepare(template, from_email, link_count=len(links))
 
-    key = ("email", version.history_id, version.history_date, from_email, tracked, subject)
+    key = ("email", *_render_key(version), from_email, tracked, subject)
     prepared: PreparedEmail = _cached(key, build)
     return prepared
 
@@ -157,7 +202,7 @@ def _subscriber_message(
     prepared = _email_template(version, from_email, tracked, row.variant)
     values = (
         tracking.tracking_values(
-            row.pk, tracking.LinkRef(tracking.EMAIL, version.history_id), prepared.link_count, sign
+            row.pk, link_ref(tracking.EMAIL, version), prepared.link_count, sign
         )
         if tracked and sign is not None
         else None
@@ -210,6 +255,7 @@ def build_messages(
             ).values_list("email_hash", flat=True)
         )
     versions = load_versions(rows)
+    translations = load_translations(rows)
     links = SubscriberLinks.build()
     sign = tracking.signer() if channel.tracking else None
     domain = message_id_domain()
@@ -221,6 +267,9 @@ def build_messages(
         message: Message | None = None
         try:
             if row.kind == Delivery.Kind.SUBSCRIBER:
+                translation = translations.get((row.dispatch_id or 0, row.language))
+                if translation is not None and version is not None:
+                    version = TranslatedVersion(version, translation)
                 message = _subscriber_message(row, version, from_email, date, links, domain, sign)
             elif row.kind == Delivery.Kind.BROADCAST and version is not None:
                 payload = (

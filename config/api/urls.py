@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from channels.api import ChannelViewSet, DeliveryViewSet, DispatchViewSet
 from channels.api_stats import PublicationStatsViewSet
 from publishing.api import PublicationViewSet, TopicViewSet
+from publishing.api_translations import PublicationTranslationViewSet
 from subscribers.api import SubscriberViewSet
 from subscribers.api_stats import SubscriberGrowthView
 
@@ -24,9 +25,13 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 # name (publication-stats): one router takes each basename once.
 stats_router = SimpleRouter()
 stats_router.register("publications", PublicationStatsViewSet, basename="publication")
+# A publication's translations (decision 0082), under the publication, the same way.
+translations_router = SimpleRouter()
+translations_router.register("publications", PublicationTranslationViewSet, basename="publication")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", include(router.urls)),
     path("", include(stats_router.urls)),
+    path("", include(translations_router.urls)),
     path("stats/subscribers/", SubscriberGrowthView.as_view(), name="subscriber-growth"),
 ]

@@ -66,7 +66,13 @@ from publishing.rendering.markup import (
     neutralise_placeholders,
     sanitize_html,
 )
-from publishing.rendering.source import Renderable, Source, body_html, read_source
+from publishing.rendering.source import (
+    Renderable,
+    Source,
+    TranslatedVersion,
+    body_html,
+    read_source,
+)
 
 __all__ = [
     "ALLOWED_ATTRIBUTES",
@@ -91,6 +97,7 @@ __all__ = [
     "UNSUBSCRIBE_URL",
     "EmailTemplate",
     "Renderable",
+    "TranslatedVersion",
     "clear_cache",
     "html_to_discord",
     "html_to_slack",
@@ -120,6 +127,18 @@ def _cache_key(version: Renderable, family: str) -> tuple[Any, ...] | None:
     from publishing.models import Publication
 
     site = (settings.SITE_URL, settings.SITE_NAME)
+    if isinstance(version, TranslatedVersion):
+        # The original's key and the translation's own: an edit of either is another entry.
+        original = _cache_key(version.original, family)
+        translation = version.translation
+        own = getattr(translation, "history_id", None)
+        if own is not None:
+            part: tuple[Any, ...] = ("version", own, getattr(translation, "history_date", None))
+        elif translation.pk is not None and translation.updated_at is not None:
+            part = ("live", translation.pk, translation.updated_at.isoformat())
+        else:
+            return None
+        return None if original is None else (*original, "translation", *part)
     if isinstance(version, Publication):
         if version.pk is None or version.updated_at is None:
             return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from django.conf import settings
@@ -34,10 +34,43 @@ class Source:
     language: str
     published_at: datetime | None
     topics: tuple[tuple[str, str], ...]  # (slug, name), sorted by slug
+    #: A translation's language (decision 0082): its page is /p/<slug>/<language>/.
+    translation: str = ""
 
     @property
     def url(self) -> str:
-        return f"{settings.SITE_URL}/p/{quote(self.slug)}/"
+        page = f"{settings.SITE_URL}/p/{quote(self.slug)}/"
+        return f"{page}{self.translation}/" if self.translation else page
+
+
+@dataclass(frozen=True)
+class TranslatedVersion:
+    """A publication version in another language (decision 0082): the title, summary, body and
+    language of ``translation`` (a PublicationTranslation or one of its history rows) with the
+    slug, topics and dates of ``original`` (a HistoricalPublication row or a Publication)."""
+
+    original: Any
+    translation: Any
+
+    @property
+    def title(self) -> str:
+        return str(self.translation.title)
+
+    @property
+    def slug(self) -> str:
+        return str(self.original.slug)
+
+    @property
+    def summary(self) -> str:
+        return str(self.translation.summary)
+
+    @property
+    def body(self) -> str:
+        return str(self.translation.body)
+
+    @property
+    def language(self) -> str:
+        return str(self.translation.language)
 
 
 def read_source(
@@ -48,6 +81,16 @@ def read_source(
     row's number within its publication only ``with_number``."""
     from publishing.models import Publication, Topic, count_versions_up_to
 
+    if isinstance(version, TranslatedVersion):
+        source = read_source(version.original, with_topics=with_topics, with_number=with_number)
+        return replace(
+            source,
+            title=version.title,
+            summary=version.summary,
+            body=version.body,
+            language=version.language,
+            translation=version.language,
+        )
     version_id: int | None
     version_number: int | None = None
     if isinstance(version, Publication):
