@@ -45,9 +45,7 @@ FR: dict[str, str | tuple[str, str]] = {
     ),
     "Not chosen: we pick it": "Non choisie : nous la choisissons",
     "Digest time": "Heure des résumés",
-    "Hour you usually read, learnt from your opens and clicks": (
-        "Heure à laquelle vous lisez d’habitude, apprise de vos ouvertures et clics"
-    ),
+    "Usual reading hour": "Heure de lecture habituelle",
     "Welcome to %(site_name)s": "Bienvenue sur %(site_name)s",
     "Your subscription is confirmed. You will receive:": (
         "Votre abonnement est confirmé. Vous recevrez :"

@@ -152,7 +152,7 @@ def test_what_we_store_lists_the_hours_and_the_download_has_them(
     Subscriber.objects.filter(pk=ana.pk).update(read_hour=7)
     shown = client.get(page(ana)).content.decode()
     assert "<dt>Digest time</dt><dd>Not chosen: we pick it</dd>" in shown
-    assert "learnt from your opens and clicks</dt><dd>07:00</dd>" in shown
+    assert "<dt>Usual reading hour</dt><dd>07:00</dd>" in shown
     data = client.get(page(ana) + "data.json").json()
     assert (data["digest_hour"], data["read_hour"]) == (None, 7)
 
