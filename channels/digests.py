@@ -1,14 +1,16 @@
 """Daily and weekly digests: who gets one, what it lists, and how it reaches the engine.
 
-Decision 0025. A digest period of a frequency ends at ``DIGEST_HOUR`` (UTC) every day, or on
-``DIGEST_WEEKDAY`` for weekly digests. For each reachable subscriber with an unpaused
-subscription of that frequency, one transaction locks the subscriber row, writes a ``Digest``
-(unique per subscriber, frequency and period end) and the ``Delivery`` that carries its
-complete message (kind ``digest``, on the default email channel); the engine then sends it like
-any other row, so suppression, retries, the rate limit, the circuit breaker and the sent journal
-apply. A run killed midway rolls back the subscriber it was writing; a second or concurrent run
-finds each period already taken. A digest's period starts where the subscriber's previous one
-of that frequency ended, so a publication is listed once and none is skipped.
+Decisions 0025 and 0081. A subscriber's digest period ends at their hour in their time zone
+every day, or on ``DIGEST_WEEKDAY`` for weekly digests (channels.digest_schedule); the schedule
+runs every quarter of an hour and writes the digests whose period has ended. For each reachable
+subscriber with an unpaused subscription of that frequency, one transaction locks the
+subscriber row, writes a ``Digest`` (unique per subscriber, frequency and period end) and the
+``Delivery`` that carries its complete message (kind ``digest``, on the default email channel);
+the engine then sends it like any other row, so suppression, retries, the rate limit, the
+circuit breaker and the sent journal apply. A run killed midway rolls back the subscriber it was
+writing; a second or concurrent run finds each period already taken. A digest's period starts
+where the subscriber's previous one of that frequency ended, so a publication is listed once
+and none is skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -25,7 +27,7 @@ import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Max, OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django_q.tasks import async_task
@@ -33,13 +35,20 @@ from django_q.tasks import async_task
 from channels import personalization, tracking
 from channels.backends.email_common import crlf_bytes
 from channels.digest_languages import in_language
+from channels.digest_schedule import Timing, due_end, is_next_end, latest_end
 from channels.engine.queue import enqueue_due_batches
 from channels.exceptions import DigestError
 from channels.models import Channel, Delivery, Digest
 from config.mail import message_id_domain
 from publishing.models import Dispatch, Publication
 from publishing.ranking import Reason
-from subscribers.models import Subscriber, Subscription
+from subscribers.models import (
+    Subscriber,
+    SubscriberQuerySet,
+    Subscription,
+    digest_time,
+    zone_named,
+)
 from subscribers.tokens import (
     FEEDBACK_CHOICES,
     feedback_token,
@@ -67,6 +76,13 @@ MAX_LOOKBACK: dict[str, timedelta] = {
     Digest.Frequency.WEEKLY: timedelta(weeks=4),
 }
 
+#: How far back a run reads publications: a period ends at most a period (plus an hour of DST)
+#: before the run and starts at most MAX_LOOKBACK before its end.
+ITEMS_WINDOW: dict[str, timedelta] = {
+    frequency: MAX_LOOKBACK[frequency] + PERIOD[frequency] + timedelta(hours=2)
+    for frequency in FREQUENCIES
+}
+
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
 
 
@@ -87,12 +103,21 @@ class DigestItem:
     less_url: str = ""
 
 
+@dataclass(frozen=True)
+class DuePeriod:
+    """A subscriber whose period of some frequency has ended without its digest."""
+
+    subscriber_id: int
+    end: datetime
+
+
 @dataclass
 class DigestReport:
     """What one run did for one frequency, for logs, the command and tests."""
 
     frequency: str
-    period_end: datetime
+    #: The time the run looked from: each subscriber's period is the latest one ended by then.
+    now: datetime
     candidates: int = 0
     created: int = 0
     #: False when the run stopped at its deadline with subscribers left (the next run goes on).
@@ -108,20 +133,19 @@ def check_frequency(frequency: str) -> str:
     return frequency
 
 
-def period_end(frequency: str, now: datetime) -> datetime:
-    """The end of the latest period of ``frequency`` ended at ``now``, in UTC.
+def timing_of(subscriber: Subscriber) -> Timing:
+    """The zone and local hour that end ``subscriber``'s periods (Subscriber.digest_time)."""
+    return Timing(zone=subscriber.zone, hour=subscriber.digest_time().hour)
 
-    Daily: the last DIGEST_HOUR:00 at or before ``now``; weekly: the last such time that falls
-    on DIGEST_WEEKDAY.
-    """
+
+def period_end(frequency: str, now: datetime, subscriber: Subscriber | None = None) -> datetime:
+    """The end of the latest period of ``frequency`` ended at ``now``, in UTC, for
+    ``subscriber`` (their hour in their zone), or for a subscriber in UTC with no hour of
+    their own (DIGEST_HOUR). Weekly: the latest such end on DIGEST_WEEKDAY."""
     check_frequency(frequency)
-    now = now.astimezone(UTC)
-    end = now.replace(hour=settings.DIGEST_HOUR, minute=0, second=0, microsecond=0)
-    if end > now:
-        end -= timedelta(days=1)
-    if frequency == Digest.Frequency.WEEKLY:
-        end -= timedelta(days=(end.weekday() - settings.DIGEST_WEEKDAY) % 7)
-    return end
+    if subscriber is None:
+        subscriber = Subscriber(timezone="UTC")
+    return latest_end(frequency, timing_of(subscriber), now)
 
 
 def published_between(start: datetime, end: datetime) -> list[DigestItem]:
@@ -157,24 +181,51 @@ def published_between(start: datetime, end: datetime) -> list[DigestItem]:
     ]
 
 
-def due_subscriber_ids(frequency: str, end: datetime, topic_ids: Iterable[int]) -> list[int]:
-    """Reachable subscribers with an unpaused ``frequency`` subscription to one of
-    ``topic_ids`` and no digest of that frequency for this period (or a later one)."""
+def _candidates(frequency: str, today: date, topic_ids: Iterable[int]) -> SubscriberQuerySet:
+    """Reachable subscribers with a ``frequency`` subscription to one of ``topic_ids`` that is
+    not paused on ``today`` or the day after (the day the period ends is a local day; the exact
+    rule is applied under the lock, in create_digest)."""
     subscriptions = (
-        Subscription.objects.receiving_digest(frequency, end.date())
+        Subscription.objects.receiving_digest(frequency, today + timedelta(days=1))
         .filter(subscriber_id=OuterRef("pk"), topic_id__in=list(topic_ids))
         .values("pk")
     )
-    done = Digest.objects.filter(
-        subscriber_id=OuterRef("pk"), frequency=frequency, period_end__gte=end
-    ).values("pk")
-    return list(
-        Subscriber.objects.reachable()
-        .filter(Exists(subscriptions))
-        .exclude(Exists(done))
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    return Subscriber.objects.reachable().filter(Exists(subscriptions))
+
+
+def due_periods(frequency: str, now: datetime, topic_ids: Iterable[int]) -> list[DuePeriod]:
+    """The candidates (see _candidates) whose latest period of ``frequency`` ended at ``now``
+    has no digest yet, with that period's end (channels.digest_schedule.due_end), in id order.
+
+    One query: each candidate with their zone, hours and the end of their previous digest of
+    that frequency; the local times are computed here (zoneinfo), not in SQL.
+    """
+    previous = (
+        Digest.objects.filter(subscriber_id=OuterRef("pk"), frequency=frequency)
+        .values("subscriber_id")
+        .annotate(last=Max("period_end"))
+        .values("last")
     )
+    rows = (
+        _candidates(frequency, now.date(), topic_ids)
+        .annotate(previous_end=Subquery(previous))
+        .order_by("pk")
+        .values_list(
+            "pk", "timezone", "digest_hour", "read_hour", "tracking_opt_out", "previous_end"
+        )
+    )
+    due: list[DuePeriod] = []
+    for pk, zone, digest_hour, read_hour, opted_out, previous_end in rows:
+        timing = Timing(zone_named(zone), digest_time(digest_hour, read_hour, opted_out).hour)
+        end = due_end(frequency, timing, now, previous_end)
+        if end is not None:
+            due.append(DuePeriod(pk, end))
+    return due
+
+
+def due_subscriber_ids(frequency: str, now: datetime, topic_ids: Iterable[int]) -> list[int]:
+    """The ids of due_periods: who has a digest of ``frequency`` due at ``now``."""
+    return [period.subscriber_id for period in due_periods(frequency, now, topic_ids)]
 
 
 def build_digest_email(
@@ -266,10 +317,13 @@ def create_digest(
 
     One transaction: the subscriber row is locked (``SELECT ... FOR UPDATE``), so two runs
     handling the same subscriber take turns and the second finds the period taken; the unique
-    constraint on (subscriber, frequency, period_end) is the last word. ``items`` are the
-    candidates of the whole lookback window (published_between), newest first. Returns None,
-    writing nothing, when the subscriber is no longer reachable, already has this period's
-    digest, or has nothing to read (nothing published on their topics since their last one).
+    constraint on (subscriber, frequency, period_end) is the last word. Under the lock ``end``
+    must still be the subscriber's next period end for their current zone and hour
+    (digest_schedule.is_next_end): a change of settings since ``end`` was computed, or a
+    digest of that day already written, writes nothing. ``items`` are the candidates of the
+    whole lookback window (published_between), newest first. Returns None, writing nothing,
+    when the subscriber is no longer reachable, already has this period's digest, or has
+    nothing to read (nothing published on their topics since their last one).
     """
     try:
         with transaction.atomic():
@@ -279,17 +333,14 @@ def create_digest(
             if subscriber is None:
                 return None
             digests = Digest.objects.filter(subscriber=subscriber, frequency=frequency)
-            if digests.filter(period_end__gte=end).exists():
+            previous = digests.order_by("-period_end").values_list("period_end", flat=True).first()
+            timing = timing_of(subscriber)
+            if not is_next_end(frequency, timing, end, previous):
                 return None
-            previous = (
-                digests.filter(period_end__lt=end)
-                .order_by("-period_end")
-                .values_list("period_end", flat=True)
-                .first()
-            )
             start = max(previous or end - PERIOD[frequency], end - MAX_LOOKBACK[frequency])
             topic_ids = set(
-                Subscription.objects.receiving_digest(frequency, end.date())
+                # Paused or not on the local day the period ends.
+                Subscription.objects.receiving_digest(frequency, end.astimezone(timing.zone).date())
                 .filter(subscriber=subscriber)
                 .values_list("topic_id", flat=True)
             )
@@ -351,11 +402,12 @@ def send_digests(
 ) -> list[DigestReport]:
     """Write every digest due at ``now`` (default: the current time) and enqueue their sending.
 
-    For each frequency, the period is the latest one ended at ``now`` (period_end). Idempotent
-    and safe to run concurrently: see create_digest. ``deadline`` (a time.monotonic() value)
-    stops the run between subscribers; the rest is done by the next run. Raises DigestError
-    for an unknown frequency or a ``now`` in the future. With no enabled email channel nothing
-    is written (the next run, once one exists, sends the digests).
+    For each frequency and subscriber, the period is their latest one ended at ``now``, at
+    their hour in their zone (due_periods). Idempotent and safe to run concurrently: see
+    create_digest. ``deadline`` (a time.monotonic() value) stops the run between subscribers;
+    the rest is done by the next run. Raises DigestError for an unknown frequency or a ``now``
+    in the future. With no enabled email channel nothing is written (the next run, once one
+    exists, sends the digests).
     """
     current = timezone.now()
     now = now or current
@@ -369,25 +421,26 @@ def send_digests(
         return []
     reports: list[DigestReport] = []
     for frequency in frequencies:
-        end = period_end(frequency, now)
-        report = DigestReport(frequency=frequency, period_end=end)
+        report = DigestReport(frequency=frequency, now=now)
         reports.append(report)
-        items = published_between(end - MAX_LOOKBACK[frequency], end)
+        # Every subscriber's period ends within a period (and a DST hour) before ``now``, and
+        # starts at most MAX_LOOKBACK before its end.
+        items = published_between(now - ITEMS_WINDOW[frequency], now)
         if not items:
             continue
         topic_ids = set().union(*(item.topic_ids for item in items))
-        candidates = due_subscriber_ids(frequency, end, topic_ids)
+        candidates = due_periods(frequency, now, topic_ids)
         report.candidates = len(candidates)
-        for subscriber_id in candidates:
+        for due in candidates:
             if deadline is not None and time.monotonic() >= deadline:
                 report.finished = False
                 break
-            if create_digest(subscriber_id, frequency, end, items, channel) is not None:
+            if create_digest(due.subscriber_id, frequency, due.end, items, channel) is not None:
                 report.created += 1
         logger.info(
-            "Digests %s to %s: %s candidates, %s written",
+            "Digests %s at %s: %s due, %s written",
             frequency,
-            end.isoformat(),
+            now.isoformat(),
             report.candidates,
             report.created,
         )

@@ -6,7 +6,7 @@ makes a second run harmless and the sweeper replaces a task that never ran.
 
 from __future__ import annotations
 
-from channels import digests, engagement
+from channels import digests, engagement, read_hours
 from channels.engine import batches, fanout, sweeper
 
 
@@ -28,3 +28,7 @@ def send_digests() -> int:
 
 def classify_engagement() -> int:
     return engagement.classify_for_a_while()
+
+
+def refresh_read_hours() -> int:
+    return read_hours.refresh_read_hours()

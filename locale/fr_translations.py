@@ -10,6 +10,42 @@ import sys
 from pathlib import Path
 
 FR: dict[str, str | tuple[str, str]] = {
+    # Digests at the reader's hour (decision 0081).
+    "Let us pick: when I usually read our emails": (
+        "Laissez-nous choisir : quand je lis d’habitude vos e-mails"
+    ),
+    "Digest time (daily and weekly digests)": "Heure des résumés (quotidiens et hebdomadaires)",
+    "Choose an hour from 00:00 to 23:00, or let us pick.": (
+        "Choisissez une heure de 00:00 à 23:00, ou laissez-nous choisir."
+    ),
+    "We send your digests at %(hour)s (%(zone)s), the hour you chose.": (
+        "Nous envoyons vos résumés à %(hour)s (%(zone)s), l’heure que vous avez choisie."
+    ),
+    "We send your digests at %(hour)s (%(zone)s), when you usually read our emails.": (
+        "Nous envoyons vos résumés à %(hour)s (%(zone)s), l’heure à laquelle vous lisez "
+        "d’habitude nos e-mails."
+    ),
+    (
+        "We send your digests at %(hour)s (%(zone)s). You asked us not to count opens and "
+        "clicks, so we do not learn when you usually read: choose an hour if you prefer another."
+    ): (
+        "Nous envoyons vos résumés à %(hour)s (%(zone)s). Vous nous avez demandé de ne pas "
+        "compter les ouvertures et les clics : nous n’apprenons donc pas quand vous lisez. "
+        "Choisissez une heure si vous en préférez une autre."
+    ),
+    (
+        "We send your digests at %(hour)s (%(zone)s). Once you have read a few of our emails, "
+        "we send them at the hour you usually read."
+    ): (
+        "Nous envoyons vos résumés à %(hour)s (%(zone)s). Quand vous aurez lu quelques-uns de "
+        "nos e-mails, nous les enverrons à l’heure à laquelle vous lisez d’habitude."
+    ),
+    "Weekly digests go out every %(weekday)s.": (
+        "Les résumés hebdomadaires partent chaque %(weekday)s."
+    ),
+    "Not chosen: we pick it": "Non choisie : nous la choisissons",
+    "Digest time": "Heure des résumés",
+    "Usual reading hour": "Heure de lecture habituelle",
     "Welcome to %(site_name)s": "Bienvenue sur %(site_name)s",
     "Your subscription is confirmed. You will receive:": (
         "Votre abonnement est confirmé. Vous recevrez :"

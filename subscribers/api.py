@@ -33,7 +33,7 @@ from publishing.models import ApiScope, Topic
 from subscribers import services
 from subscribers.forms import MAX_PAUSE_DAYS, NAME_MAX_LENGTH, public_topics, valid_timezone
 from subscribers.limits import signup_retry_after
-from subscribers.models import EMAIL_MAX_LENGTH, Subscriber, Subscription
+from subscribers.models import EMAIL_MAX_LENGTH, LAST_HOUR, Subscriber, Subscription
 from subscribers.queries import frequency_of
 
 MAX_TOPICS = 50
@@ -135,6 +135,17 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
     paused_until = serializers.SerializerMethodField(
         help_text="The first day mail resumes, while a dated pause is ahead; else null."
     )
+    digest_hour = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The local hour (0-23, in `timezone`) chosen for daily and weekly digests; "
+        "null: we pick it (the hour the subscriber usually reads, else the site's default). "
+        "The value a PATCH takes.",
+    )
+    digest_time = serializers.SerializerMethodField(
+        help_text="When digests actually go: `hour` (local, 0-23) and `reason`: `chosen`, "
+        "`learned` (the hour they usually read, from human opens and clicks) or `default`."
+    )
 
     class Meta:
         model = Subscriber
@@ -145,6 +156,8 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
             "status",
             "locale",
             "timezone",
+            "digest_hour",
+            "digest_time",
             "email_format",
             "tracking_opt_out",
             "source",
@@ -173,6 +186,19 @@ class SubscriberSerializer(serializers.ModelSerializer[Subscriber]):
     @extend_schema_field(serializers.DateField(allow_null=True))
     def get_paused_until(self, subscriber: Subscriber) -> date | None:
         return self._frequency(subscriber)[1]
+
+    @extend_schema_field(
+        inline_serializer(
+            "DigestTime",
+            {
+                "hour": serializers.IntegerField(min_value=0, max_value=LAST_HOUR),
+                "reason": serializers.ChoiceField(choices=["chosen", "learned", "default"]),
+            },
+        )
+    )
+    def get_digest_time(self, subscriber: Subscriber) -> dict[str, Any]:
+        chosen = subscriber.digest_time()
+        return {"hour": chosen.hour, "reason": chosen.reason}
 
 
 def _topics_by_slug(slugs: list[str], *, kept: frozenset[int] = frozenset()) -> list[Topic]:
@@ -238,6 +264,17 @@ class PreferencesSerializer(serializers.Serializer[dict[str, Any]]):
     tracking_opt_out = serializers.BooleanField(
         required=False,
         help_text="True: this subscriber's mail carries no open pixel and no click redirects.",
+    )
+    digest_hour = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=LAST_HOUR,
+        help_text="Local hour (0-23) for daily and weekly digests; null: let us pick.",
+        error_messages={
+            "min_value": "Choose an hour from 0 to 23 (or null to let us pick).",
+            "max_value": "Choose an hour from 0 to 23 (or null to let us pick).",
+        },
     )
 
     def validate_paused_until(self, value: date | None) -> date | None:
@@ -402,8 +439,8 @@ class SubscriberViewSet(
 
     @document(
         summary="Change a subscriber's preferences",
-        description="Topics, frequency (with `paused_until` for a pause), format, name, locale "
-        "and time zone; fields not sent keep their value. Logged in the consent log. "
+        description="Topics, frequency (with `paused_until` for a pause), format, name, locale, "
+        "time zone and digest hour; fields not sent keep their value. Logged in the consent log. "
         "Needs subscribers:write.",
         request=PreferencesSerializer,
         responses={200: SubscriberSerializer},
@@ -431,6 +468,7 @@ class SubscriberViewSet(
             locale=data.get("locale"),
             time_zone=data.get("timezone"),
             tracking_opt_out=data.get("tracking_opt_out"),
+            digest_hour=data.get("digest_hour", services.Keep.KEEP),
         )
         return self._detail(subscriber.pk)
 

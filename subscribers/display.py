@@ -14,11 +14,13 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
+from django.conf import settings
 from django.utils import formats, timezone, translation
+from django.utils.dates import WEEKDAYS
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from subscribers.models import ConsentEvent, Subscriber, Subscription
+from subscribers.models import ConsentEvent, DigestTime, Subscriber, Subscription
 
 STATUS_WORDS: dict[str, Promise] = {
     Subscriber.Status.PENDING: _("Waiting for your confirmation"),
@@ -102,6 +104,46 @@ def day(value: date | None) -> str:
     return formats.date_format(value, "DATE_FORMAT") if value is not None else ""
 
 
+def hour_words(hour: int) -> str:
+    """A local hour as a clock shows it: "07:00"."""
+    return f"{hour:02d}:00"
+
+
+def digest_time_words(subscriber: Subscriber) -> str:
+    """When their digests go, and why, in the active language (decision 0081): "We send your
+    digests at 07:00 (Europe/Paris), when you usually read our emails." """
+    chosen = subscriber.digest_time()
+    values = {"hour": hour_words(chosen.hour), "zone": subscriber.timezone}
+    if chosen.reason == DigestTime.Reason.CHOSEN:
+        text = _("We send your digests at %(hour)s (%(zone)s), the hour you chose.") % values
+    elif chosen.reason == DigestTime.Reason.LEARNED:
+        text = (
+            _("We send your digests at %(hour)s (%(zone)s), when you usually read our emails.")
+            % values
+        )
+    elif subscriber.tracking_opt_out:
+        text = (
+            _(
+                "We send your digests at %(hour)s (%(zone)s). You asked us not to count opens "
+                "and clicks, so we do not learn when you usually read: choose an hour if you "
+                "prefer another."
+            )
+            % values
+        )
+    else:
+        text = (
+            _(
+                "We send your digests at %(hour)s (%(zone)s). Once you have read a few of our "
+                "emails, we send them at the hour you usually read."
+            )
+            % values
+        )
+    weekly = _("Weekly digests go out every %(weekday)s.") % {
+        "weekday": WEEKDAYS[settings.DIGEST_WEEKDAY]
+    }
+    return f"{text} {weekly}"
+
+
 @dataclass(frozen=True)
 class SubscriptionLine:
     topic: str
@@ -131,6 +173,8 @@ class StoredData:
     status: str
     language: str
     timezone: str
+    digest_hour: str
+    read_hour: str
     email_format: str
     tracking: str
     signed_up: str
@@ -170,6 +214,12 @@ def stored_data(subscriber: Subscriber) -> StoredData:
         status=words(STATUS_WORDS, subscriber.status),
         language=language_name(subscriber.locale),
         timezone=subscriber.timezone,
+        digest_hour=(
+            hour_words(subscriber.digest_hour)
+            if subscriber.digest_hour is not None
+            else str(_("Not chosen: we pick it"))
+        ),
+        read_hour=hour_words(subscriber.read_hour) if subscriber.read_hour is not None else "",
         email_format=words(FORMAT_WORDS, subscriber.email_format),
         tracking=str(
             _("Off: you opted out")

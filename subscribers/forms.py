@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from publishing.models import Topic
-from subscribers.models import EMAIL_MAX_LENGTH, Subscriber, Subscription
+from subscribers.models import EMAIL_MAX_LENGTH, LAST_HOUR, Subscriber, Subscription
 
 #: Identifies the sign-up page's consent wording; bump it whenever that wording changes, so the
 #: consent log tells which text each person agreed to.
@@ -80,6 +80,11 @@ FREQUENCY_CHOICES = [
     (Subscription.Frequency.WEEKLY.value, _("Weekly digest")),
     (Subscription.Frequency.PAUSED.value, _("Paused")),
 ]
+#: "Let us pick" (empty) or a local hour (decision 0081).
+DIGEST_HOUR_CHOICES = [
+    ("", _("Let us pick: when I usually read our emails")),
+    *((str(hour), f"{hour:02d}:00") for hour in range(LAST_HOUR + 1)),
+]
 FORMAT_CHOICES = [
     (Subscriber.EmailFormat.HTML.value, _("HTML with a plain-text alternative")),
     (Subscriber.EmailFormat.TEXT.value, _("Plain text only")),
@@ -107,6 +112,17 @@ class PreferencesForm(forms.Form):
     )
     locale = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     timezone = forms.ChoiceField(label=_("Time zone"), choices=())
+    digest_hour = forms.TypedChoiceField(
+        label=_("Digest time (daily and weekly digests)"),
+        choices=DIGEST_HOUR_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        error_messages={
+            "invalid_choice": _("Choose an hour from 00:00 to 23:00, or let us pick."),
+        },
+        widget=forms.Select(attrs={"aria-describedby": "digest-time"}),
+    )
     tracking_opt_out = forms.BooleanField(
         label=_("Do not count whether I open your emails or click their links"),
         required=False,

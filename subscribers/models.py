@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zoneinfo
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
@@ -35,6 +37,41 @@ def validate_timezone(value: str) -> None:
             params={"value": value},
             code="invalid_timezone",
         )
+
+
+#: The hours a digest may go at, local time.
+LAST_HOUR = 23
+
+
+@dataclass(frozen=True)
+class DigestTime:
+    """The local hour a subscriber's digests go at, and why (decision 0081)."""
+
+    class Reason:
+        CHOSEN = "chosen"
+        LEARNED = "learned"
+        DEFAULT = "default"
+
+    hour: int
+    reason: str
+
+
+def digest_time(digest_hour: int | None, read_hour: int | None, opted_out: bool) -> DigestTime:
+    """The local hour digests go at: the hour chosen; else, unless tracking was refused, the
+    hour the subscriber usually reads; else DIGEST_HOUR (decision 0081)."""
+    if digest_hour is not None:
+        return DigestTime(digest_hour, DigestTime.Reason.CHOSEN)
+    if read_hour is not None and not opted_out:
+        return DigestTime(read_hour, DigestTime.Reason.LEARNED)
+    return DigestTime(settings.DIGEST_HOUR, DigestTime.Reason.DEFAULT)
+
+
+def zone_named(name: str) -> zoneinfo.ZoneInfo:
+    """The time zone ``name`` (UTC if this machine does not know it)."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
@@ -75,6 +112,20 @@ class Subscriber(models.Model):
     name = models.CharField(max_length=200, blank=True)
     locale = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # Decision 0081. Empty: "let us pick", the hour they usually read (read_hour) once known,
+    # else DIGEST_HOUR; both hours are local, in ``timezone``.
+    digest_hour = models.PositiveSmallIntegerField(
+        "digest hour",
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(LAST_HOUR)],
+        help_text="Local hour (0-23) chosen for digests; empty: the hour they usually read.",
+    )
+    # Learned from their human opens and clicks by channels.read_hours (rewritten daily, kept
+    # out of the history); empty while they have read too few messages.
+    read_hour = models.PositiveSmallIntegerField(
+        "usual reading hour", null=True, blank=True, editable=False
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     # Engagement tracking (decision 0078): opted out, this subscriber's mail has no open pixel
     # and no click redirects, whatever the channel says.
@@ -93,7 +144,7 @@ class Subscriber(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords(excluded_fields=["token_key"])
+    history = HistoricalRecords(excluded_fields=["token_key", "read_hour"])
 
     objects = SubscriberQuerySet.as_manager()
 
@@ -101,6 +152,12 @@ class Subscriber(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
+            models.CheckConstraint(
+                condition=models.Q(digest_hour__lte=LAST_HOUR), name="subscriber_digest_hour_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(read_hour__lte=LAST_HOUR), name="subscriber_read_hour_range"
+            ),
         ]
         indexes = [
             models.Index(fields=["status"], name="subscriber_status"),
@@ -116,6 +173,15 @@ class Subscriber(models.Model):
         if update_fields is not None and "email" in update_fields:
             kwargs["update_fields"] = {*update_fields, "email_hash"}
         super().save(*args, **kwargs)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The subscriber's time zone (UTC if the stored name is unknown to this machine)."""
+        return zone_named(self.timezone)
+
+    def digest_time(self) -> DigestTime:
+        """The local hour their digests go at, and why (see digest_time)."""
+        return digest_time(self.digest_hour, self.read_hour, self.tracking_opt_out)
 
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):

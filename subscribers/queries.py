@@ -51,6 +51,8 @@ def export_subscriber_data(subscriber: Subscriber) -> dict[str, Any]:
         "status": subscriber.status,
         "locale": subscriber.locale,
         "timezone": subscriber.timezone,
+        "digest_hour": subscriber.digest_hour,
+        "read_hour": subscriber.read_hour,
         "email_format": subscriber.email_format,
         "source": subscriber.source,
         "created_at": stamp(subscriber.created_at),

@@ -8,6 +8,7 @@ Origin (subscribers.consent), what a link names (subscribers.links), what we sto
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ImportOptions",
     "ImportReport",
+    "Keep",
     "Origin",
     "SignupOutcome",
     "UnsubscribeLink",
@@ -230,6 +232,12 @@ def _replace_topics(subscriber: Subscriber, topics: Iterable[Topic], frequency: 
         Subscription.objects.create(subscriber=subscriber, topic_id=topic_id, frequency=frequency)
 
 
+class Keep(enum.Enum):
+    """A value update_preferences leaves as it is (where None is a value of its own)."""
+
+    KEEP = "keep"
+
+
 def update_preferences(
     subscriber: Subscriber,
     *,
@@ -242,12 +250,15 @@ def update_preferences(
     locale: str | None = None,
     time_zone: str | None = None,
     tracking_opt_out: bool | None = None,
+    digest_hour: int | Keep | None = Keep.KEEP,
 ) -> Subscriber:
     """Apply the preference center's choices to every subscription and log the change.
 
     Frequency "paused" with a date keeps the frequency the subscriber had and sets
     ``paused_until``, so delivery resumes by itself that day; "paused" without a date is paused
-    until changed (decision 0023). Input is already validated by the form.
+    until changed (decision 0023). ``digest_hour``: a local hour 0-23, or None for "let us
+    pick" (decision 0081). Opting out of tracking forgets the reading hour learnt from it.
+    Input is already validated by the form.
     """
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
@@ -275,6 +286,12 @@ def update_preferences(
             if value is not None:
                 setattr(subscriber, attribute, value)
                 fields.append(attribute)
+        if not isinstance(digest_hour, Keep):
+            subscriber.digest_hour = digest_hour
+            fields.append("digest_hour")
+        if subscriber.tracking_opt_out and subscriber.read_hour is not None:
+            subscriber.read_hour = None
+            fields.append("read_hour")
         subscriber.save(update_fields=fields)
         log_consent(
             ConsentEvent.Action.PREFERENCES,
@@ -287,6 +304,8 @@ def update_preferences(
                 "paused_until": paused_until.isoformat() if paused_until else None,
                 "email_format": email_format,
                 "tracking_opt_out": subscriber.tracking_opt_out,
+                "timezone": subscriber.timezone,
+                "digest_hour": subscriber.digest_hour,
             },
         )
     logger.info("subscribers: subscriber %s changed preferences", subscriber.pk)

@@ -142,6 +142,7 @@ def _preferences_initial(subscriber: Subscriber) -> dict[str, Any]:
         "email_format": subscriber.email_format,
         "locale": subscriber.locale,
         "timezone": subscriber.timezone,
+        "digest_hour": "" if subscriber.digest_hour is None else str(subscriber.digest_hour),
         "tracking_opt_out": subscriber.tracking_opt_out,
     }
 
@@ -187,6 +188,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 locale=data["locale"],
                 time_zone=data["timezone"],
                 tracking_opt_out=data["tracking_opt_out"],
+                digest_hour=data["digest_hour"],
                 origin=origin,
             )
             return HttpResponseRedirect(here + "?done=saved")
@@ -201,6 +203,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "subscriber": subscriber,
             "done": request.GET.get("done", ""),
             "stored": display.stored_data(subscriber),
+            "digest_time": display.digest_time_words(subscriber),
             "is_unsubscribed": subscriber.status == Subscriber.Status.UNSUBSCRIBED,
             "is_pending": subscriber.status == Subscriber.Status.PENDING,
             "paused": Subscription.Frequency.PAUSED.value,

@@ -454,9 +454,10 @@ LEDGER_FALLBACK_EMAIL_BACKEND: str = env.str(
     "LEDGER_FALLBACK_EMAIL_BACKEND", default="channels.mail.OutboxEmailBackend"
 )
 
-# --- Digests (decision 0025) ----------------------------------------------------------------
-#: Hour of the day (UTC, 0-23) at which daily and weekly digests close their period and go out.
-DIGEST_HOUR: int = env.int("DIGEST_HOUR", default=7)
+# --- Digests (decisions 0025 and 0081) --------------------------------------------------------
+#: The hour of the day, in each subscriber's own time zone (0-23), at which their digest goes
+#: when they have neither chosen an hour nor enough reads for one to be learned.
+DIGEST_HOUR: int = env.int("DIGEST_HOUR", default=8)
 if not 0 <= DIGEST_HOUR <= 23:
     raise ImproperlyConfigured(f"DIGEST_HOUR must be an hour from 0 to 23, not {DIGEST_HOUR}.")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -465,8 +466,20 @@ if _digest_weekday not in WEEKDAYS:
     raise ImproperlyConfigured(
         f"DIGEST_WEEKDAY must be a day name (monday ... sunday), not {_digest_weekday!r}."
     )
-#: Day weekly digests go out, as datetime.weekday() counts it (0 is Monday).
+#: Day weekly digests go out, in each subscriber's time zone, as datetime.weekday() counts it
+#: (0 is Monday).
 DIGEST_WEEKDAY: int = WEEKDAYS.index(_digest_weekday)
+#: Send-time optimisation: a subscriber who lets us pick their hour and has read at least this
+#: many messages (a human open or click, one per message) in the last DIGEST_READ_DAYS days
+#: gets their digest at the local hour they most often read.
+DIGEST_READ_MIN: int = env.int("DIGEST_READ_MIN", default=5)
+if DIGEST_READ_MIN < 1:
+    raise ImproperlyConfigured(f"DIGEST_READ_MIN must be 1 or more, not {DIGEST_READ_MIN}.")
+DIGEST_READ_DAYS: int = env.int("DIGEST_READ_DAYS", default=90)
+if not 1 <= DIGEST_READ_DAYS <= 365:
+    raise ImproperlyConfigured(
+        f"DIGEST_READ_DAYS must be a number of days from 1 to 365, not {DIGEST_READ_DAYS}."
+    )
 
 # --- Engagement tracking (decision 0078, docs/analytics.md) ----------------------------------
 #: A hit sooner than this after its message was sent is a machine's (security scanners and

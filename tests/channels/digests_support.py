@@ -19,9 +19,10 @@ from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
 UTC = dt.UTC
 DAILY = Subscription.Frequency.DAILY
 WEEKLY = Subscription.Frequency.WEEKLY
-# Wednesday 4 March 2026 and Monday 2 March 2026, at the default DIGEST_HOUR (7, UTC).
-WEDNESDAY = dt.datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
-MONDAY = dt.datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+# Wednesday 4 March 2026 and Monday 2 March 2026, at the default DIGEST_HOUR (8) of a
+# subscriber in UTC (the default zone).
+WEDNESDAY = dt.datetime(2026, 3, 4, 8, 0, tzinfo=UTC)
+MONDAY = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def publish(topic: Topic, when: dt.datetime, title: str) -> Publication:

@@ -24,8 +24,8 @@ def test_the_command_sends_the_digests_due_at_the_given_time(
     publish(topic, MONDAY - dt.timedelta(hours=2), "News")
 
     with time_machine.travel(MONDAY + dt.timedelta(days=3), tick=False):
-        call_command("send_digests", "--frequency", "weekly", "--now", "2026-03-02T07:30")
-        call_command("send_digests", "--now", "2026-03-02T07:30:00+00:00")
+        call_command("send_digests", "--frequency", "weekly", "--now", "2026-03-02T08:30")
+        call_command("send_digests", "--now", "2026-03-02T08:30:00+00:00")
 
     assert list(Digest.objects.order_by("pk").values_list("frequency", "period_end")) == [
         (WEEKLY, MONDAY),
@@ -43,7 +43,7 @@ def test_the_command_reports_its_work(
     with time_machine.travel(WEDNESDAY + dt.timedelta(hours=1), tick=False):
         call_command("send_digests", "--frequency", "daily")
     output = capsys.readouterr().out
-    assert "daily digests to 2026-03-04T07:00:00+00:00: 1 written" in output
+    assert "daily digests due at 2026-03-04T09:00:00+00:00: 1 written (1 subscribers due)" in output
 
 
 @pytest.mark.django_db

@@ -55,7 +55,7 @@ def test_it_sends_a_daily_subscriber_one_digest_of_the_days_matching_publication
     reports = run(WEDNESDAY + dt.timedelta(minutes=5))
 
     daily_report = next(r for r in reports if r.frequency == DAILY)
-    assert (daily_report.period_end, daily_report.created) == (WEDNESDAY, 1)
+    assert (daily_report.candidates, daily_report.created) == (1, 1)
     digest = Digest.objects.get()
     assert (digest.subscriber, digest.frequency) == (daily, DAILY)
     assert (digest.period_start, digest.period_end) == (WEDNESDAY - dt.timedelta(days=1), WEDNESDAY)
@@ -92,8 +92,9 @@ def test_it_sends_a_weekly_subscriber_the_publications_of_the_week_on_the_weekda
     # Tuesday: the weekly period that ended last is the one ending on Monday.
     reports = run(MONDAY + dt.timedelta(days=1, hours=2), frequencies=[WEEKLY])
 
-    assert [(r.period_end, r.created) for r in reports] == [(MONDAY, 1)]
+    assert [r.created for r in reports] == [1]
     digest = Digest.objects.get()
+    assert digest.period_end == MONDAY
     assert (digest.subscriber, digest.frequency) == (weekly, WEEKLY)
     assert digest.period_start == MONDAY - dt.timedelta(weeks=1)
     assert set(digest.publications.all()) == {first, second}
@@ -321,11 +322,20 @@ def test_erasing_a_subscriber_scrubs_their_digests(
 
 
 @pytest.mark.django_db
-def test_a_migration_schedules_the_digests_every_hour() -> None:
+def test_a_migration_schedules_the_digests_every_quarter_hour_and_read_hours_daily() -> None:
     schedule = Schedule.objects.get(name="channels.send_digests")
-    assert (schedule.func, schedule.schedule_type, schedule.repeats) == (
+    assert (schedule.func, schedule.schedule_type, schedule.minutes, schedule.repeats) == (
         "channels.tasks.send_digests",
-        Schedule.HOURLY,
+        Schedule.MINUTES,
+        15,
+        -1,
+    )
+    # On a quarter hour: the local hours of zones offset by :30 and :45 begin then.
+    assert schedule.next_run.minute % 15 == 0 and schedule.next_run.second == 0
+    learner = Schedule.objects.get(name="channels.refresh_read_hours")
+    assert (learner.func, learner.schedule_type, learner.repeats) == (
+        "channels.tasks.refresh_read_hours",
+        Schedule.DAILY,
         -1,
     )
 

@@ -1,4 +1,5 @@
-"""Send the daily and weekly digests due now (or at --now), as the hourly schedule does."""
+"""Send the daily and weekly digests due now (or at --now), as the quarter-hourly schedule
+does."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def parse_time(value: str) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        "Write and send the digests of the latest period ended now (or at --now): daily and "
-        "weekly, or only --frequency. Running it again sends nothing twice (decision 0025)."
+        "Write and send the digests whose period has ended by now (or by --now), each "
+        "subscriber's at their hour in their time zone: daily and weekly, or only --frequency. "
+        "Running it again sends nothing twice (decisions 0025 and 0081)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -51,7 +53,7 @@ class Command(BaseCommand):
             raise CommandError("No enabled email channel: no digest was written.")
         for report in reports:
             self.stdout.write(
-                f"{report.frequency} digests to {report.period_end.isoformat()}: "
-                f"{report.created} written ({report.candidates} subscribers to check)."
+                f"{report.frequency} digests due at {report.now.isoformat()}: "
+                f"{report.created} written ({report.candidates} subscribers due)."
             )
         self.stdout.write(self.style.SUCCESS("Digests queued for sending."))
