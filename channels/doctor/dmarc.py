@@ -291,7 +291,13 @@ def _without(record: str, names: list[str]) -> str:
 
 
 def _replace(record: str, name: str, value: str) -> str:
-    parts = [part.strip() for part in record.split(";") if part.strip()]
+    """``record`` with tag ``name`` set to ``value``; a record the doctor suggests never keeps
+    a tag DMARCbis removed (pct, rf, ri)."""
+    parts = [
+        part.strip()
+        for part in record.split(";")
+        if part.strip() and part.split("=", 1)[0].strip().lower() not in REMOVED_TAGS
+    ]
     replaced = [
         f"{name}={value}" if part.split("=", 1)[0].strip().lower() == name else part
         for part in parts

@@ -238,6 +238,17 @@ def test_pct_is_reported_as_gone_in_dmarcbis(good_smtp: Channel, zone: Zone) -> 
     assert finding["source"].startswith("RFC 9989")
 
 
+def test_no_suggested_record_keeps_a_tag_dmarcbis_removed(good_smtp: Channel, zone: Zone) -> None:
+    zone.set("_dmarc.example.com", "TXT", "v=DMARC1; p=none; pct=50; rua=mailto:d@example.com")
+
+    _status, output = run_doctor("--json")
+
+    fixes = [f["fix"] for f in findings(output) if f["check"] == "dmarc"]
+    assert len(fixes) == 2 and all(fixes)
+    assert any("p=quarantine" in fix for fix in fixes)
+    assert not any("pct" in fix for fix in fixes)
+
+
 def test_a_missing_list_unsubscribe_post_header_is_a_failure(
     good_smtp: Channel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
