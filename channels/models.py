@@ -194,14 +194,20 @@ class Delivery(models.Model):
 
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SUBSCRIBER)
     # Empty for transactional mail, which belongs to no publication.
+    # No single-column index on dispatch or channel: (dispatch, status) and (channel, status)
+    # below begin with them and serve every query by either (and the cascades); each index
+    # costs an entry at every row version, three per message (issue 18, docs/performance.md).
     dispatch = models.ForeignKey(
         "publishing.Dispatch",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="deliveries",
+        db_index=False,
     )
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     # Empty for broadcast and transactional deliveries, and once a subscriber is erased.
     subscriber = models.ForeignKey(
         "subscribers.Subscriber",

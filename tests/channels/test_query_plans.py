@@ -156,3 +156,24 @@ def test_periodic_queries_read_a_bounded_part_of_the_ledger(
     assert plans or work is abtest.decide_due, "the work read nothing of the ledger"
     for sql, plan in plans:
         check_bounded(plan, sql)
+
+
+def test_the_ledger_carries_only_the_indexes_its_queries_use(db: None) -> None:
+    """Each index costs an entry at every row version (three per message): the ledger has
+    the ones a query needs and no single-column index that a composite one already begins
+    with (docs/performance.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [TABLE])
+        names = {row[0] for row in cursor.fetchall()}
+    assert names == {
+        "channels_delivery_pkey",
+        "channels_delivery_subscriber_id_a9da4f22",  # erasure, a subscriber's deliveries
+        "delivery_due",  # the claim
+        "delivery_lease",  # the sweeper's expired leases
+        "delivery_dispatch_status",  # progress, guardrails, closing a dispatch
+        "delivery_channel_status",  # a channel's recent sends, its cascade
+        "delivery_uncertain",  # uncertain hand-overs (partial: a handful of rows)
+        "delivery_provider_message_id",  # SES feedback finds its delivery (partial)
+        "one_delivery_per_recipient",  # exactly once, per subscriber
+        "one_broadcast_per_channel",  # exactly once, per broadcast channel
+    }
