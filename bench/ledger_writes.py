@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "pub_ledger_bench"
@@ -89,7 +88,7 @@ def run(messages: int, batch: int, *, extra: bool) -> tuple[list[float], float]:
             if extra:
                 cursor.execute(f"CREATE INDEX {name} ON channels_delivery {columns}")
         channel, _ = Channel.objects.get_or_create(name="Bench", kind="email_file")
-        dispatch = Dispatch.objects.first() or cast(Dispatch, DispatchFactory.create())
+        dispatch = Dispatch.objects.first() or DispatchFactory.create()
         now = timezone.now()
         cursor.execute("CHECKPOINT")
         started = time.perf_counter()
