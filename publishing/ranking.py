@@ -383,7 +383,17 @@ def _similar_reasons(
     readers."""
     # The positive signals, and beside them (same sparsity pattern, built from the same
     # coordinates) whether the reader liked that publication rather than only read it.
-    keep = known & (readers.signal_weight > 0)
+    # A publication the reader read and then disliked is not a reason, whatever its signals:
+    # only those whose net weight (the summed ``weights``) is positive are.
+    net = np.zeros(len(known), dtype=np.float32)
+    where = np.flatnonzero(known)
+    net[where] = np.asarray(
+        weights[
+            readers.signal_reader[where],
+            np.searchsorted(history_ids, readers.signal_publication[where]),
+        ]
+    ).ravel()
+    keep = known & (readers.signal_weight > 0) & (net > 0)
     coordinates = (
         readers.signal_reader[keep],
         np.searchsorted(history_ids, readers.signal_publication[keep]),

@@ -118,6 +118,25 @@ def test_what_a_reader_read_brings_similar_items_first_with_that_reason(
     ]
 
 
+def test_a_publication_read_then_disliked_is_never_named_as_a_reason(
+    corpus: dict[str, Publication],
+) -> None:
+    releases = Topic.objects.get(slug="releases")
+    reader = ranking.Reader(
+        frozenset({releases.pk}),
+        (
+            ranking.Signal(corpus["march"].pk, ranking.READ, 20),
+            ranking.Signal(corpus["march"].pk, ranking.DISLIKED, 19),
+        ),
+    )
+    items = candidates(corpus["april"], corpus["party"])
+
+    reasons = listed(rank([reader], items), 0, items)
+
+    assert all(label != "March release notes" for _, _, label in reasons), reasons
+    assert [kind for _, kind, _ in reasons] == ["follow", "follow"]
+
+
 def test_a_like_is_named_as_a_like_and_a_dislike_pushes_similar_items_down(
     corpus: dict[str, Publication],
 ) -> None:
