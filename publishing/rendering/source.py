@@ -53,6 +53,11 @@ class TranslatedVersion:
     translation: Any
 
     @property
+    def id(self) -> int:
+        """The publication's id, as a version of it carries (feedback links name it)."""
+        return int(self.original.id)
+
+    @property
     def title(self) -> str:
         return str(self.translation.title)
 

@@ -150,7 +150,7 @@ def test_a_publisher_confirms_the_exact_audience_and_watches_the_sending_move(
     assert page.inner_text(".field-status .readonly") == "Done"  # the page's field follows too
     assert page.inner_text(".field-finished_at .readonly") != "-"
     assert page.inner_text(".field-version_number .readonly") == "2"
-    assert page.inner_text("#progress-rows td:nth-child(4)") == str(READERS)  # the Sent column
+    assert page.inner_text("#progress-rows td:nth-child(5)") == str(READERS)  # the Sent column
     assert page.evaluate("window.__stillTheSamePage") is True
     assert navigations == []
     assert page.url == dispatch_url
