@@ -22,6 +22,8 @@ from django.db import transaction
 from channels import sns
 from channels.exceptions import SnsMessageError
 from channels.models import Delivery, SesFeedback
+from events import recorder
+from events.models import EventType
 from subscribers.models import Suppression, email_hash
 from subscribers.services import Origin, record_feedback_suppression
 
@@ -186,6 +188,7 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
             suppressed = _suppress(report, entries, feedback, delivery)
             feedback.suppressed = suppressed
             feedback.save(update_fields=["suppressed"])
+        _record_event(report, feedback, delivery, suppressed)
     logger.info(
         "ses feedback: %s %s for delivery %s, %d recipients, %d suppressed",
         report.feedback_type,
@@ -196,6 +199,28 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
     )
     return FeedbackResult(
         "processed", report.feedback_type, report.subtype, suppressed, feedback.pk
+    )
+
+
+def _record_event(
+    report: _Report, feedback: SesFeedback, delivery: Delivery | None, suppressed: int
+) -> None:
+    """``delivery.bounced`` or ``delivery.complained``, in the feedback's transaction: ids and
+    SES's types, never the addresses or SES's diagnostic (decision 0084)."""
+    subscriber_id = delivery.subscriber_id if delivery is not None else None
+    is_bounce = report.feedback_type == SesFeedback.Type.BOUNCE
+    recorder.record(
+        EventType.DELIVERY_BOUNCED if is_bounce else EventType.DELIVERY_COMPLAINED,
+        {
+            "delivery_id": delivery.pk if delivery is not None else None,
+            "dispatch_id": delivery.dispatch_id if delivery is not None else None,
+            "subscriber_id": subscriber_id,
+            "type": report.subtype,
+            "sub_type": str(report.section.get("bounceSubType", "")) if is_bounce else "",
+            "permanent": report.reason is not None,
+            "suppressed": suppressed,
+        },
+        subscriber_id=subscriber_id,
     )
 
 

@@ -172,6 +172,7 @@ class Delivery(models.Model):
         BROADCAST = "broadcast", "To a broadcast channel"
         TRANSACTIONAL = "transactional", "Site mail (confirmation, test send)"
         DIGEST = "digest", "A subscriber's daily or weekly digest"
+        EVENT = "event", "An event to a webhook endpoint"
 
     #: Statuses the engine never changes again on its own.
     SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED, Status.UNCERTAIN)
@@ -220,6 +221,14 @@ class Delivery(models.Model):
     # Which A/B subject the message carries (its index in the version's subjects; decision
     # 0079); null outside a test.
     variant = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Kind "event" only: the event this delivery carries to its endpoint (decision 0084).
+    event = models.ForeignKey(
+        "events.Event",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -235,6 +244,12 @@ class Delivery(models.Model):
                 fields=["dispatch", "channel"],
                 condition=Q(kind="broadcast"),
                 name="one_broadcast_per_channel",
+            ),
+            # An event reaches each endpoint once; a replay re-queues that row.
+            models.UniqueConstraint(
+                fields=["event", "channel"],
+                condition=Q(kind="event"),
+                name="one_delivery_per_event_and_endpoint",
             ),
         ]
         indexes = [
@@ -515,3 +530,26 @@ class PublicationAnalytics(Publication):
         proxy = True
         verbose_name = "publication analytics"
         verbose_name_plural = "publication analytics"
+
+
+# Webhook endpoints for events and their attempts live in a module of their own (decision 0084).
+from channels.event_models import EventAttempt, WebhookEndpoint  # noqa: E402
+
+__all__ = [
+    "Channel",
+    "ChannelQuerySet",
+    "Delivery",
+    "DeliveryEngagement",
+    "DeliveryQuerySet",
+    "Digest",
+    "EngagementCounter",
+    "EngagementEvent",
+    "EventAttempt",
+    "PublicationAnalytics",
+    "RateBucket",
+    "SendStat",
+    "SesFeedback",
+    "TrackedLink",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
+]

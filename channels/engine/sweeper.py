@@ -17,6 +17,7 @@ from channels.backends.base import (
     OutcomeStatus,
 )
 from channels.engine import abtest, journal
+from channels.engine.attempts import disable_failing_endpoints
 from channels.engine.claims import ClaimedRow, claimed_rows
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
@@ -42,6 +43,8 @@ class SweepReport:
     enqueued: int = 0
     #: A/B subject tests decided, their rest's deliveries created (decision 0079).
     decided: int = 0
+    #: Event endpoints disabled for failing too long, their owners told (decision 0084).
+    endpoints_disabled: int = 0
 
 
 def sweep() -> SweepReport:
@@ -55,7 +58,8 @@ def sweep() -> SweepReport:
     - dispatches still planning long after creation are planned again (their task was lost);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
     - A/B subject tests whose time has come are decided and their rest planned;
-    - dispatches whose deliveries are all settled are marked done.
+    - dispatches whose deliveries are all settled are marked done;
+    - event endpoints failing for EVENT_ENDPOINT_DISABLE_AFTER_DAYS are disabled, owners told.
     """
     now = timezone.now()
     report = SweepReport()
@@ -82,6 +86,7 @@ def sweep() -> SweepReport:
         report.enqueued += 1
     report.decided = abtest.decide_due(now)
     report.finished = finish_dispatches()
+    report.endpoints_disabled = disable_failing_endpoints(now)
     return report
 
 
