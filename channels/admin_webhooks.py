@@ -44,7 +44,8 @@ class WebhookEndpointForm(_ModelForm):
         help_text="Where events are POSTed (https, a public address).",
     )
     event_types = forms.MultipleChoiceField(
-        choices=EventType.choices, widget=forms.CheckboxSelectMultiple
+        choices=[(value, f"{value}: {label}") for value, label in EventType.choices],
+        widget=forms.CheckboxSelectMultiple,
     )
     is_enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
 
