@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
 
 from channels.backends.base import Outcome, OutcomeStatus
 from channels.engine.claims import ClaimedRow
@@ -56,15 +56,15 @@ def record_attempts(
     elif outcomes:
         endpoint.filter(failing_since__isnull=True).update(failing_since=now)
     if any(outcome.disable_channel for outcome in outcomes):
-        endpoint.update(disabled_at=now, disabled_reason=_("The endpoint answered 410 Gone.")[:300])
+        endpoint.update(disabled_at=now, disabled_reason="The endpoint answered 410 Gone.")
     return len(attempts)
 
 
 def disable_failing_endpoints(now: datetime | None = None) -> int:
     """Disable every enabled endpoint whose attempts have all failed for
     EVENT_ENDPOINT_DISABLE_AFTER_DAYS, and email its owner (through the site's mail, after
-    commit). Each endpoint in a transaction of its own; a conditional update makes two
-    sweepers disable and tell once. Returns how many were disabled."""
+    commit, in the site's language). Each endpoint in a transaction of its own; a conditional
+    update makes two sweepers disable and tell once. Returns how many were disabled."""
     now = now or timezone.now()
     days = settings.EVENT_ENDPOINT_DISABLE_AFTER_DAYS
     limit = now - timedelta(days=days)
@@ -76,35 +76,29 @@ def disable_failing_endpoints(now: datetime | None = None) -> int:
                 is_enabled=False, updated_at=now
             ):
                 continue
-            since = endpoint.failing_since or limit
-            with translation.override(settings.LANGUAGE_CODE):
-                reason = _(
-                    "Every attempt failed from %(since)s UTC for more than %(days)s days."
-                ) % {"since": f"{since:%Y-%m-%d %H:%M}", "days": f"{days:g}"}
-                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-                    disabled_at=now, disabled_reason=reason[:300]
-                )
-                _tell_owner(endpoint, reason)
+            since = f"{endpoint.failing_since or limit:%Y-%m-%d %H:%M}"
+            reason = f"Every attempt failed from {since} UTC for more than {days:g} days."
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+                disabled_at=now, disabled_reason=reason[:300]
+            )
+            _tell_owner(endpoint, since, days)
         disabled += 1
         logger.warning("Event endpoint %s disabled: failing since %s", endpoint.pk, since)
     return disabled
 
 
-def _tell_owner(endpoint: WebhookEndpoint, reason: str) -> None:
+def _tell_owner(endpoint: WebhookEndpoint, since: str, days: float) -> None:
     owner = endpoint.owner
     if owner is None or not owner.email:
         logger.warning("Event endpoint %s has no owner with an address to tell", endpoint.pk)
         return
-    subject = _("Your webhook endpoint was disabled: %(url)s") % {"url": endpoint.url}
-    body = _(
-        "The webhook endpoint %(url)s of %(site)s was disabled.\n\n%(reason)s\n\n"
-        "No events are sent to it while it is disabled. Once it answers again, enable it in "
-        "the admin (Event webhook endpoints) or the API, then replay the failed events since "
-        "%(since)s UTC."
-    ) % {
+    context = {
         "url": endpoint.url,
-        "site": settings.SITE_NAME,
-        "reason": reason,
-        "since": f"{endpoint.failing_since:%Y-%m-%d %H:%M}" if endpoint.failing_since else "-",
+        "site_name": settings.SITE_NAME,
+        "since": since,
+        "days": f"{days:g}",
     }
-    send_mail(subject, body, None, [owner.email])
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string("channels/events/endpoint_disabled_subject.txt", context)
+        body = render_to_string("channels/events/endpoint_disabled.txt", context)
+    send_mail(" ".join(subject.split()), body.strip() + "\n", None, [owner.email])

@@ -435,3 +435,20 @@ def test_an_erased_subscribers_past_events_are_scrubbed(httpserver: HTTPServer) 
     erased = Event.objects.get(type=EventType.SUBSCRIBER_ERASED)
     # The last event names the subscriber, so that integrators erase them too.
     assert erased.data == {"subscriber_id": subscriber_id}
+
+
+def test_the_owners_email_is_in_the_sites_language(httpserver: HTTPServer, settings: Any) -> None:
+    settings.LANGUAGE_CODE = "fr"
+    endpoint, _ = make_endpoint(httpserver, [EventType.SUBSCRIBER_UNSUBSCRIBED])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        failing_since=timezone.now() - timedelta(days=6)
+    )
+
+    sweeper.sweep()
+
+    [message] = mail.outbox
+    assert (
+        message.subject == f"Votre point de réception de webhooks a été désactivé : {endpoint.url}"
+    )
+    assert "depuis plus de 5 jours" in message.body
+    assert "rejouez les événements en échec" in message.body
