@@ -9,13 +9,15 @@ else (decision 0084). This module imports no other app: the listeners register t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.utils import timezone
 
 from events.models import ENGAGEMENT_TYPES, Event
@@ -114,11 +116,41 @@ def record_many(items: Iterable[NewEvent], *, wanted: frozenset[str] | None = No
         for item in kept
     ]
     with transaction.atomic(savepoint=False):
-        written = Event.objects.bulk_create(rows)
+        written = _insert(rows)
         for listener in _listeners:
             listener.recorded(written)
     logger.debug("events: %s recorded", len(written))
     return written
+
+
+def _insert(rows: list[Event]) -> list[Event]:
+    """Insert the rows; returns them with their ids. On PostgreSQL one INSERT ... SELECT FROM
+    unnest(arrays) (one parameter per column: a batch's 500 events cost one short statement,
+    not Django's bulk_create building a placeholder per value)."""
+    if connection.vendor != "postgresql":
+        return Event.objects.bulk_create(rows)
+    table = Event._meta.db_table
+    sql = f"""
+        INSERT INTO {table} (type, occurred_at, data, subscriber_id, is_machine)
+        SELECT * FROM unnest(%s::varchar[], %s::timestamptz[], %s::jsonb[], %s::bigint[],
+                             %s::boolean[])
+        RETURNING id
+    """  # noqa: S608 (table name from model metadata, values are parameters)
+    columns: list[Any] = [
+        [row.type for row in rows],
+        [row.occurred_at for row in rows],
+        [json.dumps(row.data, cls=DjangoJSONEncoder) for row in rows],
+        [row.subscriber_id for row in rows],
+        [row.is_machine for row in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    # INSERT ... SELECT FROM unnest returns the ids in the arrays' order.
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
+    return rows
 
 
 def scrub_subscriber(subscriber_id: int) -> int:
