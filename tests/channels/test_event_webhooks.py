@@ -452,3 +452,19 @@ def test_the_owners_email_is_in_the_sites_language(httpserver: HTTPServer, setti
     )
     assert "depuis plus de 5 jours" in message.body
     assert "rejouez les événements en échec" in message.body
+
+
+def test_a_410_gone_disables_the_endpoint_with_the_reason(httpserver: HTTPServer) -> None:
+    endpoint, receiver = make_endpoint(httpserver, [EventType.SUBSCRIBER_UNSUBSCRIBED])
+    receiver.status = 410
+    unsubscribe_someone()
+
+    send_events(endpoint)
+
+    endpoint.refresh_from_db()
+    assert not endpoint.channel.is_enabled
+    assert endpoint.disabled_reason == "The endpoint answered 410 Gone."
+    assert Delivery.objects.get(kind=Delivery.Kind.EVENT).status == Delivery.Status.FAILED
+    webhook_events.update_endpoint(endpoint, is_enabled=True)
+    endpoint.refresh_from_db()
+    assert endpoint.channel.is_enabled and endpoint.disabled_reason == ""
