@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -267,7 +268,7 @@ class EndpointListener:
                 keys.update(recorder.interest_key(t, machine=True) for t in types)
         return frozenset(keys)
 
-    def recorded(self, events: Sequence[Event]) -> None:
+    def recorded(self, events: Sequence[recorder.Recorded]) -> None:
         pairs = [
             (event.pk, channel_id)
             for channel_id, types, machine in self._endpoints()
@@ -278,7 +279,25 @@ class EndpointListener:
             return
         _insert_deliveries(pairs, timezone.now())
         for channel_id in sorted({channel_id for _, channel_id in pairs}):
-            enqueue(SEND_BATCH_TASK, channel_id)
+            _hint(channel_id)
+
+
+#: A hint (a send_batch task) per endpoint channel and process at most this often: events
+#: recorded by every batch of a large send would otherwise enqueue a task per batch, while
+#: the first one's chain (it continues itself while its batches are full) drains them all.
+HINT_INTERVAL_SECONDS = 1.0
+_hinted: dict[int, float] = {}
+
+
+def _hint(channel_id: int) -> None:
+    """Enqueue a send_batch of the endpoint after commit, unless this process did within
+    HINT_INTERVAL_SECONDS. A hint skipped is made up by the earlier one's chain, the workers'
+    wake-up of due rows (DELIVERY_WAKE_SECONDS) or, at worst, the sweeper (decision 0084)."""
+    now = time.monotonic()
+    if now - _hinted.get(channel_id, -HINT_INTERVAL_SECONDS) < HINT_INTERVAL_SECONDS:
+        return
+    _hinted[channel_id] = now
+    enqueue(SEND_BATCH_TASK, channel_id)
 
 
 def _insert_deliveries(pairs: Sequence[tuple[int, int]], now: datetime) -> None:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -51,12 +51,21 @@ def interest_key(event_type: str, *, machine: bool = False) -> str:
     return event_type
 
 
+class Recorded(NamedTuple):
+    """An event just written: what a listener needs to route it (a tuple, not a model
+    instance: a batch records hundreds)."""
+
+    pk: int
+    type: str
+    is_machine: bool
+
+
 class Listener(Protocol):
     def listened(self) -> frozenset[str]:
         """The interest keys (``interest_key``) some enabled consumer wants now."""
 
-    def recorded(self, events: Sequence[Event]) -> None:
-        """Called with the rows just written, inside the transaction that wrote them."""
+    def recorded(self, events: Sequence[Recorded]) -> None:
+        """Called with the events just written, inside the transaction that wrote them."""
 
 
 _listeners: list[Listener] = []
@@ -82,20 +91,22 @@ def record(
     *,
     subscriber_id: int | None = None,
     is_machine: bool = False,
-) -> Event | None:
+) -> Recorded | None:
     """Record one event in the caller's transaction (or a transaction of its own).
 
-    Returns the row, or None when no listener wants this type.
+    Returns it, or None when no listener wants this type.
     """
     written = record_many([NewEvent(event_type, data, subscriber_id, is_machine)])
     return written[0] if written else None
 
 
-def record_many(items: Iterable[NewEvent], *, wanted: frozenset[str] | None = None) -> list[Event]:
+def record_many(
+    items: Iterable[NewEvent], *, wanted: frozenset[str] | None = None
+) -> list[Recorded]:
     """Write the events some listener wants and hand them to the listeners, in one
     transaction: the caller's when there is one (no savepoint), else a new one.
 
-    ``wanted`` is ``listened()`` when the caller already read it. Returns the rows written.
+    ``wanted`` is ``listened()`` when the caller already read it. Returns the events written.
     """
     items = list(items)
     if not items:
@@ -105,30 +116,30 @@ def record_many(items: Iterable[NewEvent], *, wanted: frozenset[str] | None = No
     if not kept:
         return []
     now = timezone.now()
-    rows = [
-        Event(
-            type=item.type,
-            occurred_at=item.occurred_at or now,
-            data=dict(item.data),
-            subscriber_id=item.subscriber_id,
-            is_machine=item.is_machine,
-        )
-        for item in kept
-    ]
     with transaction.atomic(savepoint=False):
-        written = _insert(rows)
+        written = _insert(kept, now)
         for listener in _listeners:
             listener.recorded(written)
     logger.debug("events: %s recorded", len(written))
     return written
 
 
-def _insert(rows: list[Event]) -> list[Event]:
-    """Insert the rows; returns them with their ids. On PostgreSQL one INSERT ... SELECT FROM
-    unnest(arrays) (one parameter per column: a batch's 500 events cost one short statement,
-    not Django's bulk_create building a placeholder per value)."""
+def _insert(items: list[NewEvent], now: datetime) -> list[Recorded]:
+    """Insert the events; returns them with their ids. On PostgreSQL one INSERT ... SELECT
+    FROM unnest(arrays): one parameter per column, so a batch's 500 events cost one short
+    statement and no model instance."""
     if connection.vendor != "postgresql":
-        return Event.objects.bulk_create(rows)
+        rows = Event.objects.bulk_create(
+            Event(
+                type=item.type,
+                occurred_at=item.occurred_at or now,
+                data=dict(item.data),
+                subscriber_id=item.subscriber_id,
+                is_machine=item.is_machine,
+            )
+            for item in items
+        )
+        return [Recorded(row.pk, row.type, row.is_machine) for row in rows]
     table = Event._meta.db_table
     sql = f"""
         INSERT INTO {table} (type, occurred_at, data, subscriber_id, is_machine)
@@ -136,21 +147,21 @@ def _insert(rows: list[Event]) -> list[Event]:
                              %s::boolean[])
         RETURNING id
     """  # noqa: S608 (table name from model metadata, values are parameters)
+    encode = json.JSONEncoder(default=DjangoJSONEncoder().default).encode
     columns: list[Any] = [
-        [row.type for row in rows],
-        [row.occurred_at for row in rows],
-        [json.dumps(row.data, cls=DjangoJSONEncoder) for row in rows],
-        [row.subscriber_id for row in rows],
-        [row.is_machine for row in rows],
+        [item.type for item in items],
+        [item.occurred_at or now for item in items],
+        [encode(item.data) for item in items],
+        [item.subscriber_id for item in items],
+        [item.is_machine for item in items],
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
         ids = [pk for (pk,) in cursor.fetchall()]
     # INSERT ... SELECT FROM unnest returns the ids in the arrays' order.
-    for row, pk in zip(rows, ids, strict=True):
-        row.pk = pk
-        row._state.adding = False
-    return rows
+    return [
+        Recorded(pk, str(item.type), item.is_machine) for pk, item in zip(ids, items, strict=True)
+    ]
 
 
 def scrub_subscriber(subscriber_id: int) -> int:
