@@ -58,7 +58,6 @@ class Event(models.Model):
                 condition=models.Q(subscriber_id__isnull=False),
                 name="event_subscriber",
             ),
-            models.Index(fields=["occurred_at"], name="event_occurred_at"),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-id'],
-                'indexes': [models.Index(condition=models.Q(('subscriber_id__isnull', False)), fields=['subscriber_id'], name='event_subscriber'), models.Index(fields=['occurred_at'], name='event_occurred_at')],
+                'indexes': [models.Index(condition=models.Q(('subscriber_id__isnull', False)), fields=['subscriber_id'], name='event_subscriber')],
             },
         ),
     ]
