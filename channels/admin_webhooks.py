@@ -89,6 +89,8 @@ class WebhookEndpointForm(_ModelForm):
         return cleaned
 
     def save(self, commit: bool = True) -> WebhookEndpoint:
+        # The service saved the endpoint in clean(); there is nothing left to save.
+        self.save_m2m = lambda: None  # type: ignore[method-assign]
         return self.saved
 
 

@@ -468,3 +468,45 @@ def test_a_410_gone_disables_the_endpoint_with_the_reason(httpserver: HTTPServer
     webhook_events.update_endpoint(endpoint, is_enabled=True)
     endpoint.refresh_from_db()
     assert endpoint.channel.is_enabled and endpoint.disabled_reason == ""
+
+
+def test_the_admin_creates_an_endpoint_showing_its_secret_once_and_names_bad_fields(
+    settings: Any,
+) -> None:
+    root = UserFactory.create(username="root", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(root)
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    form = {
+        "url": "http://10.0.0.1/hooks",
+        "event_types": ["subscriber.created", "subscriber.erased"],
+        "is_enabled": "on",
+        "description": "CRM",
+    }
+
+    refused = client.post("/admin/channels/webhookendpoint/add/", form)
+    assert refused.status_code == 200
+    assert "10.0.0.1 is a private address" in refused.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    form["url"] = "http://127.0.0.1/hooks"
+    created = client.post("/admin/channels/webhookendpoint/add/", form, follow=True)
+    endpoint = WebhookEndpoint.objects.get()
+    secret = webhook_events.channel_secrets(endpoint.channel)["secret"]
+    assert secret in created.content.decode()
+    assert endpoint.event_types == ["subscriber.created", "subscriber.erased"]
+    page = client.get(f"/admin/channels/webhookendpoint/{endpoint.pk}/change/")
+    assert secret not in page.content.decode()
+    changed = client.post(
+        f"/admin/channels/webhookendpoint/{endpoint.pk}/change/",
+        {**form, "url": "http://127.0.0.1/other", "event_types": ["subscriber.erased"]},
+    )
+    assert changed.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.url, endpoint.event_types) == ("http://127.0.0.1/other", ["subscriber.erased"])
+    rotated = client.post(
+        f"/admin/channels/webhookendpoint/{endpoint.pk}/rotate/", follow=True
+    ).content.decode()
+    new = webhook_events.channel_secrets(Channel.objects.get(pk=endpoint.channel_id))["secret"]
+    assert new != secret and new in rotated
