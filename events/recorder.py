@@ -126,8 +126,8 @@ def record_many(
 
 def _insert(items: list[NewEvent], now: datetime) -> list[Recorded]:
     """Insert the events; returns them with their ids. On PostgreSQL one INSERT ... SELECT
-    FROM unnest(arrays): one parameter per column, so a batch's 500 events cost one short
-    statement and no model instance."""
+    FROM jsonb_array_elements(one parameter): a batch's 500 events cost one short statement
+    and no model instance."""
     if connection.vendor != "postgresql":
         rows = Event.objects.bulk_create(
             Event(
@@ -141,24 +141,28 @@ def _insert(items: list[NewEvent], now: datetime) -> list[Recorded]:
         )
         return [Recorded(row.pk, row.type, row.is_machine) for row in rows]
     table = Event._meta.db_table
+    # The batch as one JSON array of objects: PostgreSQL parses one document, where a jsonb[]
+    # parameter (an array literal of escaped JSON texts) cost twice as much per event.
     sql = f"""
         INSERT INTO {table} (type, occurred_at, data, subscriber_id, is_machine)
-        SELECT * FROM unnest(%s::varchar[], %s::timestamptz[], %s::jsonb[], %s::bigint[],
-                             %s::boolean[])
+        SELECT e->>'t', (e->>'o')::timestamptz, e->'d', (e->>'s')::bigint, (e->>'m')::boolean
+        FROM jsonb_array_elements(%s::jsonb) AS e
         RETURNING id
     """  # noqa: S608 (table name from model metadata, values are parameters)
-    encode = json.JSONEncoder(default=DjangoJSONEncoder().default).encode
-    columns: list[Any] = [
-        [item.type for item in items],
-        [item.occurred_at or now for item in items],
-        [encode(item.data) for item in items],
-        [item.subscriber_id for item in items],
-        [item.is_machine for item in items],
+    batch = [
+        {
+            "t": str(item.type),
+            "o": (item.occurred_at or now).isoformat(),
+            "d": item.data,
+            "s": item.subscriber_id,
+            "m": item.is_machine,
+        }
+        for item in items
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, columns)
+        cursor.execute(sql, [json.dumps(batch, cls=DjangoJSONEncoder)])
         ids = [pk for (pk,) in cursor.fetchall()]
-    # INSERT ... SELECT FROM unnest returns the ids in the arrays' order.
+    # INSERT ... SELECT FROM jsonb_array_elements returns the ids in the array's order.
     return [
         Recorded(pk, str(item.type), item.is_machine) for pk, item in zip(ids, items, strict=True)
     ]
