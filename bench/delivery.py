@@ -15,7 +15,12 @@
 4. SQL statements per delivered message (an execute_wrapper around an in-process run) and the
    workers' peak memory (VmHWM of every qcluster process);
 5. rate-limit precision: a channel limited to --rate messages/s against an SMTP peer that
-   refuses (421) anything above that rate.
+   refuses (421) anything above that rate;
+6. events (``--only events``, --event-emails): SMTP end to end with no event endpoint, then
+   with an endpoint subscribed to every delivery event (delivery.sent for each message, and
+   dispatch.completed) on a local HTTP receiver, alternating off/on/on/off... (--event-pairs)
+   in one run: the SMTP ratio of each side's median against the raw smtplib loop, and
+   events-on over events-off.
 
 Prints every figure and ratio; docs/performance.md records them with the machine's load.
 """
@@ -31,6 +36,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +64,7 @@ TARGETS = {
     "peak_mb": 150.0,
     "rate_share": 0.97,
     "throttled": 0.005,
+    "events_on_vs_off": 0.9,
 }
 QUOTED_NEWSLETTER_RATE = 206.0
 
@@ -129,7 +136,8 @@ def reset() -> None:
             " publishing_topic, publishing_historicaltopic, publishing_publication,"
             " publishing_publication_topics, publishing_historicalpublication,"
             " publishing_historicalpublication_topics,"
-            " subscribers_subscriber, django_q_ormq, django_q_task RESTART IDENTITY CASCADE"
+            " subscribers_subscriber, django_q_ormq, django_q_task, events_event"
+            " RESTART IDENTITY CASCADE"
         )
 
 
@@ -892,6 +900,133 @@ def bench_rate(rate: float, seconds: float) -> dict[str, Any]:
     return result
 
 
+# --- 6. Events on vs off ------------------------------------------------------------------------
+
+
+def _receiver(port: int, received: Any) -> None:
+    """A local webhook endpoint: answers 200 to every POST, counting them (HTTP/1.1 keep-alive)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            # One write: a status line and a body written apart wait for the client's delayed
+            # ACK (40 ms) on every request, which no real receiver does.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            with received.get_lock():
+                received.value += 1
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def _smtp_run(count: int, sink: SmtpSinkProcess, events_url: str | None) -> dict[str, Any]:
+    """One publish of ``count`` emails through real workers; with ``events_url``, an endpoint
+    there listens to every delivery event and dispatch.completed."""
+    from channels import webhook_events
+    from channels.models import Channel, Delivery
+    from events.models import Event, EventType
+    from publishing.models import Topic
+
+    reset()
+    topic = Topic.objects.create(name="Events", slug="events")
+    make_subscribers(count, [topic])
+    Channel.objects.create(
+        name="smtp-sink",
+        kind="email_smtp",
+        is_default_email=True,
+        batch_size=500,
+        config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
+    )
+    if events_url:
+        delivery_types = [t for t in EventType.values if t.startswith("delivery.")]
+        webhook_events.create_endpoint(
+            webhook_events.EndpointInput(
+                url=events_url, event_types=[*delivery_types, EventType.DISPATCH_COMPLETED]
+            )
+        )
+    with cluster(DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS)) as running:
+        elapsed, sent = publish_and_wait(f"events-{bool(events_url)}", topic, running)
+        drained = elapsed
+        if events_url:
+            started = time.perf_counter() - elapsed
+            deadline = time.monotonic() + 600
+            events = Delivery.objects.filter(kind=Delivery.Kind.EVENT)
+            while events.exclude(status=Delivery.Status.SENT).exists() or not events.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("event deliveries not drained in 600 s")
+                time.sleep(0.1)
+            drained = time.perf_counter() - started
+    return {
+        "seconds": elapsed,
+        "per_s": sent / elapsed,
+        "sent": sent,
+        "events": Event.objects.count(),
+        "event_deliveries_sent": Delivery.objects.filter(
+            kind=Delivery.Kind.EVENT, status=Delivery.Status.SENT
+        ).count(),
+        "events_drained_s": drained,
+    }
+
+
+def bench_events(count: int, pairs: int = 2) -> dict[str, Any]:
+    order = [
+        mode for i in range(pairs) for mode in (("off", "on") if i % 2 == 0 else ("on", "off"))
+    ]
+    say(
+        f"\n== Events off vs on: SMTP end to end, {count:,} emails, {WORKERS} workers, "
+        f"{'/'.join(order)} =="
+    )
+    sink = SmtpSinkProcess()
+    received = multiprocessing.Value("i", 0)
+    port = free_port()
+    receiver = multiprocessing.Process(target=_receiver, args=(port, received), daemon=True)
+    receiver.start()
+    url = f"http://127.0.0.1:{port}/events"
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    try:
+        for mode in order:
+            run = _smtp_run(count, sink, url if mode == "on" else None)
+            runs[mode].append(run)
+            extra = ""
+            if mode == "on":
+                extra = (
+                    f"; {run['events']:,} events, {run['event_deliveries_sent']:,} POSTed, "
+                    f"all received {run['events_drained_s']:.1f} s after publishing"
+                )
+            say(
+                f"events {mode:<3} publish -> settled {run['per_s']:>8,.0f} msg/s "
+                f"({run['seconds']:.1f} s, {run['sent']:,} sent{extra})"
+            )
+        share = count // WORKERS
+        raw_s = raw_parallel(
+            _raw_smtp_worker, [(sink.port, i * share, share) for i in range(WORKERS)]
+        )
+    finally:
+        receiver.terminate()
+        sink.stop()
+    raw_per_s = share * WORKERS / raw_s
+    say(f"raw smtplib loop (5 KB)   {raw_per_s:>8,.0f} msg/s  ({raw_s:.1f} s)")
+    result: dict[str, Any] = {"emails": count, "raw_per_s": raw_per_s, "runs": runs}
+    for mode in ("off", "on"):
+        # The median: single runs on a shared machine move by a fifth from one to the next.
+        median = statistics.median(r["per_s"] for r in runs[mode])
+        result[f"{mode}_per_s"] = median
+        result[f"ratio_{mode}"] = median / raw_per_s
+        say(
+            f"  SMTP ratio, events {mode}: {median / raw_per_s:.3f} "
+            f"(ours {median:,.0f}/s, median of {len(runs[mode])})"
+        )
+    result["on_vs_off"] = result["ratio_on"] / result["ratio_off"]
+    verdict("events on / events off", result["on_vs_off"], TARGETS["events_on_vs_off"], higher=True)
+    say(f"  the endpoint received {received.value:,} requests")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -901,9 +1036,17 @@ def main() -> None:
     parser.add_argument("--ses", type=int, default=3_000, help="Emails through SES (moto).")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--event-emails", type=int, default=10_000, help="Emails per run of the events part."
+    )
+    parser.add_argument(
+        "--event-pairs", type=int, default=2, help="Off/on pairs of the events part (ABBA...)."
+    )
     parser.add_argument("--no-newsletter", action="store_true")
     parser.add_argument(
-        "--only", default="fanout,smtp,ses,statements,rate", help="Comma-separated parts to run."
+        "--only",
+        default="fanout,smtp,ses,statements,rate,events",
+        help="Comma-separated parts to run.",
     )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
@@ -924,6 +1067,8 @@ def main() -> None:
         figures["statements"] = bench_statements(args.emails)
     if "rate" in parts:
         figures["rate"] = bench_rate(args.rate, args.rate_seconds)
+    if "events" in parts:
+        figures["events"] = bench_events(args.event_emails, args.event_pairs)
     figures["load_after"] = load_average()
     say(f"\nload average before {figures['load_before']}, after {figures['load_after']}")
     if args.json:

@@ -34,6 +34,7 @@ from channels.configuration import (
     send_test_message,
     stored_secrets_or_none,
 )
+from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
 
 if TYPE_CHECKING:
@@ -185,6 +186,8 @@ class ChannelAdmin(_ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            # Event endpoints' channels have their own admin (Event webhook endpoints).
+            .exclude(kind=EVENT_WEBHOOK_KIND)
             .annotate(
                 sends_last_hour=Coalesce(Subquery(recent, output_field=IntegerField()), Value(0))
             )
@@ -309,4 +312,5 @@ from channels import (  # noqa: E402, F401
     admin_digests,
     admin_dispatches,
     admin_publish,
+    admin_webhooks,
 )

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from channels import services
 from channels.backends import registry
 from channels.configuration import MAX_BATCH_SIZE, masked_secrets, save_channel, send_test_message
+from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
 from config.api.exceptions import ProblemError
 from config.api.pagination import StableCursorPagination, StandardPagination
@@ -97,7 +98,9 @@ def _bounded_dict(data: dict[str, Any]) -> None:
 
 class ChannelWriteSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=100)
-    kind = serializers.ChoiceField(choices=sorted(registry))
+    kind = serializers.ChoiceField(
+        choices=sorted(kind for kind, backend in registry.items() if not backend.is_internal)
+    )
     is_enabled = serializers.BooleanField(default=True)
     is_default_email = serializers.BooleanField(
         default=False,
@@ -196,6 +199,8 @@ class ChannelViewSet(ApiViewMixin, viewsets.ModelViewSet[Channel]):
         queryset = Channel.objects.prefetch_related(
             Prefetch("topics", queryset=Topic.objects.only("pk", "slug"))
         ).order_by("name", "pk")
+        # Event endpoints' channels are managed as webhook endpoints (/api/v1/webhook-endpoints/).
+        queryset = queryset.exclude(kind=EVENT_WEBHOOK_KIND)
         if not has_scope(self.request, CHANNELS_ADMIN):
             queryset = queryset.filter(kind__in=WEBHOOK_KINDS)
         return queryset

@@ -21,3 +21,9 @@ class ChannelsConfig(AppConfig):
         from channels.tracking import forget_engagement
 
         subscriber_erased.connect(forget_engagement, dispatch_uid="channels.forget_engagement")
+
+        from channels.webhook_events import LISTENER
+        from events import recorder
+
+        # Recorded events become deliveries to the endpoints that want them (decision 0084).
+        recorder.connect(LISTENER)

@@ -47,8 +47,12 @@ class ChannelConfig:
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    """(kind, label) of every registered backend, sorted by label."""
-    return sorted(((kind, cls.label) for kind, cls in registry.items()), key=lambda c: c[1])
+    """(kind, label) of every registered backend a channel may be created with, by label
+    (internal kinds, such as event endpoints' channels, are made by their own feature)."""
+    return sorted(
+        ((kind, cls.label) for kind, cls in registry.items() if not cls.is_internal),
+        key=lambda c: c[1],
+    )
 
 
 def check_channel_config(

@@ -24,7 +24,9 @@ from django.utils import timezone
 from ua_parser import parse
 
 from channels import analytics, tracking_buffer
-from channels.models import EngagementEvent
+from channels.models import Delivery, EngagementEvent
+from events import recorder
+from events.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +225,51 @@ def classify_pending(now: datetime | None = None, limit: int = 2000) -> int:
                 for event in pending
             ]
         )
+        record_engagement_events(pending, verdicts)
     return len(pending)
+
+
+ENGAGEMENT_EVENT_TYPES = {
+    EngagementEvent.Kind.OPEN: EventType.DELIVERY_OPENED,
+    EngagementEvent.Kind.CLICK: EventType.DELIVERY_CLICKED,
+}
+
+
+def record_engagement_events(events: Sequence[EventFacts], verdicts: dict[int, Verdict]) -> int:
+    """``delivery.opened`` and ``delivery.clicked`` for judged events, in the classifier's
+    transaction (decision 0084): a person's for every endpoint that wants them, a machine's
+    or a proxy's only for those asking for machine events too. Returns how many."""
+    wanted = recorder.listened()
+    if not wanted & {str(t) for t in ENGAGEMENT_EVENT_TYPES.values()} and not any(
+        key.endswith(recorder.MACHINE_SUFFIX) for key in wanted
+    ):
+        return 0
+    owners = dict(
+        Delivery.objects.filter(pk__in={event.delivery_id for event in events}).values_list(
+            "pk", "subscriber_id"
+        )
+    )
+    return len(
+        recorder.record_many(
+            (
+                recorder.NewEvent(
+                    ENGAGEMENT_EVENT_TYPES[EngagementEvent.Kind(event.kind)],
+                    {
+                        "delivery_id": event.delivery_id,
+                        "subscriber_id": owners.get(event.delivery_id),
+                        "link_index": event.link_index,
+                        "verdict": verdicts[event.pk].verdict,
+                        "reason": verdicts[event.pk].reason,
+                    },
+                    subscriber_id=owners.get(event.delivery_id),
+                    is_machine=verdicts[event.pk].verdict != HUMAN,
+                    occurred_at=event.occurred_at,
+                )
+                for event in events
+            ),
+            wanted=wanted,
+        )
+    )
 
 
 def classify_for_a_while(seconds: float = 50.0) -> int:

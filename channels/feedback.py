@@ -27,6 +27,8 @@ from channels import sns
 from channels.engine import guardrails
 from channels.exceptions import SnsMessageError
 from channels.models import Delivery, SesFeedback, SoftBounce
+from events import recorder
+from events.models import EventType
 from subscribers.models import Suppression, email_hash
 from subscribers.services import Origin, record_feedback_suppression
 
@@ -195,6 +197,7 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
         if suppressed:
             feedback.suppressed = suppressed
             feedback.save(update_fields=["suppressed"])
+        _record_event(report, feedback, delivery, suppressed)
     if report.reason is not None and delivery is not None and delivery.dispatch_id is not None:
         guardrails.check_soon([delivery.dispatch_id])
     logger.info(
@@ -207,6 +210,28 @@ def record_ses_feedback(message: dict[str, str]) -> FeedbackResult:
     )
     return FeedbackResult(
         "processed", report.feedback_type, report.subtype, suppressed, feedback.pk
+    )
+
+
+def _record_event(
+    report: _Report, feedback: SesFeedback, delivery: Delivery | None, suppressed: int
+) -> None:
+    """``delivery.bounced`` or ``delivery.complained``, in the feedback's transaction: ids and
+    SES's types, never the addresses or SES's diagnostic (decision 0084)."""
+    subscriber_id = delivery.subscriber_id if delivery is not None else None
+    is_bounce = report.feedback_type == SesFeedback.Type.BOUNCE
+    recorder.record(
+        EventType.DELIVERY_BOUNCED if is_bounce else EventType.DELIVERY_COMPLAINED,
+        {
+            "delivery_id": delivery.pk if delivery is not None else None,
+            "dispatch_id": delivery.dispatch_id if delivery is not None else None,
+            "subscriber_id": subscriber_id,
+            "type": report.subtype,
+            "sub_type": str(report.section.get("bounceSubType", "")) if is_bounce else "",
+            "permanent": report.reason is not None,
+            "suppressed": suppressed,
+        },
+        subscriber_id=subscriber_id,
     )
 
 

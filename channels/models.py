@@ -178,6 +178,7 @@ class Delivery(models.Model):
         BROADCAST = "broadcast", "To a broadcast channel"
         TRANSACTIONAL = "transactional", "Site mail (confirmation, test send)"
         DIGEST = "digest", "A subscriber's daily or weekly digest"
+        EVENT = "event", "An event to a webhook endpoint"
 
     #: Statuses the engine never changes again on its own.
     SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED, Status.UNCERTAIN)
@@ -239,6 +240,17 @@ class Delivery(models.Model):
     # from the subscriber's language and the translations the dispatch pinned; empty: the
     # original. db_default: the fan-out and imports write rows in SQL naming their columns.
     language = models.CharField(max_length=10, blank=True, default="", db_default="")
+    # Kind "event" only: the event this delivery carries to its endpoint (decision 0084).
+    # Indexed by the partial index ``delivery_event``: a plain index would hold a NULL entry for
+    # every other row, at each of its row versions.
+    event = models.ForeignKey(
+        "events.Event",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -254,6 +266,12 @@ class Delivery(models.Model):
                 fields=["dispatch", "channel"],
                 condition=Q(kind="broadcast"),
                 name="one_broadcast_per_channel",
+            ),
+            # An event reaches each endpoint once; a replay re-queues that row.
+            models.UniqueConstraint(
+                fields=["event", "channel"],
+                condition=Q(kind="event"),
+                name="one_delivery_per_event_and_endpoint",
             ),
         ]
         indexes = [
@@ -281,6 +299,8 @@ class Delivery(models.Model):
                 condition=Q(uncertain_at__isnull=False),
                 name="delivery_uncertain",
             ),
+            # An event's deliveries (cascades, replay): event rows only.
+            models.Index(fields=["event"], condition=Q(event__isnull=False), name="delivery_event"),
             # SES feedback finds its delivery by the provider's message id (decision 0043).
             # Partial: most rows of a large dispatch are not sent yet, or never will be.
             models.Index(
@@ -552,3 +572,26 @@ class PublicationAnalytics(Publication):
         proxy = True
         verbose_name = "publication analytics"
         verbose_name_plural = "publication analytics"
+
+
+# Webhook endpoints for events and their attempts live in a module of their own (decision 0084).
+from channels.event_models import EventAttempt, WebhookEndpoint  # noqa: E402
+
+__all__ = [
+    "Channel",
+    "ChannelQuerySet",
+    "Delivery",
+    "DeliveryEngagement",
+    "DeliveryQuerySet",
+    "Digest",
+    "EngagementCounter",
+    "EngagementEvent",
+    "EventAttempt",
+    "PublicationAnalytics",
+    "RateBucket",
+    "SendStat",
+    "SesFeedback",
+    "TrackedLink",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
+]

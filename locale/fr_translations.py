@@ -46,6 +46,27 @@ FR: dict[str, str | tuple[str, str]] = {
     "Not chosen: we pick it": "Non choisie : nous la choisissons",
     "Digest time": "Heure des résumés",
     "Usual reading hour": "Heure de lecture habituelle",
+    # The email telling an event endpoint's owner it was disabled (decision 0084).
+    "Your webhook endpoint was disabled: %(url)s": (
+        "Votre point de réception de webhooks a été désactivé : %(url)s"
+    ),
+    (
+        "The webhook endpoint %(url)s of %(site_name)s was disabled: every attempt to deliver "
+        "an event to it has failed since %(since)s UTC, for more than %(days)s days."
+    ): (
+        "Le point de réception de webhooks %(url)s de %(site_name)s a été désactivé : chaque "
+        "tentative de lui remettre un événement échoue depuis le %(since)s UTC, depuis plus "
+        "de %(days)s jours."
+    ),
+    (
+        "No events are sent to it while it is disabled. Once it answers again, enable it in "
+        "the admin (Event webhook endpoints) or through the API, then replay the failed "
+        "events since %(since)s UTC."
+    ): (
+        "Aucun événement ne lui est envoyé tant qu’il est désactivé. Dès qu’il répond de "
+        "nouveau, réactivez-le dans l’administration (Event webhook endpoints) ou par l’API, "
+        "puis rejouez les événements en échec depuis le %(since)s UTC."
+    ),
     "Welcome to %(site_name)s": "Bienvenue sur %(site_name)s",
     "Your subscription is confirmed. You will receive:": (
         "Votre abonnement est confirmé. Vous recevrez :"

@@ -26,6 +26,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from events import recorder
+from events.models import EventType
 from publishing import rendering
 from publishing.access import (
     ADD_PERMISSION,
@@ -155,7 +157,16 @@ def update_publication(
                 [FieldProblem("slug", "slug_taken", f"Another publication uses {data.slug!r}.")]
             ) from None
         set_topics_quietly(locked, topics)
-        record_version(locked, by=by, reason=reason)
+        version = record_version(locked, by=by, reason=reason)
+        recorder.record(
+            EventType.PUBLICATION_UPDATED,
+            {
+                "publication_id": locked.pk,
+                "slug": locked.slug,
+                "status": locked.status,
+                "version": version_number(version),
+            },
+        )
     _refresh(publication, locked)
     logger.info("publication %s edited", publication.pk)
     return publication
@@ -266,6 +277,16 @@ def _publish_locked(publication: Publication, by: Actor | None, reason: str) -> 
         translation_versions=pinned_versions(publication),
     )
     _enqueue_plan(dispatch)
+    recorder.record(
+        EventType.PUBLICATION_PUBLISHED,
+        {
+            "publication_id": publication.pk,
+            "slug": publication.slug,
+            "version": dispatch.version_number,
+            "dispatch_id": dispatch.pk,
+            "topics": sorted(publication.topics.values_list("slug", flat=True)),
+        },
+    )
     logger.info(
         "publication %s published as version %s (history row %s), dispatch %s",
         publication.pk,

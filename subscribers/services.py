@@ -19,6 +19,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from events import recorder
+from events.models import EventType
 from publishing.models import Topic
 from subscribers import tokens
 from subscribers.consent import Origin, log_consent, truncate_ip
@@ -89,6 +91,17 @@ NO_MAIL_REASONS = frozenset({Suppression.Reason.BOUNCED, Suppression.Reason.COMP
 # --- Sign-up and confirmation -----------------------------------------------------------------
 
 
+def subscriber_data(subscriber: Subscriber, **extra: Any) -> dict[str, Any]:
+    """What a subscriber event says (decision 0084): the id and the state, never the address
+    or the name."""
+    return {
+        "subscriber_id": subscriber.pk,
+        "status": subscriber.status,
+        "source": subscriber.source,
+        **extra,
+    }
+
+
 @dataclass(frozen=True)
 class SignupOutcome:
     """What a sign-up did. Never shown to the person signing up: every outcome looks the same."""
@@ -152,6 +165,12 @@ def sign_up(
             subscriber.save(update_fields=["name", "locale", "timezone", "status", "updated_at"])
             _replace_topics(subscriber, topics, Subscription.Frequency.IMMEDIATE)
 
+        if created:
+            recorder.record(
+                EventType.SUBSCRIBER_CREATED,
+                subscriber_data(subscriber, topics=[topic.slug for topic in topics]),
+                subscriber_id=subscriber.pk,
+            )
         reason = ""
         if no_mail:
             reason = "suppressed"
@@ -217,6 +236,11 @@ def confirm_subscription(token: str, origin: Origin) -> tuple[Subscriber, bool]:
         # The welcome email: what they will receive and where to change it (after commit).
         names = sorted(subscriber.subscriptions.values_list("topic__name", flat=True))
         send_on_commit(subscriber.pk, "welcome", topics=names)
+        recorder.record(
+            EventType.SUBSCRIBER_CONFIRMED,
+            subscriber_data(subscriber),
+            subscriber_id=subscriber.pk,
+        )
     logger.info("subscribers: subscriber %s confirmed", subscriber.pk)
     return subscriber, True
 
@@ -337,6 +361,11 @@ def unsubscribe(subscriber: Subscriber, origin: Origin) -> bool:
             origin,
             subscriber=subscriber,
             hashed=subscriber.email_hash,
+        )
+        recorder.record(
+            EventType.SUBSCRIBER_UNSUBSCRIBED,
+            {**subscriber_data(subscriber), "via": origin.via},
+            subscriber_id=subscriber.pk,
         )
     logger.info("subscribers: subscriber %s unsubscribed via %s", subscriber.pk, origin.via)
     return True
@@ -491,5 +520,9 @@ def erase_subscriber(subscriber: Subscriber, origin: Origin) -> str:
             action=ConsentEvent.Action.ERASE,
             detail={"via": origin.via},
         )
+        # Their past events lose their id; this last one carries it, so that integrators
+        # can erase the person on their side too (decision 0084).
+        recorder.scrub_subscriber(subscriber_id)
+        recorder.record(EventType.SUBSCRIBER_ERASED, {"subscriber_id": subscriber_id})
     logger.info("subscribers: subscriber %s erased", subscriber_id)
     return hashed

@@ -11,6 +11,7 @@ import channels.backends.discord
 import channels.backends.email_file
 import channels.backends.email_ses
 import channels.backends.email_smtp
+import channels.backends.event_webhook
 import channels.backends.slack
 import channels.backends.webhook  # noqa: F401
 from channels.backends.base import (

@@ -77,6 +77,17 @@ class UncertainPolicy(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ResponseInfo:
+    """What an HTTP endpoint answered to one attempt, for the admin's attempts list (event
+    webhooks, decision 0084): the status (None: no answer), the time the request took and the
+    first characters of the body."""
+
+    status_code: int | None
+    latency_ms: float
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened to one message. ``error`` must already be free of secrets."""
 
@@ -88,6 +99,8 @@ class Outcome:
     retry_after: float | None = None
     #: The endpoint told us it is gone for good (a webhook's 410): disable the channel.
     disable_channel: bool = False
+    #: The HTTP answer, when the backend keeps it (event webhooks).
+    response: ResponseInfo | None = None
 
 
 class Handover(Protocol):
@@ -115,6 +128,8 @@ class Backend(ABC):
     kind: ClassVar[str]
     label: ClassVar[str]
     is_broadcast: ClassVar[bool] = False
+    #: Not offered as a channel kind: the channels of another feature (event endpoints).
+    is_internal: ClassVar[bool] = False
     config_form: ClassVar[type[forms.Form]]
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     #: What recovery does with this kind's uncertain messages unless the channel says.

@@ -87,6 +87,7 @@ def render_probe(channel: Channel | None) -> bytes | None:
         created_at=now,
         uncertain_at=None,
         variant=None,
+        event_id=None,
         subscriber=ClaimedSubscriber(
             pk=PROBE_SUBSCRIBER_ID,
             email="doctor@example.invalid",

@@ -21,6 +21,7 @@ from channels.backends.base import (
 )
 from channels.configuration import build_backend
 from channels.engine import guardrails, journal
+from channels.engine.attempts import record_attempts
 from channels.engine.circuit import enter_circuit, record_channel_health
 from channels.engine.claims import ClaimedRow, claim
 from channels.engine.fanout import finish_dispatches
@@ -29,7 +30,9 @@ from channels.engine.outcomes import complete_outcomes, record_outcomes
 from channels.engine.pacing import send_paced
 from channels.engine.queue import SEND_BATCH_TASK, enqueue_due_batches
 from channels.engine.stats import TimedBackend, record_batch
+from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
+from events import recorder
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +83,12 @@ def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
                 circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None
             )
         return report
-    outcomes = _send_claimed(channel, rows, lease, now, report, trial=trial)
+    # What event endpoints listen to, read once for the batch's outcomes and dispatches.
+    wanted = recorder.listened()
+    outcomes = _send_claimed(channel, rows, lease, now, report, trial=trial, wanted=wanted)
     dispatch_ids = {row.dispatch_id for row in rows if row.dispatch_id is not None}
     if dispatch_ids:
-        finish_dispatches(dispatch_ids)
+        finish_dispatches(dispatch_ids, wanted=wanted)
     logger.info(
         "Batch of channel %s: %s claimed, %s cancelled, %s found sent in the journal, outcomes %s",
         channel.pk,
@@ -122,6 +127,7 @@ def _send_claimed(
     report: BatchReport,
     *,
     trial: bool,
+    wanted: frozenset[str] = frozenset(),
 ) -> list[Outcome]:
     """Render, cancel, send and record the claimed ``rows``; fill ``report``. Returns the
     backend's outcomes (not the journal's or the renderer's)."""
@@ -163,9 +169,12 @@ def _send_claimed(
             done,
             sent_at={pk: entry.at for pk, entry in accepted.items()},
             policies={channel.pk: channel.effective_uncertain_policy},
+            wanted=wanted,
         )
         if outcomes:
             record_channel_health(channel.pk, outcomes, trial=trial, now=done)
+        if outcomes and channel.kind == EVENT_WEBHOOK_KIND:
+            record_attempts(channel, rows, outcomes, done)
         gone = next((outcome for outcome in outcomes if outcome.disable_channel), None)
         if gone is not None:
             Channel.objects.filter(pk=channel.pk).update(

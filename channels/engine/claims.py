@@ -57,6 +57,8 @@ class ClaimedRow:
     uncertain_at: datetime | None
     #: The A/B subject the message carries (decision 0079); None outside a test.
     variant: int | None
+    #: Kind "event": the event the row carries to its endpoint (decision 0084).
+    event_id: int | None
     subscriber: ClaimedSubscriber | None = None
     #: The publication version the row renders (None for site mail).
     version_id: int | None = None
@@ -88,6 +90,7 @@ ROW_COLUMNS = (
     "created_at",
     "uncertain_at",
     "variant",
+    "event_id",
 )
 
 SUBSCRIBER_COLUMNS = (

@@ -16,7 +16,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from channels.backends.base import (
@@ -25,6 +25,8 @@ from channels.backends.base import (
 )
 from channels.engine.queue import enqueue_due_batches
 from channels.models import Channel, Delivery
+from events import recorder
+from events.models import EventType
 from publishing.abtests import subjects_of
 from publishing.models import Dispatch, Publication
 from subscribers.models import Subscriber, Subscription
@@ -285,15 +287,48 @@ def plan_dispatch(dispatch_id: int) -> int:
     return created
 
 
-def finish_dispatches(dispatch_ids: Iterable[int] | None = None) -> int:
+def finish_dispatches(
+    dispatch_ids: Iterable[int] | None = None, *, wanted: frozenset[str] | None = None
+) -> int:
     """Mark done the sending dispatches whose deliveries are all settled, except an A/B test
-    still waiting for its decision (the rest is yet to come). Returns how many."""
+    still waiting for its decision (the rest is yet to come). Returns how many.
+
+    When an endpoint listens to ``dispatch.completed`` (``wanted``, read when not given), each
+    dispatch is closed in a transaction of its own with its event; else one UPDATE closes
+    them all.
+    """
     unsettled = Delivery.objects.filter(dispatch_id=OuterRef("pk")).unsettled()
-    dispatches = Dispatch.objects.filter(status=Dispatch.Status.SENDING).exclude(
-        ab_decide_at__isnull=False, ab_decided_at__isnull=True
+    dispatches = (
+        Dispatch.objects.filter(status=Dispatch.Status.SENDING)
+        .exclude(ab_decide_at__isnull=False, ab_decided_at__isnull=True)
+        .exclude(Exists(unsettled))
     )
     if dispatch_ids is not None:
         dispatches = dispatches.filter(pk__in=list(dispatch_ids))
-    return dispatches.exclude(Exists(unsettled)).update(
-        status=Dispatch.Status.DONE, finished_at=timezone.now()
-    )
+    now = timezone.now()
+    wanted = recorder.listened() if wanted is None else wanted
+    if EventType.DISPATCH_COMPLETED not in wanted:
+        return dispatches.update(status=Dispatch.Status.DONE, finished_at=now)
+    finished = 0
+    for pk, publication_id, kind in dispatches.values_list("pk", "publication_id", "kind"):
+        with transaction.atomic():
+            # The same conditions again: only the caller that closes the dispatch records it.
+            if not dispatches.filter(pk=pk).update(status=Dispatch.Status.DONE, finished_at=now):
+                continue
+            counts = dict(
+                Delivery.objects.filter(dispatch_id=pk)
+                .order_by()
+                .values_list("status")
+                .annotate(count=Count("pk"))
+            )
+            data = {
+                "dispatch_id": pk,
+                "publication_id": publication_id,
+                "kind": kind,
+                "deliveries": {str(status): int(n) for status, n in sorted(counts.items())},
+            }
+            recorder.record_many(
+                [recorder.NewEvent(EventType.DISPATCH_COMPLETED, data)], wanted=wanted
+            )
+        finished += 1
+    return finished

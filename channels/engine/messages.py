@@ -23,6 +23,7 @@ from channels.engine.mime import PreparedEmail
 from channels.models import Channel, Delivery
 from channels.tracking import store_links
 from config.mail import message_id_domain
+from events.models import Event
 from publishing.abtests import subject_for
 from publishing.models import Dispatch, Publication, PublicationTranslation
 from publishing.rendering import (
@@ -256,6 +257,7 @@ def build_messages(
         )
     versions = load_versions(rows)
     translations = load_translations(rows)
+    events = load_events(rows)
     links = SubscriberLinks.build()
     sign = tracking.signer() if channel.tracking else None
     domain = message_id_domain()
@@ -286,6 +288,8 @@ def build_messages(
                 message = _site_message(row)
             elif row.kind == Delivery.Kind.DIGEST:
                 message = _digest_message(row)
+            elif row.kind == Delivery.Kind.EVENT:
+                message = _event_message(row, events)
         except Exception as error:  # one broken row must not hold the batch
             logger.exception("Delivery %s cannot be rendered", row.pk)
             failures.append(
@@ -297,6 +301,26 @@ def build_messages(
         else:
             messages.append(message)
     return messages, cancelled, failures
+
+
+def load_events(rows: Sequence[ClaimedRow]) -> dict[int, Event]:
+    """The events the rows of kind "event" carry, in one query (none without such rows)."""
+    ids = {row.event_id for row in rows if row.event_id is not None}
+    if not ids:
+        return {}
+    return Event.objects.in_bulk(ids)
+
+
+def _event_message(row: ClaimedRow, events: dict[int, Event]) -> Message | None:
+    """An event for its endpoint: its JSON payload as it stands now (scrubbed if its
+    subscriber was erased since), with its id as ``webhook-id`` (decision 0084). None when the
+    event is gone: cancel the row."""
+    event = events.get(row.event_id or 0)
+    if event is None:
+        return None
+    return Message(
+        delivery_id=row.pk, payload=event.payload(), headers={"webhook-id": event.public_id}
+    )
 
 
 def _site_message(row: ClaimedRow) -> Message:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from channels.backends.base import (
     Message,
@@ -21,6 +21,8 @@ from channels.backends.base import (
 from channels.engine import journal
 from channels.engine.claims import ClaimedRow
 from channels.models import Delivery
+from events import recorder
+from events.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +64,34 @@ def _apply_outcome(row: ClaimedRow, outcome: Outcome, now: datetime, policy: str
     else:
         if outcome.status == OutcomeStatus.UNCERTAIN:
             row.uncertain_at = now  # resent: at least once, and counted (decision 0068)
-        if row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        if row.kind == Delivery.Kind.EVENT:
+            _schedule_event_retry(row, outcome, now)
+        elif row.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
             row.status = Delivery.Status.DEAD
         else:
             row.status = Delivery.Status.QUEUED
             delay = backoff_seconds(row.attempts, outcome.retry_after)
             row.next_attempt_at = now + timedelta(seconds=delay)
+
+
+def event_retry_seconds(attempts: int) -> float | None:
+    """The wait after an event delivery's ``attempts``-th failed attempt, from
+    EVENT_RETRY_SCHEDULE_SECONDS; None when the schedule is over (the delivery is dead)."""
+    schedule = settings.EVENT_RETRY_SCHEDULE_SECONDS
+    if attempts > len(schedule):
+        return None
+    return float(schedule[max(attempts, 1) - 1])
+
+
+def _schedule_event_retry(row: ClaimedRow, outcome: Outcome, now: datetime) -> None:
+    """Events follow their own schedule (about three days, decision 0084), not the backoff
+    of publications' deliveries; a longer Retry-After is honoured."""
+    wait = event_retry_seconds(row.attempts)
+    if wait is None:
+        row.status = Delivery.Status.DEAD
+        return
+    row.status = Delivery.Status.QUEUED
+    row.next_attempt_at = now + timedelta(seconds=max(wait, outcome.retry_after or 0.0))
 
 
 RECORDED_FIELDS = [
@@ -92,6 +116,7 @@ def record_outcomes(
     sent_at: Mapping[int, datetime] | None = None,
     policies: Mapping[int, str] | None = None,
     retry_now: bool = False,
+    wanted: frozenset[str] | None = None,
 ) -> dict[str, int]:
     """Write every outcome of a batch in one UPDATE. Returns counts, by final status, of the
     rows written.
@@ -102,6 +127,9 @@ def record_outcomes(
     journal; the journal entries of every row written are deleted (decision 0039).
     ``policies`` maps channel ids to their uncertain policy (resend when missing);
     ``retry_now`` re-queues rows for now rather than after a backoff (crash recovery).
+    Rows that end sent, failed or dead get their ``delivery.*`` event in the same transaction
+    when an endpoint listens (``wanted``: what ``events.recorder.listened`` answered, read
+    here when not given; decision 0084).
     """
     by_id = {row.pk: row for row in rows}
     changed = []
@@ -118,6 +146,55 @@ def record_outcomes(
         changed.append(row)
     if not changed:
         return {}
+    wanted = recorder.listened() if wanted is None else wanted
+    if wanted & DELIVERY_EVENT_TYPES:
+        with transaction.atomic():
+            written = _write(changed, lease, now)
+            recorder.record_many(delivery_events(changed, written), wanted=wanted)
+    else:
+        written = _write(changed, lease, now)
+    counts: dict[str, int] = {}
+    for row in changed:
+        if row.pk in written:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    journal.forget(row.pk for row in changed if row.pk in written)
+    return counts
+
+
+#: The event of each final status a delivery may reach in a batch.
+STATUS_EVENTS = {
+    Delivery.Status.SENT: EventType.DELIVERY_SENT,
+    Delivery.Status.FAILED: EventType.DELIVERY_FAILED,
+    Delivery.Status.DEAD: EventType.DELIVERY_DEAD,
+}
+DELIVERY_EVENT_TYPES = frozenset(str(t) for t in STATUS_EVENTS.values())
+
+
+def delivery_events(rows: Sequence[ClaimedRow], written: set[int]) -> list[recorder.NewEvent]:
+    """The ``delivery.*`` events of the rows written: ids and the facts, never the address or
+    the provider's error text (it may quote the address). Deliveries of events have none: an
+    endpoint failing must not cause events about itself."""
+    result = []
+    for row in rows:
+        event_type = STATUS_EVENTS.get(Delivery.Status(row.status))
+        if event_type is None or row.pk not in written or row.kind == Delivery.Kind.EVENT:
+            continue
+        subscriber_id = row.subscriber.pk if row.subscriber is not None else None
+        data = {
+            "delivery_id": row.pk,
+            "kind": row.kind,
+            "dispatch_id": row.dispatch_id,
+            "channel_id": row.channel_id,
+            "subscriber_id": subscriber_id,
+            "status": row.status,
+            "attempts": row.attempts,
+        }
+        result.append(recorder.NewEvent(event_type, data, subscriber_id))
+    return result
+
+
+def _write(changed: Sequence[ClaimedRow], lease: datetime, now: datetime) -> set[int]:
+    """One UPDATE of the rows still held under ``lease``; the ids written."""
     if connection.vendor == "postgresql":
         written = _record_postgresql(changed, lease, now)
     else:
@@ -134,12 +211,7 @@ def record_outcomes(
             written = set(
                 Delivery.objects.filter(pk__in=written, updated_at=now).values_list("pk", flat=True)
             )
-    counts: dict[str, int] = {}
-    for row in changed:
-        if row.pk in written:
-            counts[row.status] = counts.get(row.status, 0) + 1
-    journal.forget(row.pk for row in changed if row.pk in written)
-    return counts
+    return written
 
 
 def _record_postgresql(rows: Sequence[ClaimedRow], lease: datetime, now: datetime) -> set[int]:

@@ -17,6 +17,7 @@ from channels.backends.base import (
     OutcomeStatus,
 )
 from channels.engine import abtest, guardrails, journal
+from channels.engine.attempts import disable_failing_endpoints
 from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_paused
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
@@ -44,6 +45,8 @@ class SweepReport:
     decided: int = 0
     #: Dispatches a guardrail paused (decision 0085).
     paused: int = 0
+    #: Event endpoints disabled for failing too long, their owners told (decision 0084).
+    endpoints_disabled: int = 0
 
 
 def sweep() -> SweepReport:
@@ -58,7 +61,8 @@ def sweep() -> SweepReport:
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
     - sending dispatches with refusals, bounces or complaints are checked by the guardrails;
     - A/B subject tests whose time has come are decided and their rest planned;
-    - dispatches whose deliveries are all settled are marked done.
+    - dispatches whose deliveries are all settled are marked done;
+    - event endpoints failing for EVENT_ENDPOINT_DISABLE_AFTER_DAYS are disabled, owners told.
     """
     now = timezone.now()
     report = SweepReport()
@@ -86,6 +90,7 @@ def sweep() -> SweepReport:
     report.paused = guardrails.check_sending()
     report.decided = abtest.decide_due(now)
     report.finished = finish_dispatches()
+    report.endpoints_disabled = disable_failing_endpoints(now)
     return report
 
 

@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from channels.api import ChannelViewSet, DeliveryViewSet, DispatchViewSet
 from channels.api_stats import PublicationStatsViewSet
+from channels.api_webhooks import WebhookEndpointViewSet
 from publishing.api import PublicationViewSet, TopicViewSet
 from publishing.api_translations import PublicationTranslationViewSet
 from subscribers.api import SubscriberViewSet
@@ -19,6 +20,7 @@ router.register("subscribers", SubscriberViewSet, basename="subscriber")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("dispatches", DispatchViewSet, basename="dispatch")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 # A publication's stats read the delivery ledger, so the engine answers them, at the same URL
 # under the publication (publishing never imports channels). A router of their own keeps the URL

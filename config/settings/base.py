@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     # The body's Markdown editor (decision 0077): its widget and static files only; its URLs
     # are routed under the admin with permissions (publishing.editor), never included as is.
     "markdownx",
+    "events",
     "publishing",
     "subscribers",
     "channels",
@@ -431,6 +432,23 @@ DELIVERY_JOURNAL_URL: str = env.str(
 #: How long a journal entry outlives a worker that never recorded its batch; must exceed
 #: DELIVERY_LEASE_SECONDS (entries are deleted as soon as their batch is recorded).
 DELIVERY_JOURNAL_TTL_SECONDS: int = env.int("DELIVERY_JOURNAL_TTL_SECONDS", default=86_400)
+# --- Events to webhook endpoints (decision 0084) ----------------------------------------------
+#: The waits, in seconds, before each retry of an event that an endpoint did not take (2xx):
+#: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h: eleven attempts over about three
+#: days, then the delivery is dead. A Retry-After longer than the wait is honoured.
+EVENT_RETRY_SCHEDULE_SECONDS: list[int] = [
+    int(seconds)
+    for seconds in env.list(
+        "EVENT_RETRY_SCHEDULE_SECONDS",
+        default=["5", "300", "1800", "7200", "18000", "36000", "36000", "50400", "50400", "57600"],
+    )
+]
+#: An endpoint whose every attempt has failed for this many days is disabled, its owner told.
+EVENT_ENDPOINT_DISABLE_AFTER_DAYS: float = env.float(
+    "EVENT_ENDPOINT_DISABLE_AFTER_DAYS", default=5.0
+)
+#: After a secret rotation, deliveries are signed with the old secret too for this long.
+EVENT_SECRET_OVERLAP_HOURS: float = env.float("EVENT_SECRET_OVERLAP_HOURS", default=24.0)
 #: Hosts (names or addresses) a channel's URL may reach although they are not public: for
 #: development and tests only, production refuses it (decision 0071, config/outbound.py).
 OUTBOUND_ALLOWED_HOSTS: list[str] = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])

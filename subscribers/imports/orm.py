@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from subscribers.imports.report import (
     ImportContext,
+    record_created,
     status_explanation,
     suppression_explanation,
 )
@@ -67,6 +68,7 @@ def apply_batch_orm(batch: list[Row], context: ImportContext) -> None:
         Subscriber.objects.bulk_update(touched, ["name", "status", "confirmed_at", "updated_at"])
         report.created += len(created)
         report.updated += len(touched)
+        record_created([s.pk for s in created], context)
         written = [*created, *touched]
         if context.topic_ids:
             Subscription.objects.bulk_create(

@@ -13,6 +13,7 @@ from django.db.backends.utils import CursorWrapper
 
 from subscribers.imports.report import (
     ImportContext,
+    record_created,
     status_explanation,
     suppression_explanation,
 )
@@ -34,6 +35,7 @@ def apply_batch_copy(batch: list[Row], context: ImportContext) -> None:
         ids = [item[0] for item in written]
         created = sum(1 for item in written if item[1])
         _subscribe_and_log_consent(cursor, ids, context)
+        record_created([item[0] for item in written if item[1]], context)
         left: dict[str, str] = {}
         if len(written) + len(suppressed) < len(batch):
             # Rare: some addresses belong to subscribers who left; find which, for the report.

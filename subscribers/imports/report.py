@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from events import recorder
+from events.models import EventType
+
 #: Bad rows kept with their line number in the report; further ones are only counted.
 MAX_REPORTED_PROBLEMS = 100_000
 
@@ -87,3 +90,23 @@ def status_explanation(line: int, status: str) -> str:
 def suppression_explanation(line: int, reason: str) -> str:
     """Why a row whose address is on the suppression list was skipped."""
     return f"line {line}: the address is on the suppression list ({reason}); not re-added"
+
+
+def record_created(subscriber_ids: Sequence[int], context: ImportContext) -> int:
+    """A ``subscriber.created`` event per subscriber the batch created, in the batch's
+    transaction, when an endpoint listens (decision 0084). Returns how many were recorded."""
+    status = "active" if context.options.confirmed else "pending"
+    return len(
+        recorder.record_many(
+            recorder.NewEvent(
+                EventType.SUBSCRIBER_CREATED,
+                {
+                    "subscriber_id": pk,
+                    "status": status,
+                    "source": context.options.source,
+                },
+                subscriber_id=pk,
+            )
+            for pk in subscriber_ids
+        )
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from channels import webhook_events
 from channels.models import Delivery
 from publishing.api_keys import create_api_key, revoke_api_key
 from publishing.models import ApiScope, Publication
@@ -122,6 +123,29 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/deliveries/", ("deliveries:read",)),
     Endpoint("GET", "/api/v1/deliveries/{delivery}/", ("deliveries:read",)),
     Endpoint("POST", "/api/v1/deliveries/{delivery}/retry/", ("deliveries:write",)),
+    Endpoint("GET", "/api/v1/webhook-endpoints/", ("webhooks:admin",)),
+    Endpoint(
+        "POST",
+        "/api/v1/webhook-endpoints/",
+        ("webhooks:admin",),
+        body={"url": "https://hooks.example.com/new", "event_types": ["subscriber.created"]},
+    ),
+    Endpoint("GET", "/api/v1/webhook-endpoints/{endpoint}/", ("webhooks:admin",)),
+    Endpoint(
+        "PATCH",
+        "/api/v1/webhook-endpoints/{endpoint}/",
+        ("webhooks:admin",),
+        body={"description": "x"},
+    ),
+    Endpoint("DELETE", "/api/v1/webhook-endpoints/{endpoint}/", ("webhooks:admin",)),
+    Endpoint("POST", "/api/v1/webhook-endpoints/{endpoint}/rotate-secret/", ("webhooks:admin",)),
+    Endpoint(
+        "POST",
+        "/api/v1/webhook-endpoints/{endpoint}/replay/",
+        ("webhooks:admin",),
+        body={"since": "2020-01-01T00:00:00Z"},
+    ),
+    Endpoint("GET", "/api/v1/webhook-endpoints/{endpoint}/attempts/", ("webhooks:admin",)),
 ]
 
 
@@ -136,7 +160,13 @@ def ids(db: Any) -> dict[str, int]:
     delivery = DeliveryFactory.create(
         dispatch=dispatch, channel=channel, status=Delivery.Status.DEAD
     )
+    endpoint, _secret = webhook_events.create_endpoint(
+        webhook_events.EndpointInput(
+            url="https://hooks.example.com/in", event_types=["subscriber.created"]
+        )
+    )
     return {
+        "endpoint": endpoint.pk,
         "topic": topic.pk,
         "publication": publication.pk,
         "subscriber": subscriber.pk,

@@ -176,4 +176,6 @@ def test_the_ledger_carries_only_the_indexes_its_queries_use(db: None) -> None:
         "delivery_provider_message_id",  # SES feedback finds its delivery (partial)
         "one_delivery_per_recipient",  # exactly once, per subscriber
         "one_broadcast_per_channel",  # exactly once, per broadcast channel
+        "one_delivery_per_event_and_endpoint",  # exactly once, per event and endpoint
+        "delivery_event",  # an event's deliveries (partial: event rows only)
     }
