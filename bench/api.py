@@ -15,8 +15,10 @@ publication detail and the bare view returning the same JSON from one query:
    API and bare view, keeping each one's best run: requests/s, p50, p99;
 2. paced: wrk at a constant rate of half the API's peak for --paced-seconds
    (bench/constant_rate.py and .lua): each latency counted from the moment its request was
-   due, so coordinated omission is corrected; p50, p99, p99.9, the rate achieved, errors, and
-   the load average before and after.
+   due, so coordinated omission is corrected; p50, p99, p99.9, the rate achieved, errors, the
+   load average before and after, and the CPU other work on the machine used meanwhile (in
+   cores: the machine's busy time from /proc/stat less wrk's, gunicorn's and its PostgreSQL
+   backends').
 
 Prints a Markdown table for docs/performance.md and whether the targets hold
 (API >= 0.7 of the bare view's throughput; p99 < 25 ms at half the peak rate, at that rate).
@@ -29,6 +31,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import secrets
 import signal
 import socket
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,11 +231,87 @@ def wrk(port: int, path: str, key: str, seconds: int, connections: int) -> dict[
     return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def process_seconds(pids: list[int]) -> float:
+    """CPU seconds (user and system) the given live processes have used."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def bench_pids(server: subprocess.Popen[bytes], database: str) -> list[int]:
+    """gunicorn's processes (its process group) and the PostgreSQL backends on the database."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == server.pid:
+                pids.append(int(entry.name))
+    rows = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    return pids + [int(row) for row in rows if row.isdigit()]
+
+
+@dataclass(frozen=True)
+class Paced:
+    """A constant-rate run and what the machine did meanwhile."""
+
+    run: ConstantRateRun
+    load_before: float
+    load_after: float
+    # Cores' worth of CPU used by other work (neither wrk, gunicorn nor its database backends).
+    others: float
+
+
 def paced(
-    port: int, path: str, key: str, rate: float, seconds: int, connections: int
-) -> tuple[ConstantRateRun, float, float]:
-    """The constant-rate run, with the 1-minute load average before and after it."""
+    server: subprocess.Popen[bytes],
+    database: str,
+    port: int,
+    path: str,
+    key: str,
+    rate: float,
+    seconds: int,
+    connections: int,
+) -> Paced:
+    """The constant-rate run, with the 1-minute load average before and after it and the CPU
+    the rest of the machine used during it."""
     before = os.getloadavg()[0]
+    pids = bench_pids(server, database)
+    start = time.monotonic()
+    busy, ours = machine_busy_seconds(), process_seconds(pids)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = constant_rate(
         f"http://127.0.0.1:{port}{path}",
         rate,
@@ -239,7 +319,11 @@ def paced(
         connections=connections,
         headers={"Authorization": f"Bearer {key}"},
     )
-    return run, before, os.getloadavg()[0]
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
+    ours = process_seconds(pids) - ours + spent
+    others = (machine_busy_seconds() - busy - ours) / (time.monotonic() - start)
+    return Paced(run, before, os.getloadavg()[0], max(0.0, others))
 
 
 def main() -> None:
@@ -288,7 +372,9 @@ def main() -> None:
                 api_runs.append(wrk(port, api_path, key, options.seconds, options.connections))
             bare = max(bare_runs, key=lambda run: run["rps"])
             api = max(api_runs, key=lambda run: run["rps"])
-            calm, load_before, load_after = paced(
+            calm = paced(
+                server,
+                options.database,
                 port,
                 api_path,
                 key,
@@ -297,10 +383,11 @@ def main() -> None:
                 options.paced_connections,
             )
             ratio = api["rps"] / bare["rps"]
-            held = calm.achieved >= calm.target * (1 - RATE_TOLERANCE)
-            ok = ok and ratio >= TARGET_RATIO and held and not calm.errors
-            ok = ok and calm.percentile(99) < TARGET_P99_MS
-            rows.append((name, api, bare, ratio, calm, load_before, load_after))
+            run = calm.run
+            held = run.achieved >= run.target * (1 - RATE_TOLERANCE)
+            ok = ok and ratio >= TARGET_RATIO and held and not run.errors
+            ok = ok and run.percentile(99) < TARGET_P99_MS
+            rows.append((name, api, bare, ratio, calm))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
@@ -316,16 +403,17 @@ def main() -> None:
     print(
         "| Endpoint | API req/s | API p50 / p99 (ms) | bare req/s | bare p50 / p99 (ms) "
         "| API / bare | paced target | achieved | paced p50 / p99 / p99.9 (ms) | errors "
-        "| load before / after |"
+        "| load before / after | other work (cores) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, api, bare, ratio, calm, load_before, load_after in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, api, bare, ratio, calm in rows:
+        run = calm.run
         print(
             f"| {name} | {api['rps']:.0f} | {api['p50']:.1f} / {api['p99']:.1f} | "
             f"{bare['rps']:.0f} | {bare['p50']:.1f} / {bare['p99']:.1f} | {ratio:.2f} | "
-            f"{calm.target:.1f}/s | {calm.achieved:.1f}/s | {calm.percentile(50):.1f} / "
-            f"{calm.percentile(99):.1f} / {calm.percentile(99.9):.1f} | {calm.errors} | "
-            f"{load_before:.1f} / {load_after:.1f} |"
+            f"{run.target:.1f}/s | {run.achieved:.1f}/s | {run.percentile(50):.1f} / "
+            f"{run.percentile(99):.1f} / {run.percentile(99.9):.1f} | {run.errors} | "
+            f"{calm.load_before:.1f} / {calm.load_after:.1f} | {calm.others:.2f} |"
         )
     print(
         f"\nTargets (API >= {TARGET_RATIO} of bare; at half the peak, the rate held within "
