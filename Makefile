@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEV_SETTINGS := config.settings.dev
 
-.PHONY: run test lint typecheck ci install install-dev migrate demo clean
+.PHONY: run test lint typecheck ci install install-dev migrate demo clean bench-tools
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ typecheck: install-dev
 ci: lint typecheck
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) test
+
+## What the benchmarks drive (bench/api.py, bench/tracking.py): wrk, from Debian's packages.
+bench-tools:
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || \
+		(apt-get update -q && apt-get install -y -q wrk)
+	@wrk -v | head -n 1
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox .pytest_cache .mypy_cache .coverage

@@ -1,20 +1,27 @@
 """Benchmark: the REST API under gunicorn on PostgreSQL, against a bare Django view.
 
-    python bench/api.py [--seconds 10] [--workers 2] [--connections 8]
+    make bench-tools   # wrk, from Debian's packages
+    python bench/api.py [--seconds 10] [--repeat 3] [--paced-seconds 60] [--workers N]
+                        [--database pub_api_bench] [--redis-db 7]
 
-Creates the database pub_api_bench (dropped and re-created), a production-like environment
+Creates the database (dropped and re-created), a production-like environment
 (config.settings.prod through bench.api_site.settings, which only adds the bare view's URLs;
-Redis cache for throttles), 50 publications with 2 topics each and a publications:read key.
-Then, for the publication list (50 items), the publication detail and the bare view returning
-the same JSON from one query:
+Redis cache for throttles), 50 publications with 2 topics each and a publications:read key, and
+starts gunicorn with the command line of the Dockerfile's CMD (its config module, worker count
+and access log; only the address changes). Then, for the publication list (50 items), the
+publication detail and the bare view returning the same JSON from one query:
 
-1. peak: `wrk` (closed loop, --connections) for --seconds, --repeat times alternating API and
-   bare view, keeping each one's best run: requests/s, p50, p99;
-2. paced: an open-loop Python generator at half the API's peak rate for --seconds, latency
-   measured from each request's scheduled time (no coordinated omission): p50, p99.
+1. peak: `wrk` unpaced (closed loop, --connections) for --seconds, --repeat times alternating
+   API and bare view, keeping each one's best run: requests/s, p50, p99;
+2. paced: wrk at a constant rate of half the API's peak for --paced-seconds
+   (bench/constant_rate.py and .lua): each latency counted from the moment its request was
+   due, so coordinated omission is corrected; p50, p99, p99.9, the rate achieved, errors, the
+   load average before and after, and the CPU other work on the machine used meanwhile (in
+   cores: the machine's busy time from /proc/stat less wrk's, gunicorn's and its PostgreSQL
+   backends').
 
 Prints a Markdown table for docs/performance.md and whether the targets hold
-(API >= 0.7 of the bare view's throughput; p99 < 25 ms at half the peak rate).
+(API >= 0.7 of the bare view's throughput; p99 < 25 ms at half the peak rate, at that rate).
 """
 
 from __future__ import annotations
@@ -24,23 +31,30 @@ import http.client
 import json
 import os
 import re
+import resource
 import secrets
-import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from constant_rate import ConstantRateRun, constant_rate, wrk_binary  # noqa: E402
+
 DATABASE = "pub_api_bench"
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+REDIS_DB = 7
 PYTHON = sys.executable
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 25.0
+# The achieved rate may fall short of the target by the requests still in flight at the end.
+RATE_TOLERANCE = 0.01
 
 
 def free_port() -> int:
@@ -49,7 +63,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def environment() -> dict[str, str]:
+def environment(database: str = DATABASE, redis_db: int = REDIS_DB) -> dict[str, str]:
     """A production-like environment: real secret, hosts, PostgreSQL, Redis, no TLS redirect
     (the load balancer terminates TLS), warnings-only logs."""
     return {
@@ -58,8 +72,8 @@ def environment() -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SITE_URL": "https://localhost",
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": "redis://127.0.0.1:6379/7",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "SECURE_SSL_REDIRECT": "false",
         "FIELD_ENCRYPTION_KEYS": "bKSw1Vh5bRjMU2gm9z0Pj9Y0bHfC6nJ4m8lHq1pXkqs=",
         "LOG_LEVEL": "WARNING",
@@ -94,22 +108,63 @@ print(Publication.objects.order_by("pk").first().pk)
 """
 
 
-def prepare(env: dict[str, str]) -> tuple[str, int]:
+def prepare(env: dict[str, str], database: str, redis_db: int) -> tuple[str, int]:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        raise SystemExit(f"--database: {database!r} is not a plain lower-case name")
     admin = {**env, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres"}
     code = (
         "import psycopg; c = psycopg.connect('postgresql://postgres@127.0.0.1:5432/postgres',"
-        f" autocommit=True); c.execute('DROP DATABASE IF EXISTS {DATABASE}');"
-        f" c.execute('CREATE DATABASE {DATABASE}')"
+        f" autocommit=True); c.execute('DROP DATABASE IF EXISTS {database}');"
+        f" c.execute('CREATE DATABASE {database}')"
     )
     subprocess.run([PYTHON, "-c", code], env=admin, check=True)
-    subprocess.run(["redis-cli", "-n", "7", "FLUSHDB"], check=False, capture_output=True)
+    subprocess.run(["redis-cli", "-n", str(redis_db), "FLUSHDB"], check=False, capture_output=True)
     manage(env, "migrate", "--no-input")
     first_id = int(manage(env, "shell", "-c", SEED).strip().splitlines()[-1])
     key = manage(env, "create_api_key", "--name=bench", "--scopes=publications:read").strip()
     return key, first_id
 
 
+def dockerfile_command() -> list[str]:
+    """The Dockerfile's CMD (exec form), so the bench runs the server as the image does."""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("CMD ["):
+            command: list[str] = json.loads(line.removeprefix("CMD "))
+            return command
+    raise SystemExit("Dockerfile: no CMD [...] line")
+
+
+def gunicorn_command(port: int, workers: int | None) -> list[str]:
+    """The Dockerfile's command with this machine's interpreter, a loopback address and, if
+    given, another worker count; raises SystemExit if the CMD no longer runs gunicorn."""
+    command = dockerfile_command()
+    if command[0] != "gunicorn":
+        raise SystemExit(f"the Dockerfile's CMD does not start gunicorn: {command}")
+    arguments = command[1:]
+    for option, value in (("--bind", f"127.0.0.1:{port}"), ("--workers", str(workers))):
+        if option == "--workers" and workers is None:
+            continue
+        if option in arguments:
+            arguments[arguments.index(option) + 1] = value
+        else:
+            arguments += [option, value]
+    # Other gunicorns on this machine (tests, other benches) would share the default control
+    # socket path; the bench's needs none.
+    return [PYTHON, "-m", "gunicorn", *arguments, "--no-control-socket"]
+
+
+def wait_for(port: int) -> None:
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not start")
+
+
 def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    """A bare gunicorn (no config module, no access log), as bench/tracking.py measures."""
     process = subprocess.Popen(
         [
             PYTHON,
@@ -124,13 +179,18 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.P
         env=env,
         start_new_session=True,
     )
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
-            return process
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not start")
+    wait_for(port)
+    return process
+
+
+def start_product(env: dict[str, str], command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """gunicorn as the image starts it (`gunicorn_command`). Its access log goes to stdout as
+    in the image; here stdout is discarded, but each line is still formatted and redacted."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    wait_for(port)
+    return process
 
 
 def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -143,7 +203,7 @@ def fetch(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
 def wrk(port: int, path: str, key: str, seconds: int, connections: int) -> dict[str, float]:
     result = subprocess.run(
         [
-            "wrk",
+            wrk_binary(),
             "-t2",
             f"-c{connections}",
             f"-d{seconds}s",
@@ -171,61 +231,122 @@ def wrk(port: int, path: str, key: str, seconds: int, connections: int) -> dict[
     return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
 
 
-def paced(port: int, path: str, key: str, rate: float, seconds: int) -> dict[str, float]:
-    """Open loop: request i is due at start + i / rate; its latency runs from that time."""
-    threads = 16
-    latencies: list[float] = []
-    lock = threading.Lock()
-    start = time.perf_counter() + 0.2
-    total = int(rate * seconds)
-    errors = 0
+TICKS = os.sysconf("SC_CLK_TCK")
 
-    def worker(offset: int) -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        mine: list[float] = []
-        for index in range(offset, total, threads):
-            due = start + index / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            connection.request("GET", path, headers={"Authorization": f"Bearer {key}"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                errors += 1
-            mine.append((time.perf_counter() - due) * 1000)
-        with lock:
-            latencies.extend(mine)
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    if errors:
-        raise SystemExit(f"{errors} errors in the paced run of {path}")
-    latencies.sort()
-    return {
-        "rate": rate,
-        "p50": statistics.median(latencies),
-        "p99": latencies[int(len(latencies) * 0.99) - 1],
-    }
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def process_seconds(pids: list[int]) -> float:
+    """CPU seconds (user and system) the given live processes have used."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def bench_pids(server: subprocess.Popen[bytes], database: str) -> list[int]:
+    """gunicorn's processes (its process group) and the PostgreSQL backends on the database."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == server.pid:
+                pids.append(int(entry.name))
+    rows = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    return pids + [int(row) for row in rows if row.isdigit()]
+
+
+@dataclass(frozen=True)
+class Paced:
+    """A constant-rate run and what the machine did meanwhile."""
+
+    run: ConstantRateRun
+    load_before: float
+    load_after: float
+    # Cores' worth of CPU used by other work (neither wrk, gunicorn nor its database backends).
+    others: float
+
+
+def paced(
+    server: subprocess.Popen[bytes],
+    database: str,
+    port: int,
+    path: str,
+    key: str,
+    rate: float,
+    seconds: int,
+    connections: int,
+) -> Paced:
+    """The constant-rate run, with the 1-minute load average before and after it and the CPU
+    the rest of the machine used during it."""
+    before = os.getloadavg()[0]
+    pids = bench_pids(server, database)
+    start = time.monotonic()
+    busy, ours = machine_busy_seconds(), process_seconds(pids)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = constant_rate(
+        f"http://127.0.0.1:{port}{path}",
+        rate,
+        seconds,
+        connections=connections,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
+    ours = process_seconds(pids) - ours + spent
+    others = (machine_busy_seconds() - busy - ours) / (time.monotonic() - start)
+    return Paced(run, before, os.getloadavg()[0], max(0.0, others))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=10, help="each unpaced wrk run")
+    parser.add_argument("--workers", type=int, default=None, help="default: the Dockerfile's")
+    parser.add_argument("--connections", type=int, default=8, help="unpaced wrk connections")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs per endpoint (best kept)")
+    parser.add_argument("--paced-seconds", type=int, default=60)
+    parser.add_argument(
+        "--paced-connections", type=int, default=16, help="connections of the constant-rate run"
+    )
+    parser.add_argument("--database", default=DATABASE, help="dropped and re-created")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help="flushed")
     options = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed: apt-get install -y wrk")
-    env = environment()
-    key, first_id = prepare(env)
+    wrk_binary()
+    env = environment(options.database, options.redis_db)
+    # The image serves collected files; the API needs none, but WhiteNoise wants the folder.
+    env["STATIC_ROOT"] = tempfile.mkdtemp(prefix="api-bench-static-")
+    key, first_id = prepare(env, options.database, options.redis_db)
     port = free_port()
-    server = start_gunicorn(env, port, options.workers)
+    command = gunicorn_command(port, options.workers)
+    server = start_product(env, command, port)
     pairs = [
         ("list (50 items)", "/api/v1/publications/?page_size=50", "/bench/bare/publications/"),
         (
@@ -251,32 +372,52 @@ def main() -> None:
                 api_runs.append(wrk(port, api_path, key, options.seconds, options.connections))
             bare = max(bare_runs, key=lambda run: run["rps"])
             api = max(api_runs, key=lambda run: run["rps"])
-            calm = paced(port, api_path, key, api["rps"] / 2, options.seconds)
+            calm = paced(
+                server,
+                options.database,
+                port,
+                api_path,
+                key,
+                api["rps"] / 2,
+                options.paced_seconds,
+                options.paced_connections,
+            )
             ratio = api["rps"] / bare["rps"]
-            ok = ok and ratio >= TARGET_RATIO and calm["p99"] < TARGET_P99_MS
+            run = calm.run
+            held = run.achieved >= run.target * (1 - RATE_TOLERANCE)
+            ok = ok and ratio >= TARGET_RATIO and held and not run.errors
+            ok = ok and run.percentile(99) < TARGET_P99_MS
             rows.append((name, api, bare, ratio, calm))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
-    load = os.getloadavg()[0]
+    workers = command[command.index("--workers") + 1] if "--workers" in command else "?"
     print(
-        f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC, load average {load:.1f}, "
-        f"gunicorn {options.workers} sync workers, wrk {options.connections} connections, "
-        f"best of {options.repeat} runs of {options.seconds} s\n"
+        f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC, load average {os.getloadavg()[0]:.1f}, "
+        f"gunicorn {workers} sync workers as the Dockerfile starts it, unpaced wrk "
+        f"{options.connections} connections, best of {options.repeat} runs of "
+        f"{options.seconds} s; paced: wrk at a constant rate over {options.paced_connections} "
+        f"connections for {options.paced_seconds} s, latency from each request's due time\n"
     )
+    print(f"    {' '.join(Path(part).name if part == PYTHON else part for part in command)}\n")
     print(
         "| Endpoint | API req/s | API p50 / p99 (ms) | bare req/s | bare p50 / p99 (ms) "
-        "| API / bare | paced at | paced p50 / p99 (ms) |"
+        "| API / bare | paced target | achieved | paced p50 / p99 / p99.9 (ms) | errors "
+        "| load before / after | other work (cores) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, api, bare, ratio, calm in rows:
+        run = calm.run
         print(
             f"| {name} | {api['rps']:.0f} | {api['p50']:.1f} / {api['p99']:.1f} | "
             f"{bare['rps']:.0f} | {bare['p50']:.1f} / {bare['p99']:.1f} | {ratio:.2f} | "
-            f"{calm['rate']:.0f}/s | {calm['p50']:.1f} / {calm['p99']:.1f} |"
+            f"{run.target:.1f}/s | {run.achieved:.1f}/s | {run.percentile(50):.1f} / "
+            f"{run.percentile(99):.1f} / {run.percentile(99.9):.1f} | {run.errors} | "
+            f"{calm.load_before:.1f} / {calm.load_after:.1f} | {calm.others:.2f} |"
         )
     print(
-        f"\nTargets (API >= {TARGET_RATIO} of bare, paced p99 < {TARGET_P99_MS} ms): "
+        f"\nTargets (API >= {TARGET_RATIO} of bare; at half the peak, the rate held within "
+        f"{RATE_TOLERANCE:.0%}, no error and p99 < {TARGET_P99_MS} ms): "
         f"{'met' if ok else 'NOT met'}"
     )
 

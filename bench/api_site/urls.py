@@ -30,6 +30,8 @@ LIST_FIELDS = [
     "created_at",
     "updated_at",
 ]
+# The detail's A/B test settings (decision 0079), after the body.
+AB_FIELDS = ["subjects", "ab_share", "ab_wait_hours", "ab_metric", "ab_min_sample"]
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -62,12 +64,15 @@ def bare_detail(request: HttpRequest, pk: int) -> HttpResponse:
     row = (
         Publication.objects.filter(pk=pk)
         .annotate(topic_slugs=ArrayAgg("topics__slug", order_by="topics__name"))
-        .values(*[name for name in LIST_FIELDS if name != "topics"], "body", "topic_slugs")
+        .values(
+            *[name for name in LIST_FIELDS if name != "topics"], "body", *AB_FIELDS, "topic_slugs"
+        )
         .first()
     )
     if row is None:
         return JsonResponse({"detail": "Not found."}, status=404)
-    return JsonResponse(_row({**row, "topics": row["topic_slugs"]}, [*LIST_FIELDS, "body"]))
+    fields = [*LIST_FIELDS, "body", *AB_FIELDS]
+    return JsonResponse(_row({**row, "topics": row["topic_slugs"]}, fields))
 
 
 urlpatterns: list[URLPattern | URLResolver] = [
