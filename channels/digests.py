@@ -315,9 +315,12 @@ def create_digest(
 ) -> Digest | None:
     """Write one subscriber's digest of the period ending at ``end``, and its delivery.
 
-    One transaction: the subscriber row is locked (``SELECT ... FOR UPDATE``), so two runs
-    handling the same subscriber take turns and the second finds the period taken; the unique
-    constraint on (subscriber, frequency, period_end) is the last word. Under the lock ``end``
+    One transaction: the subscriber row is locked (``SELECT ... FOR UPDATE SKIP LOCKED``), so a
+    run meeting a subscriber another run is writing passes on to the next one instead of
+    waiting behind it: two runs split the subscribers between them rather than one trailing the
+    other (a subscriber skipped because their row was busy is written by the next run, a
+    quarter of an hour later, as their period is still the latest); the unique constraint on
+    (subscriber, frequency, period_end) is the last word. Under the lock ``end``
     must still be the subscriber's next period end for their current zone and hour
     (digest_schedule.is_next_end): a change of settings since ``end`` was computed, or a
     digest of that day already written, writes nothing. ``items`` are the candidates of the
@@ -328,7 +331,10 @@ def create_digest(
     try:
         with transaction.atomic():
             subscriber = (
-                Subscriber.objects.reachable().select_for_update().filter(pk=subscriber_id).first()
+                Subscriber.objects.reachable()
+                .select_for_update(skip_locked=True)
+                .filter(pk=subscriber_id)
+                .first()
             )
             if subscriber is None:
                 return None

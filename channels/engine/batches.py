@@ -33,6 +33,7 @@ from channels.engine.stats import TimedBackend, record_batch
 from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
 from events import recorder
+from publishing.models import Dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +132,7 @@ def _send_claimed(
 ) -> list[Outcome]:
     """Render, cancel, send and record the claimed ``rows``; fill ``report``. Returns the
     backend's outcomes (not the journal's or the renderer's)."""
-    holding = {
-        row.pk for row in rows if row.dispatch_paused and row.kind == Delivery.Kind.SUBSCRIBER
-    }
+    holding = _of_dispatches(rows, Dispatch.Status.PAUSED)
     if holding:
         # A retry due again while its dispatch is paused: held, not sent (decision 0085).
         report.held = Delivery.objects.filter(pk__in=holding, lease_expires_at=lease).update(
@@ -143,6 +142,17 @@ def _send_claimed(
     accepted, unknown = _accepted_before(rows)
     report.recovered = len(accepted)
     report.held_back = len(unknown)
+    dropped = _of_dispatches(rows, Dispatch.Status.CANCELLED) - accepted.keys() - unknown
+    if dropped:
+        # A retry of a dispatch cancelled while it was in flight: cancelled, not sent; one the
+        # journal shows accepted is recorded as sent above (decision 0085).
+        report.cancelled = Delivery.objects.filter(pk__in=dropped, lease_expires_at=lease).update(
+            status=Delivery.Status.CANCELLED,
+            lease_expires_at=None,
+            last_error="Its dispatch was cancelled before this retry.",
+            updated_at=now,
+        )
+        rows = [row for row in rows if row.pk not in dropped]
     messages, cancelled, failures = build_messages(
         channel, [row for row in rows if row.pk not in accepted and row.pk not in unknown], now
     )
@@ -151,7 +161,7 @@ def _send_claimed(
         for pk in unknown
     )
     if cancelled:
-        report.cancelled = Delivery.objects.filter(
+        report.cancelled += Delivery.objects.filter(
             pk__in=[row.pk for row in cancelled], lease_expires_at=lease
         ).update(
             status=Delivery.Status.CANCELLED,
@@ -209,6 +219,16 @@ def send_batches(channel_id: int) -> int:
         if time.monotonic() >= deadline:
             async_task(SEND_BATCH_TASK, channel_id)
             return claimed
+
+
+def _of_dispatches(rows: Sequence[ClaimedRow], status: str) -> set[int]:
+    """The ids of the subscriber rows among ``rows`` whose dispatch had ``status`` at the
+    claim."""
+    return {
+        row.pk
+        for row in rows
+        if row.kind == Delivery.Kind.SUBSCRIBER and row.dispatch_status == status
+    }
 
 
 def _accepted_before(

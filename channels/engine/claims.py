@@ -10,10 +10,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 
 from channels.models import Channel, Delivery, DeliveryQuerySet
-from publishing.models import Dispatch
 from subscribers.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,9 @@ class ClaimedRow:
     version_id: int | None = None
     #: The subscriber may still be sent to (``Subscriber.objects.reachable()``) at the claim.
     is_reachable: bool = False
-    #: Its dispatch was paused by a guardrail at the claim (decision 0085): held, not sent.
-    dispatch_paused: bool = False
+    #: Its dispatch's status at the claim (None for a row of no dispatch): a row of a paused
+    #: dispatch is held, one of a cancelled dispatch cancelled, neither sent (decision 0085).
+    dispatch_status: str | None = None
     updated_at: datetime | None = None
     #: The translation the row carries (decision 0082); empty: the original.
     language: str = ""
@@ -105,7 +105,7 @@ SUBSCRIBER_COLUMNS = (
 
 def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
     """The rows of ``queryset`` (annotated with ``version_id``, ``is_reachable`` and
-    ``dispatch_paused``) as ClaimedRow values, with their subscriber, in the queryset's order."""
+    ``dispatch_status``) as ClaimedRow values, with their subscriber, in the queryset's order."""
     width = len(ROW_COLUMNS)
     rows = []
     for values in queryset.values_list(
@@ -113,7 +113,7 @@ def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
         *SUBSCRIBER_COLUMNS,
         "version_id",
         "is_reachable",
-        "dispatch_paused",
+        "dispatch_status",
         "language",
     ):
         row = ClaimedRow(*values[:width])
@@ -122,18 +122,16 @@ def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
             row.subscriber = ClaimedSubscriber(*subscriber)
         row.version_id = values[-4]
         row.is_reachable = bool(values[-3])
-        row.dispatch_paused = bool(values[-2])
+        row.dispatch_status = values[-2]
         row.language = values[-1]
         rows.append(row)
     return rows
 
 
-def dispatch_paused() -> ExpressionWrapper[Any]:
-    """Whether the row's dispatch is paused, read from the dispatch row the claim joins for
-    its version anyway: no query of its own (decision 0085)."""
-    return ExpressionWrapper(
-        Q(dispatch__status=Dispatch.Status.PAUSED), output_field=BooleanField()
-    )
+def dispatch_status() -> F:
+    """The row's dispatch's status, read from the dispatch row the claim joins for its
+    version anyway: no query of its own (decision 0085)."""
+    return F("dispatch__status")
 
 
 def claimable(channel_id: int, now: datetime) -> DeliveryQuerySet:
@@ -149,7 +147,7 @@ def claimable(channel_id: int, now: datetime) -> DeliveryQuerySet:
         .annotate(
             is_reachable=Exists(reachable),
             version_id=F("dispatch__version_id"),
-            dispatch_paused=dispatch_paused(),
+            dispatch_status=dispatch_status(),
         )
         .select_for_update(skip_locked=True, of=("self",))
     )

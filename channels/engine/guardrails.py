@@ -175,11 +175,7 @@ def pause(
     the pause is committed."""
     now = now or timezone.now()
     with transaction.atomic():
-        dispatch = (
-            Dispatch.objects.select_for_update()
-            .filter(pk=dispatch_id, status=Dispatch.Status.SENDING)
-            .first()
-        )
+        dispatch = _locked(dispatch_id, Dispatch.Status.SENDING)
         if dispatch is None:
             return False
         held = Delivery.objects.filter(
@@ -212,11 +208,7 @@ def resume(dispatch_id: int, by: Any = None, now: datetime | None = None) -> int
     paused."""
     now = now or timezone.now()
     with transaction.atomic():
-        dispatch = (
-            Dispatch.objects.select_for_update()
-            .filter(pk=dispatch_id, status=Dispatch.Status.PAUSED)
-            .first()
-        )
+        dispatch = _locked(dispatch_id, Dispatch.Status.PAUSED)
         if dispatch is None:
             return None
         released = Delivery.objects.filter(
@@ -244,20 +236,21 @@ def resume(dispatch_id: int, by: Any = None, now: datetime | None = None) -> int
 
 
 def cancel(dispatch_id: int, by: Any = None, now: datetime | None = None) -> int | None:
-    """Cancel a paused dispatch: its held deliveries are cancelled and it is closed. Returns
-    how many rows were cancelled, None when it was not paused."""
+    """Cancel a paused dispatch: its held deliveries (and any retry queued again meanwhile)
+    are cancelled and it is closed. Returns how many rows were cancelled, None when it was
+    not paused."""
     now = now or timezone.now()
     who = _username(by)
     with transaction.atomic():
-        dispatch = (
-            Dispatch.objects.select_for_update()
-            .filter(pk=dispatch_id, status=Dispatch.Status.PAUSED)
-            .first()
-        )
+        dispatch = _locked(dispatch_id, Dispatch.Status.PAUSED)
         if dispatch is None:
             return None
+        # Held rows, and any retry queued again since the pause (a row in flight at the pause
+        # that failed transiently); a row in flight now is cancelled at its next claim.
         cancelled = Delivery.objects.filter(
-            dispatch_id=dispatch_id, status=Delivery.Status.HELD
+            dispatch_id=dispatch_id,
+            kind=Delivery.Kind.SUBSCRIBER,
+            status__in=[Delivery.Status.HELD, Delivery.Status.QUEUED],
         ).update(
             status=Delivery.Status.CANCELLED,
             last_error=f"Dispatch cancelled by {who or 'a Publisher'} while paused.",
@@ -271,6 +264,11 @@ def cancel(dispatch_id: int, by: Any = None, now: datetime | None = None) -> int
         dispatch.save(update_fields=["status", "finished_at", "guardrail"])
     logger.info("Dispatch %s cancelled by %s: %s deliveries cancelled", dispatch_id, who, cancelled)
     return cancelled
+
+
+def _locked(dispatch_id: int, status: str) -> Dispatch | None:
+    """The dispatch, locked until the end of the transaction, if it has ``status``."""
+    return Dispatch.objects.select_for_update().filter(pk=dispatch_id, status=status).first()
 
 
 def publishers() -> list[str]:

@@ -18,7 +18,7 @@ from channels.backends.base import (
 )
 from channels.engine import abtest, guardrails, journal
 from channels.engine.attempts import disable_failing_endpoints
-from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_paused
+from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_status
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
 from channels.engine.queue import PLAN_DISPATCH_TASK, SEND_BATCH_TASK, enqueue_due_batches
@@ -123,7 +123,7 @@ def recover_expired_leases(now: datetime, report: SweepReport | None = None) -> 
         .annotate(
             is_reachable=Value(False),
             version_id=F("dispatch__version_id"),
-            dispatch_paused=dispatch_paused(),
+            dispatch_status=dispatch_status(),
         )
         .order_by("pk")[:SWEEP_JOURNAL_LIMIT]
     )

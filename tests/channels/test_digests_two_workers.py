@@ -13,9 +13,13 @@ import time
 import zoneinfo
 from pathlib import Path
 
+import psycopg
 import pytest
+import time_machine
+from django.db import connection
 
 from channels.digest_schedule import DAILY, Timing, latest_end
+from channels.digests import send_digests
 from channels.models import Channel, Delivery, Digest
 from publishing.models import Topic
 from subscribers.models import Subscriber
@@ -114,3 +118,40 @@ def test_two_worker_processes_write_and_send_one_digest_per_subscriber_and_perio
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == SUBSCRIBERS
     assert len(sink.delivery_ids()) == SUBSCRIBERS
     assert set(sink.delivery_ids().values()) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_subscriber_busy_in_another_transaction_is_passed_over_then_written_by_the_next_run(
+    smtp_channel: Channel, sink: SmtpSink, topic: Topic
+) -> None:
+    with connection.cursor() as cursor:
+        # Waiting on the lock would fail the test instead of hanging it.
+        cursor.execute("SET lock_timeout = '3s'")
+    try:
+        written_while_busy(smtp_channel, topic)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+def written_while_busy(channel: Channel, topic: Topic) -> None:
+    """The body of the test above (``channel`` is the enabled email channel)."""
+    people = add_subscribers(topic, 3, frequency=DAILY)
+    publish(topic, NOW - dt.timedelta(hours=5), "Story")
+    busy = people[1]
+    with psycopg.connect(database_url(), autocommit=False) as other:
+        # Another run (or an edit of the subscriber) holds the row: this run does not wait.
+        other.execute(
+            f"SELECT id FROM {Subscriber._meta.db_table} WHERE id = %s FOR UPDATE", [busy.pk]
+        )
+        with time_machine.travel(NOW, tick=False):
+            (report,) = send_digests(frequencies=[DAILY])
+        assert report.created == 2
+        assert not Digest.objects.filter(subscriber=busy).exists()
+        other.rollback()
+    with time_machine.travel(NOW + dt.timedelta(minutes=15), tick=False):
+        (report,) = send_digests(frequencies=[DAILY])
+    assert report.created == 1
+    assert Digest.objects.filter(subscriber=busy).count() == 1
+    assert Digest.objects.count() == 3

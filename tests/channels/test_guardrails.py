@@ -22,7 +22,7 @@ from django_q.conf import Conf
 from pytest_httpserver import HTTPServer
 
 from channels.configuration import save_channel
-from channels.engine import abtest, batches, fanout, guardrails
+from channels.engine import abtest, batches, fanout, guardrails, journal
 from channels.models import Channel, Delivery, SoftBounce
 from publishing.models import Dispatch, Topic
 from publishing.roles import EDITOR, PUBLISHER, assign_role_permissions
@@ -203,6 +203,52 @@ def test_a_retry_due_while_its_dispatch_is_paused_is_held_not_sent(
     assert report.claimed == 10 and report.held == 10
     assert sink.messages == []
     assert statuses(dispatch) == {"held": 10}
+
+
+def test_cancelling_also_cancels_a_retry_queued_again_while_paused(
+    guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    add_subscribers(topic, 10)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+    assert guardrails.pause(dispatch.pk, "Paused for the test.")
+    # A row in flight at the pause failed transiently and was put back in the queue.
+    retried = Delivery.objects.filter(dispatch=dispatch).first()
+    assert retried is not None
+    Delivery.objects.filter(pk=retried.pk).update(status=Delivery.Status.QUEUED, attempts=1)
+
+    assert guardrails.cancel(dispatch.pk) == 10
+    drain(smtp_channel)
+
+    assert sink.messages == []
+    assert statuses(dispatch) == {"cancelled": 10}
+
+
+def test_a_retry_of_a_dispatch_cancelled_while_it_was_in_flight_is_cancelled_not_sent(
+    guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    add_subscribers(topic, 10)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+    assert guardrails.pause(dispatch.pk, "Paused for the test.")
+    assert guardrails.cancel(dispatch.pk) == 10
+    # Three rows were in flight at the cancel (claimed before the pause): they come back as
+    # retries, one of them in fact accepted by the server before its worker died.
+    rows = list(Delivery.objects.filter(dispatch=dispatch).order_by("pk")[:3])
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+        status=Delivery.Status.QUEUED, attempts=1, last_error=""
+    )
+    journal.record(rows[0].pk, "250 queued as A", timezone.now())
+
+    report = batches.send_batch(smtp_channel.pk, chain=False)
+
+    assert report.claimed == 3
+    assert report.cancelled == 2
+    assert report.outcomes == {Delivery.Status.SENT: 1}
+    assert sink.messages == []
+    assert statuses(dispatch) == {"cancelled": 9, "sent": 1}
+    sent = Delivery.objects.get(pk=rows[0].pk)
+    assert sent.provider_message_id == "250 queued as A"
 
 
 def test_a_paused_ab_test_decides_only_once_resumed_and_a_cancelled_one_never(
