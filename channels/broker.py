@@ -1,5 +1,6 @@
-"""django-q2 brokers that also record a heartbeat, so /readyz can tell a worker is polling, and
-wake the channels whose retries have become due (decision 0068)."""
+"""django-q2 brokers that also record a heartbeat, so /readyz can tell a worker is polling,
+wake the channels whose retries have become due (decision 0068) and relay recorded events
+(decision 0084)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 _last_beat = 0.0
 #: The end of the window the last wake-up looked at (decision 0068); None before the first.
 _woken_until: datetime | None = None
+#: When this process last relayed events (time.monotonic()).
+_relayed_at = float("-inf")
 
 
 def beat() -> None:
@@ -55,12 +58,31 @@ def wake() -> int:
     return wake_due_channels(since, now)
 
 
+def relay() -> int:
+    """Relay the events recorded since the last relay (decision 0084), at most once per
+    DELIVERY_WAKE_SECONDS: the recorders' hints are skipped within a second of each other,
+    so the last events of a burst are relayed here. Returns the deliveries created."""
+    global _relayed_at
+    interval = settings.DELIVERY_WAKE_SECONDS
+    now = time.monotonic()
+    if interval <= 0 or now - _relayed_at < interval:
+        return 0
+    _relayed_at = now
+    from channels.engine.relay import relay_events
+
+    return relay_events()
+
+
 def _between_polls() -> None:
     beat()
     try:
         wake()
     except Exception:  # a worker boundary: polling must go on; the sweeper is the fallback
         logger.exception("Waking the channels with due retries failed")
+    try:
+        relay()
+    except Exception:  # the same boundary; the sweeper relays too
+        logger.exception("Relaying recorded events failed")
 
 
 class HeartbeatORM(ORM):

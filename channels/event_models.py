@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -48,6 +50,9 @@ class WebhookEndpoint(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=300, blank=True)
+    #: The relay's position (``events.recorder.horizon``): the events from here on have not
+    #: been relayed to this endpoint yet (decision 0084).
+    relayed_until = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,6 +64,17 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return str(self.channel.config.get("url", f"endpoint {self.pk}"))
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; an existing endpoint's relay position is left as the relay wrote it (a form
+        or service holding an older copy must not move it back and resend events)."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "relayed_until"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def url(self) -> str:

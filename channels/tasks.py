@@ -7,7 +7,7 @@ makes a second run harmless and the sweeper replaces a task that never ran.
 from __future__ import annotations
 
 from channels import digests, engagement, read_hours
-from channels.engine import batches, fanout, sweeper
+from channels.engine import batches, fanout, relay, sweeper
 
 
 def plan_dispatch(dispatch_id: int) -> int:
@@ -16,6 +16,10 @@ def plan_dispatch(dispatch_id: int) -> int:
 
 def send_batch(channel_id: int) -> int:
     return batches.send_batches(channel_id)
+
+
+def relay_events() -> int:
+    return relay.relay_events()
 
 
 def sweep() -> None:

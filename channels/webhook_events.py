@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from channels.configuration import channel_secrets, save_channel
+from channels.engine import relay
 from channels.engine.queue import SEND_BATCH_TASK, enqueue
 from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.exceptions import ChannelConfigurationError
@@ -106,6 +106,8 @@ def create_endpoint(data: EndpointInput, *, secret: str = "") -> tuple[WebhookEn
         save_channel(channel, {"url": data.url, "secret": secret, "timeout": data.timeout})
         endpoint = WebhookEndpoint.objects.create(
             channel=channel,
+            # From now on: an endpoint gets no history (decision 0084).
+            relayed_until=recorder.horizon(),
             description=data.description,
             event_types=event_types,
             include_machine_events=data.include_machine_events,
@@ -249,8 +251,8 @@ def replay_failed_since(endpoint: WebhookEndpoint, since: datetime) -> int:
 
 
 class EndpointListener:
-    """events.recorder's listener: what enabled endpoints want, and one queued delivery per
-    (event, endpoint that wants it), written in the event's transaction (decision 0084)."""
+    """events.recorder's listener: what enabled endpoints want, and a relay once the events
+    some endpoint wants are committed (decision 0084)."""
 
     def _endpoints(self) -> list[tuple[int, list[str], bool]]:
         return [
@@ -269,66 +271,10 @@ class EndpointListener:
         return frozenset(keys)
 
     def recorded(self, events: Sequence[recorder.Recorded]) -> None:
-        pairs = [
-            (event.pk, channel_id)
-            for channel_id, types, machine in self._endpoints()
-            for event in events
-            if event.type in types and (machine or not event.is_machine)
-        ]
-        if not pairs:
-            return
-        _insert_deliveries(pairs, timezone.now())
-        for channel_id in sorted({channel_id for _, channel_id in pairs}):
-            _hint(channel_id)
-
-
-#: A hint (a send_batch task) per endpoint channel and process at most this often: events
-#: recorded by every batch of a large send would otherwise enqueue a task per batch, while
-#: the first one's chain (it continues itself while its batches are full) drains them all.
-HINT_INTERVAL_SECONDS = 1.0
-_hinted: dict[int, float] = {}
-
-
-def _hint(channel_id: int) -> None:
-    """Enqueue a send_batch of the endpoint after commit, unless this process did within
-    HINT_INTERVAL_SECONDS. A hint skipped is made up by the earlier one's chain, the workers'
-    wake-up of due rows (DELIVERY_WAKE_SECONDS) or, at worst, the sweeper (decision 0084)."""
-    now = time.monotonic()
-    if now - _hinted.get(channel_id, -HINT_INTERVAL_SECONDS) < HINT_INTERVAL_SECONDS:
-        return
-    _hinted[channel_id] = now
-    enqueue(SEND_BATCH_TASK, channel_id)
-
-
-def _insert_deliveries(pairs: Sequence[tuple[int, int]], now: datetime) -> None:
-    """A queued delivery per (event id, endpoint channel id). On PostgreSQL one INSERT ...
-    SELECT FROM unnest(arrays), as the engine writes outcomes (a batch's events cost one short
-    statement); elsewhere bulk_create."""
-    if connection.vendor != "postgresql":
-        Delivery.objects.bulk_create(
-            Delivery(kind=Delivery.Kind.EVENT, event_id=e, channel_id=c, next_attempt_at=now)
-            for e, c in pairs
-        )
-        return
-    sql = f"""
-        INSERT INTO {Delivery._meta.db_table} (kind, event_id, channel_id, recipient, priority,
-            status, attempts, next_attempt_at, last_error, provider_message_id, created_at,
-            updated_at)
-        SELECT %s, v.event_id, v.channel_id, '', %s, %s, 0, %s, '', '', %s, %s
-        FROM unnest(%s::bigint[], %s::bigint[]) AS v(event_id, channel_id)
-    """  # noqa: S608 (table name from model metadata, values are parameters)
-    params: list[Any] = [
-        Delivery.Kind.EVENT,
-        Delivery.PRIORITY_BULK,
-        Delivery.Status.QUEUED,
-        now,
-        now,
-        now,
-        [e for e, _ in pairs],
-        [c for _, c in pairs],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        # Only the events are written in the change's transaction (a large send records one
+        # per message, in every batch): the relay turns them into deliveries after commit.
+        if events:
+            relay.hint()
 
 
 LISTENER = EndpointListener()

@@ -49,10 +49,16 @@ class Event(models.Model):
     # An open or click classified as a machine's or a mail proxy's, not a person's.
     is_machine = models.BooleanField(default=False)
     scrubbed_at = models.DateTimeField(null=True, blank=True)
+    #: On PostgreSQL, the transaction that wrote it (``pg_current_xact_id()``): its position
+    #: for the relay, which takes it once every transaction before it has ended, so that no
+    #: event can commit behind what was relayed (decision 0084). None elsewhere: SQLite's
+    #: writers take turns, so the id is the position there.
+    transaction_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
         indexes = [
+            models.Index(fields=["transaction_id"], name="event_transaction"),
             models.Index(
                 fields=["subscriber_id"],
                 condition=models.Q(subscriber_id__isnull=False),

@@ -1,10 +1,11 @@
 """Recording events: the one function every app calls in the transaction of its change.
 
-``record`` and ``record_many`` write the event rows, then hand them to the listeners (the
-webhook endpoints of channels, connected at start-up) in the same transaction, so that an
-event and the deliveries it causes commit or roll back with the change. An event nobody
+``record`` and ``record_many`` write the event rows in the transaction of the change, so an
+event commits or rolls back with it, then tell the listeners (the webhook endpoints of
+channels, connected at start-up), which relay the events once committed. An event nobody
 listens to is not written: the outbox holds what some enabled endpoint asked for, nothing
-else (decision 0084). This module imports no other app: the listeners register themselves.
+else. ``horizon`` gives a relay the position below which every event is final (decision
+0084). This module imports no other app: the listeners register themselves.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Listener(Protocol):
         """The interest keys (``interest_key``) some enabled consumer wants now."""
 
     def recorded(self, events: Sequence[Recorded]) -> None:
-        """Called with the events just written, inside the transaction that wrote them."""
+        """Called with the events just written, inside the transaction that wrote them
+        (which may still roll back: act after commit)."""
 
 
 _listeners: list[Listener] = []
@@ -144,8 +146,9 @@ def _insert(items: list[NewEvent], now: datetime) -> list[Recorded]:
     # The batch as one JSON array of objects: PostgreSQL parses one document, where a jsonb[]
     # parameter (an array literal of escaped JSON texts) cost twice as much per event.
     sql = f"""
-        INSERT INTO {table} (type, occurred_at, data, subscriber_id, is_machine)
-        SELECT e->>'t', (e->>'o')::timestamptz, e->'d', (e->>'s')::bigint, (e->>'m')::boolean
+        INSERT INTO {table} (type, occurred_at, data, subscriber_id, is_machine, transaction_id)
+        SELECT e->>'t', (e->>'o')::timestamptz, e->'d', (e->>'s')::bigint, (e->>'m')::boolean,
+            pg_current_xact_id()::text::bigint
         FROM jsonb_array_elements(%s::jsonb) AS e
         RETURNING id
     """  # noqa: S608 (table name from model metadata, values are parameters)
@@ -166,6 +169,24 @@ def _insert(items: list[NewEvent], now: datetime) -> list[Recorded]:
     return [
         Recorded(pk, str(item.type), item.is_machine) for pk, item in zip(ids, items, strict=True)
     ]
+
+
+def horizon() -> int:
+    """The position (``Event.transaction_id`` on PostgreSQL, the id elsewhere) below which
+    every event is final: no transaction still running can commit an event there.
+
+    On PostgreSQL, the oldest transaction still running (the ``xmin`` of a fresh snapshot):
+    every transaction before it has committed or rolled back. An id would not do: ids are
+    taken when rows are inserted, not when they commit, so a later id may commit first. On
+    SQLite writers take turns, so the next id is the horizon.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        else:
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {Event._meta.db_table}")  # noqa: S608
+        (value,) = cursor.fetchone()
+    return int(value)
 
 
 def scrub_subscriber(subscriber_id: int) -> int:

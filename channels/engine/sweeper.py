@@ -22,6 +22,7 @@ from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_status
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
 from channels.engine.queue import PLAN_DISPATCH_TASK, SEND_BATCH_TASK, enqueue_due_batches
+from channels.engine.relay import relay_events
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch
 
@@ -47,6 +48,8 @@ class SweepReport:
     paused: int = 0
     #: Event endpoints disabled for failing too long, their owners told (decision 0084).
     endpoints_disabled: int = 0
+    #: Event deliveries the relay created (decision 0084).
+    relayed: int = 0
 
 
 def sweep() -> SweepReport:
@@ -62,7 +65,8 @@ def sweep() -> SweepReport:
     - sending dispatches with refusals, bounces or complaints are checked by the guardrails;
     - A/B subject tests whose time has come are decided and their rest planned;
     - dispatches whose deliveries are all settled are marked done;
-    - event endpoints failing for EVENT_ENDPOINT_DISABLE_AFTER_DAYS are disabled, owners told.
+    - event endpoints failing for EVENT_ENDPOINT_DISABLE_AFTER_DAYS are disabled, owners told;
+    - events recorded and not yet relayed to their endpoints are (a relay hint was lost).
     """
     now = timezone.now()
     report = SweepReport()
@@ -91,6 +95,7 @@ def sweep() -> SweepReport:
     report.decided = abtest.decide_due(now)
     report.finished = finish_dispatches()
     report.endpoints_disabled = disable_failing_endpoints(now)
+    report.relayed = relay_events()
     return report
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from channels import webhook_events
-from channels.engine import batches, fanout, sweeper
+from channels.engine import batches, fanout, relay, sweeper
 from channels.exceptions import ChannelConfigurationError
 from channels.models import Channel, Delivery, EventAttempt, WebhookEndpoint
 from events.models import Event, EventType
@@ -58,6 +58,7 @@ def test_an_event_is_recorded_with_its_change_and_not_without_it(httpserver: HTT
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.ACTIVE
     assert Event.objects.count() == 0
+    assert relay.relay_events() == 0
     assert Delivery.objects.filter(kind=Delivery.Kind.EVENT).count() == 0
 
     subscriber_services.unsubscribe(subscriber, ORIGIN)
@@ -72,6 +73,7 @@ def test_an_event_is_recorded_with_its_change_and_not_without_it(httpserver: HTT
         "via": "test",
     }
     assert subscriber.email not in str(event.data)
+    assert relay.relay_events() == 1
     [delivery] = Delivery.objects.filter(kind=Delivery.Kind.EVENT)
     assert (delivery.event_id, delivery.channel_id) == (event.pk, endpoint.channel_id)
 
@@ -148,6 +150,7 @@ def test_retries_follow_the_schedule_over_about_three_days_then_the_delivery_is_
     waits: list[float] = []
     with time_machine.travel(start, tick=False) as clock:
         unsubscribe_someone()
+        relay.relay_events()
         delivery = Delivery.objects.get(kind=Delivery.Kind.EVENT)
         for _ in range(len(schedule) + 1):
             attempted = timezone.now()
@@ -173,6 +176,7 @@ def test_retries_follow_the_schedule_over_about_three_days_then_the_delivery_is_
 
 def dead_event(endpoint: WebhookEndpoint) -> Delivery:
     unsubscribe_someone()
+    relay.relay_events()
     delivery = Delivery.objects.get(kind=Delivery.Kind.EVENT)
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.DEAD, attempts=11, last_error="HTTP 500"
@@ -406,6 +410,7 @@ def test_opens_and_clicks_go_to_endpoints_people_only_unless_they_ask_for_machin
     human = Event.objects.get(is_machine=False, type=EventType.DELIVERY_CLICKED)
     machine = Event.objects.get(is_machine=True)
     assert machine.data["reason"] == "head_request"
+    relay.relay_events()
     to = {
         endpoint.pk: set(
             Delivery.objects.filter(channel_id=endpoint.channel_id).values_list(
