@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
@@ -216,7 +217,14 @@ def _insert_deliveries(
         *join_params,
         *where_params,
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # For this transaction only: a million rows take longer than the connection's
+            # statement_timeout allows any other query (decision 0087).
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(settings.FANOUT_STATEMENT_TIMEOUT_MS)],
+            )
         cursor.execute(sql, params)
         return int(max(cursor.rowcount, 0))
 

@@ -103,6 +103,10 @@ TEMPLATES = [
 # PostgreSQL through psycopg 3 in production; see docs/decisions/0003-database-connections.md.
 DATABASE_CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
+#: The fan-out's INSERT ... SELECT of a dispatch's deliveries (and of an A/B test's rest) runs
+#: with this statement_timeout instead: a million recipients take longer than the 30 s that
+#: protect every other query (decision 0087).
+FANOUT_STATEMENT_TIMEOUT_MS = env.int("FANOUT_STATEMENT_TIMEOUT_MS", default=900_000)
 
 
 def database_from_url(url: str) -> dict[str, Any]:
