@@ -331,10 +331,10 @@ def bench_fanout(count: int) -> dict[str, float]:
     return result
 
 
-def verdict(name: str, value: float, target: float, *, higher: bool) -> None:
+def verdict(name: str, value: float, target: float, *, higher: bool, digits: int = 3) -> None:
     met = value >= target if higher else value <= target
     sign = ">=" if higher else "<="
-    say(f"  {name}: {value:.3f} (target {sign} {target:g}): {'MET' if met else 'MISSED'}")
+    say(f"  {name}: {value:.{digits}f} (target {sign} {target:g}): {'MET' if met else 'MISSED'}")
 
 
 # --- Peers ----------------------------------------------------------------------------------
@@ -1612,6 +1612,7 @@ def bench_scale_sizes(
         largest["statements_per_message"],
         TARGETS["scale_statements"],
         higher=False,
+        digits=4,
     )
     return result
 
