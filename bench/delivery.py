@@ -3,6 +3,8 @@
     createdb -h 127.0.0.1 -U postgres pub_speed_bench     # the script creates it if missing
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pub_speed_bench \\
         python bench/delivery.py [--fanout 200000] [--emails 20000] [--ses 3000] [--rate 500]
+    ... bench/delivery.py --only scale [--sizes 20000,200000,1000000] [--workers 2] \\
+        [--samples 3] [--newsletter-emails 5000] [--redis-url redis://127.0.0.1:6379/12]
 
 1. fan-out: plan_dispatch of --fanout subscribers vs a raw INSERT ... SELECT of as many rows
    into the same indexed table;
@@ -20,7 +22,29 @@
    with an endpoint subscribed to every delivery event (delivery.sent for each message, and
    dispatch.completed) on a local HTTP receiver, alternating off/on/on/off... (--event-pairs)
    in one run: the SMTP ratio of each side's median against the raw smtplib loop, and
-   events-on over events-off.
+   events-on over events-off;
+7. scale (``--only scale``, not among the default parts; issue 18), the product under
+   PRODUCTION settings. The qcluster runs config.settings.prod with DEBUG off, REDIS_URL
+   --redis-url (default Redis database 12: the cache and the sent journal in Redis),
+   DATABASE_CONN_MAX_AGE 60 (persistent connections), a SECRET_KEY and a Fernet key generated
+   for the run, ALLOWED_HOSTS and an https SITE_URL: what check_production_environment
+   demands. It starts through bench/cluster_probe.py, which counts the SQL statements of every
+   process of the cluster and has each report its role and peak memory. The bench's own
+   process stays on config.settings.test: it creates the data, publishes (services.publish;
+   the cluster runs the fan-out and the sending) and watches.
+   For each of --sizes (default 20000,200000,1000000; the largest population is created once
+   in SQL, INSERT ... SELECT generate_series, and kept for later runs; the first N subscribe
+   to each run's topic), one publish through --workers workers (default 2) into smtp-sink,
+   after a reset, VACUUM ANALYZE and CHECKPOINT: the rate (publish -> every delivery settled),
+   every process's peak memory (VmHWM, by role) against the 20,000 run's, SQL statements per
+   message (the cluster's, between a snapshot just before publishing and one once settled),
+   WAL bytes per message (pg_current_wal_lsn before and after; the server's other databases
+   write WAL too: the run says whether they wrote rows meanwhile), the load average.
+   Then the ceilings at --ceiling-emails (20000), sampled --samples times (3), the side that
+   runs first alternating (ours first, then the peers first, ...): the raw smtplib loop, a raw
+   client pipelining MAIL/RCPT/DATA across messages (RFC 2920) over as many connections with
+   the same bytes, and django-newsletter with --newsletter-emails (5000; it runs at about
+   200/s); each ratio as its median, min and max.
 
 Prints every figure and ratio; docs/performance.md records them with the machine's load.
 """
@@ -28,6 +52,7 @@ Prints every figure and ratio; docs/performance.md records them with the machine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -65,6 +90,14 @@ TARGETS = {
     "rate_share": 0.97,
     "throttled": 0.005,
     "events_on_vs_off": 0.9,
+    # The scale part (issue 18): rate at the largest size over the 20,000 one; each role's
+    # peak memory over its peak at 20,000 (the bench's reading of "flat"); the ceilings.
+    "scale_rate": 0.8,
+    "scale_memory": 1.1,
+    "scale_statements": 0.02,
+    "scale_vs_raw": 0.7,
+    "scale_vs_pipelined": 0.3,
+    "scale_vs_newsletter": 20.0,
 }
 QUOTED_NEWSLETTER_RATE = 206.0
 
@@ -126,9 +159,12 @@ def load_average() -> str:
 # --- Data -----------------------------------------------------------------------------------
 
 
-def reset() -> None:
+def reset(*, keep_subscribers: bool = False) -> None:
+    """Empty what a run writes; ``keep_subscribers`` keeps the subscribers (the scale part
+    creates its population once) but not their subscriptions."""
     from django.db import connection
 
+    subscribers = "" if keep_subscribers else " subscribers_subscriber,"
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE channels_delivery, channels_sendstat, channels_ratebucket, channels_channel,"
@@ -136,7 +172,7 @@ def reset() -> None:
             " publishing_topic, publishing_historicaltopic, publishing_publication,"
             " publishing_publication_topics, publishing_historicalpublication,"
             " publishing_historicalpublication_topics,"
-            " subscribers_subscriber, django_q_ormq, django_q_task, events_event"
+            f"{subscribers} django_q_ormq, django_q_task, events_event"
             " RESTART IDENTITY CASCADE"
         )
 
@@ -295,10 +331,10 @@ def bench_fanout(count: int) -> dict[str, float]:
     return result
 
 
-def verdict(name: str, value: float, target: float, *, higher: bool) -> None:
+def verdict(name: str, value: float, target: float, *, higher: bool, digits: int = 3) -> None:
     met = value >= target if higher else value <= target
     sign = ">=" if higher else "<="
-    say(f"  {name}: {value:.3f} (target {sign} {target:g}): {'MET' if met else 'MISSED'}")
+    say(f"  {name}: {value:.{digits}f} (target {sign} {target:g}): {'MET' if met else 'MISSED'}")
 
 
 # --- Peers ----------------------------------------------------------------------------------
@@ -1046,7 +1082,706 @@ def bench_events(count: int, pairs: int = 2) -> dict[str, Any]:
     return result
 
 
+# --- 7. Scale under production settings ---------------------------------------------------------
+
+SCALE_REDIS_URL = "redis://127.0.0.1:6379/12"
+#: Variables of the bench's own process (test settings) that production must not inherit:
+#: production refuses OUTBOUND_ALLOWED_HOSTS, and the sent journal follows REDIS_URL there.
+NOT_IN_PRODUCTION = (
+    "DEBUG",
+    "OUTBOUND_ALLOWED_HOSTS",
+    "Q_SYNC",
+    "TEST_QUIET_LOGGING",
+    "DELIVERY_JOURNAL_URL",
+)
+PRODUCTION_HOST = "bench.example.org"
+
+
+def production_secrets() -> None:
+    """A SECRET_KEY and a Fernet key for this run, shared by the bench's process and the
+    cluster: django-q2 signs each task with SECRET_KEY, and the bench's process enqueues the
+    fan-out (publish); a cluster with another key would drop it."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(48))
+    os.environ.setdefault("FIELD_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+
+
+def production_env(redis_url: str) -> dict[str, str]:
+    """The cluster's environment: config.settings.prod, DEBUG off, with every value
+    check_production_environment requires (config/env.py)."""
+    env = {k: v for k, v in os.environ.items() if k not in NOT_IN_PRODUCTION}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.prod",
+        SECRET_KEY=os.environ["SECRET_KEY"],
+        FIELD_ENCRYPTION_KEYS=os.environ["FIELD_ENCRYPTION_KEYS"],
+        ALLOWED_HOSTS=PRODUCTION_HOST,
+        SITE_URL=f"https://{PRODUCTION_HOST}",
+        # The cache (rate limits, throttles, the cluster's status) and the sent journal
+        # (DELIVERY_JOURNAL_URL defaults to it) in Redis, as production requires.
+        REDIS_URL=redis_url,
+        DATABASE_CONN_MAX_AGE=os.environ.get("DATABASE_CONN_MAX_AGE", "60"),
+        Q_WORKERS=str(WORKERS),
+        DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS),
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="text",
+    )
+    return env
+
+
+def check_production_settings(env: dict[str, str]) -> None:
+    """Load config.settings.prod with ``env`` (check_production_environment runs on import)
+    and print what the workers will run with; raises if production refuses it."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "d = s.DATABASES['default'];"
+        "print(s.SETTINGS_MODULE, 'DEBUG', s.DEBUG, '| cache', s.CACHES['default']['BACKEND'],"
+        " s.CACHES['default'].get('LOCATION'), '| journal', s.DELIVERY_JOURNAL_URL,"
+        " '| CONN_MAX_AGE', d['CONN_MAX_AGE'], '| workers', s.Q_CLUSTER['workers'],"
+        " '| channel concurrency', s.DELIVERY_CHANNEL_CONCURRENCY)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"config.settings.prod refused the bench's environment:\n{done.stderr}")
+    say(f"cluster settings: {done.stdout.strip()}")
+
+
+class ProbedCluster(Cluster):
+    """A real qcluster under production settings, started through bench/cluster_probe.py:
+    every process of it counts its SQL statements and reports its role and peak memory."""
+
+    def __init__(self, env: dict[str, str], startup_timeout: float = 60.0) -> None:
+        self.probe_dir = Path(tempfile.mkdtemp(prefix="qcluster-probe-"))
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the cluster)
+            prefix="qcluster-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "cluster_probe.py")],
+            cwd=ROOT,
+            env={**env, "BENCH_PROBE_DIR": str(self.probe_dir)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.peaks: dict[int, float] = {}
+        self.killed = False
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            roles = [r["role"] for r in self.records().values()]
+            if roles.count("worker") >= WORKERS and "pusher" in roles and "monitor" in roles:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.log_tail()
+                if self.process.poll() is None:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.cleanup()
+                raise RuntimeError(f"the cluster did not start (roles seen: {roles}):\n{log}")
+            time.sleep(0.1)
+        time.sleep(1)  # the pusher's first polls
+
+    def log_tail(self, size: int = 3000) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-size:]
+
+    def records(self) -> dict[int, dict[str, Any]]:
+        """What each process of the cluster last wrote (also those that have exited)."""
+        found: dict[int, dict[str, Any]] = {}
+        for path in self.probe_dir.glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            found[int(record["pid"])] = record
+        return found
+
+    def snapshot(self, timeout: float = 5.0) -> dict[int, dict[str, Any]]:
+        """Ask every live process of the cluster (SIGUSR1: each one has the probe's handler)
+        to write its figures now; returns them once all have answered."""
+        asked = time.time()
+        live = []
+        for pid in self.records():
+            try:
+                os.kill(pid, signal.SIGUSR1)
+                live.append(pid)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = self.records()
+            if all(records[pid]["at"] >= asked for pid in live if running_process(pid)):
+                return records
+            time.sleep(0.02)
+        raise TimeoutError("the cluster's processes did not all answer the snapshot")
+
+    def stop(self) -> float:
+        """SIGTERM to the cluster's main process only: django-q2 stops its pusher, workers and
+        monitor in order, and each writes its final figures as it exits."""
+        self.sample_memory()
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.killed = True
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        time.sleep(0.2)
+        # Children outliving the main process (they should not): stop them too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        os.unlink(self.log.name)
+        return max(self.peaks.values(), default=0.0)
+
+    def memory(self) -> list[dict[str, Any]]:
+        """Every process's peak RSS (VmHWM, MB): the larger of the bench's samples of /proc
+        (every second) and the process's own last report (on exit), with its role."""
+        records = self.records()
+        rows = []
+        for pid in sorted(set(records) | set(self.peaks)):
+            record = records.get(pid, {})
+            peak = max(record.get("vmhwm_kb", 0) / 1024, self.peaks.get(pid, 0.0))
+            rows.append(
+                {
+                    "pid": pid,
+                    "role": record.get("role", "unknown"),
+                    "peak_mb": peak,
+                    "last_pss_mb": record.get("pss_kb", 0) / 1024,
+                }
+            )
+        return rows
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.probe_dir, ignore_errors=True)
+
+
+def running_process(pid: int) -> bool:
+    """True unless the process is gone or a zombie (exited, not yet reaped by its parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def statements_of(records: dict[int, dict[str, Any]]) -> int:
+    return sum(int(r["statements"]) for r in records.values())
+
+
+def wal_lsn() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+        return int(cursor.fetchone()[0])
+
+
+def other_databases_writes() -> int:
+    """Rows inserted, updated and deleted in the server's other databases (their WAL counts
+    in pg_current_wal_lsn too). PostgreSQL's statistics reach this view up to 10 s late."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT coalesce(sum(tup_inserted + tup_updated + tup_deleted), 0)"
+            " FROM pg_stat_database WHERE datname IS NOT NULL AND datname <> current_database()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def scale_population(count: int) -> None:
+    """``count`` confirmed subscribers reader0 ... reader{count-1}, written in SQL
+    (INSERT ... SELECT generate_series); kept from an earlier run when they are all there."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'active' AND confirmed_at IS NOT"
+            " NULL AND email LIKE 'reader%%@example.com') FROM subscribers_subscriber"
+        )
+        total, ours = cursor.fetchone()
+    if total == ours == count:
+        say(f"{count:,} subscribers already there: kept")
+        return
+    reset()
+    started = time.perf_counter()
+    step = 250_000
+    with connection.cursor() as cursor:
+        for first in range(0, count, step):
+            cursor.execute(
+                """
+                INSERT INTO subscribers_subscriber (email, email_hash, name, locale, timezone,
+                    status, email_format, source, token_key, created_at, updated_at,
+                    confirmed_at, tracking_opt_out)
+                SELECT e, encode(sha256(convert_to(e, 'UTF8')), 'hex'), 'Reader ' || i, 'en',
+                    'UTC', 'active', 'html', 'bench', gen_random_uuid(), now(), now(), now(),
+                    false
+                FROM (SELECT i, 'reader' || i || '@example.com' AS e
+                      FROM generate_series(%s::bigint, %s::bigint) AS i) AS people
+                ORDER BY i
+                """,
+                [first, min(first + step, count) - 1],
+            )
+        cursor.execute("VACUUM ANALYZE subscribers_subscriber")
+    say(f"{count:,} subscribers created in SQL in {time.perf_counter() - started:.1f} s")
+
+
+def scale_prepare(size: int, sink: SmtpSinkProcess, redis_url: str) -> Any:
+    """The state every run starts from: an empty ledger and queue, the first ``size``
+    subscribers subscribed to a new topic, the sink as default email channel, the Redis
+    database emptied, statistics fresh and a CHECKPOINT (each run pays the same full-page
+    writes). Returns the topic."""
+    import redis
+    from django.db import connection
+
+    from channels.models import Channel
+    from publishing.models import Topic
+
+    reset(keep_subscribers=True)
+    redis.Redis.from_url(redis_url).flushdb()
+    topic = Topic.objects.create(name="Scale", slug="scale")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO subscribers_subscription (frequency, created_at, updated_at,"
+            " subscriber_id, topic_id) SELECT 'immediate', now(), now(), id, %s"
+            " FROM subscribers_subscriber ORDER BY id LIMIT %s",
+            [topic.pk, size],
+        )
+        if cursor.rowcount != size:
+            raise RuntimeError(f"{cursor.rowcount} subscriptions for {size:,} subscribers")
+    Channel.objects.create(
+        name="smtp-sink",
+        kind="email_smtp",
+        is_default_email=True,
+        batch_size=500,
+        config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
+    return topic
+
+
+def scale_run(size: int, sink: SmtpSinkProcess, env: dict[str, str], slug: str) -> dict[str, Any]:
+    """One publish to ``size`` subscribers through a fresh production cluster: the rate, every
+    process's peak memory, SQL statements and WAL bytes per message, the load average."""
+    from django.db import connection, transaction
+
+    from channels.models import Delivery
+    from publishing import services
+    from publishing.models import Dispatch
+
+    topic = scale_prepare(size, sink, env["REDIS_URL"])
+    publication = make_publication(slug, topic)
+    running = ProbedCluster(env)
+    try:
+        try:
+            load_before = load_average()
+            before = running.snapshot()
+            wal_before, others_before = wal_lsn(), other_databases_writes()
+            sink_before = sink.received()
+            publish_statements = [0]
+
+            def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+                publish_statements[0] += 1
+                return execute(sql, params, many, context)
+
+            polls = [0]
+            planned: list[float] = []
+
+            def poll() -> None:
+                polls[0] += 1
+                if polls[0] % 20 == 0:
+                    running.sample_memory()
+                planned_now = Dispatch.objects.filter(pk=dispatch.pk, planned_at__isnull=False)
+                if not planned and planned_now.exists():
+                    planned.append(time.perf_counter() - started)
+                elif not planned and not warned and time.perf_counter() - started > 60:
+                    # The fan-out is one statement, under production's statement_timeout.
+                    warned.append(True)
+                    say(
+                        f"    fan-out not committed 60 s after publishing; the cluster's log:\n"
+                        f"{running.log_tail()}"
+                    )
+
+            warned: list[bool] = []
+            started = time.perf_counter()
+            with connection.execute_wrapper(count), transaction.atomic():
+                dispatch = services.publish(publication, by=None)
+            try:
+                wait_settled(dispatch.pk, poll, timeout=900 + size / 500)
+            except TimeoutError:
+                say(f"    not settled in time; the cluster's log:\n{running.log_tail()}")
+                raise
+            elapsed = time.perf_counter() - started
+            after = running.snapshot()
+            wal = wal_lsn() - wal_before
+            sent = Delivery.objects.filter(dispatch=dispatch, status=Delivery.Status.SENT).count()
+            received = sink.received() - sink_before
+            load_after = load_average()
+        finally:
+            running.stop()
+        others = other_databases_writes() - others_before
+        memory = running.memory()
+    finally:
+        running.cleanup()
+    statements = statements_of(after) - statements_of(before)
+    statements_by_role: dict[str, int] = {}
+    for pid, record in after.items():
+        done = int(record["statements"]) - int(before.get(pid, {}).get("statements", 0))
+        statements_by_role[record["role"]] = statements_by_role.get(record["role"], 0) + done
+    by_role: dict[str, float] = {}
+    for row in memory:
+        by_role[row["role"]] = max(by_role.get(row["role"], 0.0), row["peak_mb"])
+    return {
+        "recipients": size,
+        "seconds": elapsed,
+        "sent": sent,
+        "sink_received": received,
+        "per_s": sent / elapsed,
+        # Publish until the bench saw the fan-out committed (polled every 50 ms): one
+        # INSERT ... SELECT, under production's statement_timeout.
+        "fanout_s": planned[0] if planned else None,
+        "cluster_statements": statements,
+        "statements_by_role": statements_by_role,
+        "publish_statements": publish_statements[0],
+        "statements_per_message": statements / max(sent, 1),
+        "statements_per_message_with_publish": (statements + publish_statements[0]) / max(sent, 1),
+        "wal_bytes": wal,
+        "wal_per_message": wal / max(sent, 1),
+        "other_databases_rows_written": others,
+        "memory": memory,
+        "peak_mb_by_role": by_role,
+        "cluster_killed": running.killed,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+
+
+def say_run(label: str, run: dict[str, Any]) -> None:
+    say(
+        f"{label}: {run['per_s']:>7,.0f} msg/s ({run['seconds']:.1f} s, {run['sent']:,} sent, "
+        f"sink received {run['sink_received']:,}) | load {run['load_before']} -> "
+        f"{run['load_after']}"
+    )
+    if run["fanout_s"] is not None:
+        say(f"    fan-out committed {run['fanout_s']:.1f} s after publishing")
+    say(
+        f"    SQL: {run['cluster_statements']:,} statements in the cluster = "
+        f"{run['statements_per_message']:.4f} per message (+{run['publish_statements']} for the "
+        f"publish call in the bench's process: {run['statements_per_message_with_publish']:.4f});"
+        " by role: "
+        + ", ".join(f"{role} {n:,}" for role, n in sorted(run["statements_by_role"].items()))
+    )
+    noise = run["other_databases_rows_written"]
+    say(
+        f"    WAL: {run['wal_bytes'] / 1e6:,.1f} MB = {run['wal_per_message']:,.0f} bytes per "
+        "message"
+        + (
+            f" (NOT ours alone: other databases wrote {noise:,} rows meanwhile)"
+            if noise
+            else " (other databases wrote no rows meanwhile)"
+        )
+    )
+    peaks = ", ".join(
+        f"{row['role']} {row['pid']} {row['peak_mb']:.1f} ({row['last_pss_mb']:.1f})"
+        for row in run["memory"]
+    )
+    say(f"    peak memory per process, MB: VmHWM (PSS at its last report): {peaks}")
+    if run["cluster_killed"]:
+        say(
+            "    the cluster did not stop within 60 s and was killed: its final figures are missing"
+        )
+
+
+def ratio_summary(name: str, ratios: list[float], target: float) -> dict[str, Any]:
+    median = statistics.median(ratios)
+    met = sum(r >= target for r in ratios)
+    say(
+        f"  {name}: median {median:.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}; "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}) over {len(ratios)} samples (target >= "
+        f"{target:g}): {'MET' if median >= target else 'MISSED'} on the median, met by "
+        f"{met} of {len(ratios)} samples"
+    )
+    return {"median": median, "min": min(ratios), "max": max(ratios), "samples": ratios}
+
+
+def pipelined_content(message: bytes) -> bytes:
+    """The bytes smtplib's data() sends for ``message`` after DATA: dot-stuffed, ending with
+    CRLF, then the final dot."""
+    import re
+
+    content = re.sub(rb"(?m)^\.", b"..", message)
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content + b".\r\n"
+
+
+def _raw_pipelined_worker(port: int, start: int, count: int, results: Any) -> None:
+    """ESMTP PIPELINING (RFC 2920) over one connection: each message's MAIL FROM, RCPT TO and
+    DATA leave in the same write as the previous message's content and final dot; then the
+    previous message's end-of-data reply and this message's three replies (354 last) are
+    read. About one round trip per message."""
+    contents = [pipelined_content(five_kb_message(n)) for n in range(start, start + count)]
+    envelopes = [
+        f"MAIL FROM:<bench@example.com>\r\nRCPT TO:<reader{n}@example.com>\r\nDATA\r\n".encode()
+        for n in range(start, start + count)
+    ]
+    sock = socket.create_connection(("127.0.0.1", port))
+    stream = sock.makefile("rb")
+
+    def reply() -> tuple[int, bytes]:
+        lines = []
+        while True:
+            line = stream.readline()
+            if not line:
+                raise ConnectionError("the server closed the connection")
+            lines.append(line)
+            if line[3:4] != b"-":
+                return int(line[:3]), b"".join(lines)
+
+    replies = accepted = 0
+    failures: list[str] = []
+    greeting = reply()
+    sock.sendall(b"EHLO bench.example.com\r\n")
+    code, text = reply()
+    replies += 2
+    if greeting[0] != 220 or code != 250 or b"PIPELINING" not in text.upper():
+        failures.append(f"no PIPELINING: greeting {greeting!r}, EHLO {code} {text!r}")
+        count = 0
+    if count:
+        sock.sendall(envelopes[0])
+    owed = False  # the previous message's end-of-data reply
+    for i in range(count):
+        if owed:
+            code, text = reply()
+            replies += 1
+            if code == 250:
+                accepted += 1
+            else:
+                failures.append(f"message {start + i - 1}: end of data {code} {text!r}")
+        mail, rcpt, data = reply(), reply(), reply()
+        replies += 3
+        if mail[0] != 250 or rcpt[0] not in (250, 251) or data[0] != 354:
+            failures.append(f"message {start + i}: MAIL {mail}, RCPT {rcpt}, DATA {data}")
+            owed = False
+            break  # the pipeline is out of step: stop this connection, counted as failed
+        following = envelopes[i + 1] if i + 1 < count else b""
+        sock.sendall(contents[i] + following)
+        owed = True
+    if owed:
+        code, text = reply()
+        replies += 1
+        if code == 250:
+            accepted += 1
+        else:
+            failures.append(f"message {start + count - 1}: end of data {code} {text!r}")
+    sock.sendall(b"QUIT\r\n")
+    reply()
+    sock.close()
+    results.put({"accepted": accepted, "replies": replies, "failures": failures[:20]})
+
+
+def raw_pipelined(port: int, count: int) -> dict[str, Any]:
+    results: Any = multiprocessing.Queue()
+    share = count // WORKERS
+    seconds = raw_parallel(
+        _raw_pipelined_worker, [(port, i * share, share, results) for i in range(WORKERS)]
+    )
+    parts = [results.get(timeout=10) for _ in range(WORKERS)]
+    accepted = sum(p["accepted"] for p in parts)
+    failures = [f for p in parts for f in p["failures"]]
+    return {
+        "messages": share * WORKERS,
+        "accepted": accepted,
+        "replies": sum(p["replies"] for p in parts),
+        "failures": failures,
+        "seconds": seconds,
+        "per_s": accepted / seconds,
+    }
+
+
+def bench_scale_sizes(
+    sizes: list[int], sink: SmtpSinkProcess, env: dict[str, str]
+) -> dict[str, Any]:
+    say(
+        f"\n== Scale: {', '.join(f'{s:,}' for s in sizes)} recipients, production settings, "
+        f"{WORKERS} workers, smtp-sink =="
+    )
+    runs = []
+    for size in sizes:
+        run = scale_run(size, sink, env, f"scale-{size}")
+        runs.append(run)
+        say_run(f"{size:>9,} recipients", run)
+    base = next((r for r in runs if r["recipients"] == 20_000), runs[0])
+    say(
+        f"\nAgainst {base['recipients']:,} recipients ({base['per_s']:,.0f} msg/s), load "
+        f"{load_average()}:"
+    )
+    for run in runs:
+        run["rate_vs_base"] = run["per_s"] / base["per_s"]
+        growth = {
+            role: peak / base["peak_mb_by_role"][role]
+            for role, peak in run["peak_mb_by_role"].items()
+            if base["peak_mb_by_role"].get(role)
+        }
+        run["memory_vs_base"] = growth
+        say(
+            f"  {run['recipients']:>9,}: rate x{run['rate_vs_base']:.3f}; peak memory by role "
+            "(largest process of each, MB, x base): "
+            + ", ".join(
+                f"{role} {run['peak_mb_by_role'][role]:.1f} (x{ratio:.3f})"
+                for role, ratio in sorted(growth.items())
+            )
+            + f" | load {run['load_after']}"
+        )
+    largest = max(runs, key=lambda r: r["recipients"])
+    result: dict[str, Any] = {"runs": runs, "base_recipients": base["recipients"]}
+    if largest is not base:
+        result["rate_ratio"] = largest["rate_vs_base"]
+        verdict(
+            f"rate({largest['recipients']:,}) / rate({base['recipients']:,})",
+            largest["rate_vs_base"],
+            TARGETS["scale_rate"],
+            higher=True,
+        )
+        worst = max(largest["memory_vs_base"].items(), key=lambda item: item[1])
+        verdict(
+            f"largest growth of a role's peak memory ({worst[0]}), x base",
+            worst[1],
+            TARGETS["scale_memory"],
+            higher=False,
+        )
+    verdict(
+        f"SQL statements per message at {largest['recipients']:,} (cluster)",
+        largest["statements_per_message"],
+        TARGETS["scale_statements"],
+        higher=False,
+        digits=4,
+    )
+    return result
+
+
+def bench_scale_ceilings(
+    count: int,
+    samples: int,
+    newsletter_emails: int,
+    sink: SmtpSinkProcess,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    sides = ["ours", "smtplib", "pipelined"] + (["newsletter"] if newsletter_emails else [])
+    say(
+        f"\n== Ceilings at {count:,} emails, {samples} samples, {WORKERS} workers/connections, "
+        "sides alternating =="
+        + (
+            f"\n(django-newsletter sends {newsletter_emails:,} emails per sample: it runs at about"
+            " 200/s; its ratio compares rates, ours at "
+            f"{count:,})"
+            if newsletter_emails
+            else ""
+        )
+    )
+    figures: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for sample in range(samples):
+        order = sides if sample % 2 == 0 else sides[::-1]
+        say(f"-- sample {sample + 1}: {' / '.join(order)}")
+        for side in order:
+            if side == "ours":
+                run = scale_run(count, sink, env, f"ceiling-{sample}")
+                figures["ours"].append(run)
+                say_run("ours (publish -> settled)", run)
+            elif side == "smtplib":
+                share = count // WORKERS
+                before, load = sink.received(), load_average()
+                seconds = raw_parallel(
+                    _raw_smtp_worker, [(sink.port, i * share, share) for i in range(WORKERS)]
+                )
+                received = sink.received() - before
+                figures["smtplib"].append(
+                    {"per_s": share * WORKERS / seconds, "seconds": seconds, "load": load}
+                )
+                say(
+                    f"raw smtplib loop (5 KB): {share * WORKERS / seconds:>7,.0f} msg/s "
+                    f"({seconds:.1f} s, sink received {received:,}) | load {load} -> "
+                    f"{load_average()}"
+                )
+            elif side == "pipelined":
+                before, load = sink.received(), load_average()
+                raw = raw_pipelined(sink.port, count)
+                raw["sink_received"] = sink.received() - before
+                raw["load"] = load
+                figures["pipelined"].append(raw)
+                say(
+                    f"raw pipelined client:    {raw['per_s']:>7,.0f} msg/s ({raw['seconds']:.1f}"
+                    f" s, {raw['accepted']:,} of {raw['messages']:,} answered 250, "
+                    f"{raw['replies']:,} replies read, sink received {raw['sink_received']:,})"
+                    f" | load {load} -> {load_average()}"
+                )
+                for failure in raw["failures"]:
+                    say(f"    FAILED: {failure}")
+            else:
+                load = load_average()
+                nl = bench_newsletter(newsletter_emails, sink)
+                nl["load"] = load
+                figures["newsletter"].append(nl)
+                say(f"    | load {load} -> {load_average()}")
+    ours = [r["per_s"] for r in figures["ours"]]
+    say(f"\nRatios, sample by sample (ours in the same sample), load {load_average()}:")
+    result: dict[str, Any] = {"emails": count, "samples": samples, "runs": figures}
+    result["vs_smtplib"] = ratio_summary(
+        "ours / raw smtplib",
+        [o / r["per_s"] for o, r in zip(ours, figures["smtplib"], strict=True)],
+        TARGETS["scale_vs_raw"],
+    )
+    result["vs_pipelined"] = ratio_summary(
+        "ours / raw pipelined client",
+        [o / r["per_s"] for o, r in zip(ours, figures["pipelined"], strict=True)],
+        TARGETS["scale_vs_pipelined"],
+    )
+    if newsletter_emails:
+        measured = [
+            (o, n["per_s"]) for o, n in zip(ours, figures["newsletter"], strict=True) if n["per_s"]
+        ]
+        if measured:
+            result["vs_newsletter"] = ratio_summary(
+                f"ours ({count:,}) / django-newsletter ({newsletter_emails:,})",
+                [o / n for o, n in measured],
+                TARGETS["scale_vs_newsletter"],
+            )
+        else:
+            say("  django-newsletter could not be measured: no ratio")
+    return result
+
+
+def bench_scale(
+    sizes: list[int],
+    *,
+    samples: int,
+    ceiling_emails: int,
+    newsletter_emails: int,
+    redis_url: str,
+    ceilings: bool,
+) -> dict[str, Any]:
+    env = production_env(redis_url)
+    check_production_settings(env)
+    scale_population(max([*sizes, ceiling_emails if ceilings else 0]))
+    sink = SmtpSinkProcess()
+    result: dict[str, Any] = {"workers": WORKERS, "redis_url": redis_url}
+    try:
+        result["sizes"] = bench_scale_sizes(sizes, sink, env)
+        if ceilings:
+            result["ceilings"] = bench_scale_ceilings(
+                ceiling_emails, samples, newsletter_emails, sink, env
+            )
+    finally:
+        sink.stop()
+    return result
+
+
 def main() -> None:
+    global WORKERS
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -1065,12 +1800,41 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="fanout,smtp,ses,statements,rate,events",
-        help="Comma-separated parts to run.",
+        help="Comma-separated parts to run; scale (issue 18) only when named.",
     )
+    parser.add_argument(
+        "--workers", type=int, default=WORKERS, help="Worker processes (and raw connections)."
+    )
+    parser.add_argument(
+        "--sizes",
+        default="20000,200000,1000000",
+        help="Scale part: recipients per run, comma-separated.",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=3, help="Scale part: samples of each ceiling's ratio."
+    )
+    parser.add_argument(
+        "--ceiling-emails", type=int, default=20_000, help="Scale part: emails per ceiling run."
+    )
+    parser.add_argument(
+        "--newsletter-emails",
+        type=int,
+        default=5_000,
+        help="Scale part: emails per django-newsletter run (0: none).",
+    )
+    parser.add_argument(
+        "--redis-url", default=SCALE_REDIS_URL, help="Scale part: the cluster's REDIS_URL."
+    )
+    parser.add_argument("--no-ceilings", action="store_true", help="Scale part: the sizes only.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
-    setup_django()
+    WORKERS = args.workers  # the parts read it when they run
     parts = set(args.only.split(","))
+    if "scale" in parts:
+        production_secrets()
+        # The bench's own process never sends, but keep it off other sessions' Redis too.
+        os.environ.setdefault("DELIVERY_JOURNAL_URL", args.redis_url)
+    setup_django()
     say(
         f"bench/delivery.py on {socket.gethostname()}, {os.cpu_count()} cores,"
         f" load {load_average()}"
@@ -1088,11 +1852,21 @@ def main() -> None:
         figures["rate"] = bench_rate(args.rate, args.rate_seconds)
     if "events" in parts:
         figures["events"] = bench_events(args.event_emails, args.event_pairs)
+    if "scale" in parts:
+        figures["scale"] = bench_scale(
+            [int(size) for size in args.sizes.split(",")],
+            samples=args.samples,
+            ceiling_emails=args.ceiling_emails,
+            newsletter_emails=0 if args.no_newsletter else args.newsletter_emails,
+            redis_url=args.redis_url,
+            ceilings=not args.no_ceilings,
+        )
     figures["load_after"] = load_average()
     say(f"\nload average before {figures['load_before']}, after {figures['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
-    reset()
+    # The scale part's population (up to a million subscribers) is kept for the next run.
+    reset(keep_subscribers="scale" in parts)
 
 
 if __name__ == "__main__":
