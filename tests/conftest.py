@@ -34,6 +34,7 @@ def fresh_render_caches() -> Iterator[None]:
 
     rendering.clear_cache()
     messages._rendered.clear()
+    messages._versions.clear()
     tracking._LINKS.clear()
     yield
 

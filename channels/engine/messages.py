@@ -63,14 +63,23 @@ def _cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     return _rendered[key]
 
 
+#: Publication versions (history rows, never changed once written) read by this process, by
+#: history id: the batches of one dispatch read their version once, not once per batch.
+_versions: dict[int, Any] = {}
+
+
 def load_versions(rows: Sequence[ClaimedRow]) -> dict[int, Any]:
-    """The publication versions the rows need, in one query, without their bodies (a body is
-    read only when that version is rendered for the first time in this process)."""
+    """The publication versions the rows need: those this process has not read yet in one
+    query, without their bodies (a body is read only when that version is rendered for the
+    first time in this process)."""
     ids = {row.version_id for row in rows} - {None}
-    if not ids:
-        return {}
-    versions = Publication.history.model.objects.filter(history_id__in=ids).defer("body")
-    return {version.history_id: version for version in versions}
+    missing = ids - _versions.keys()
+    if missing:
+        if len(_versions) + len(missing) > RENDER_CACHE_SIZE:
+            _versions.clear()
+        versions = Publication.history.model.objects.filter(history_id__in=missing).defer("body")
+        _versions.update((version.history_id, version) for version in versions)
+    return {pk: _versions[pk] for pk in ids if pk in _versions}
 
 
 def load_translations(rows: Sequence[ClaimedRow]) -> dict[tuple[int, str], Any]:
