@@ -28,7 +28,7 @@ from channels.engine.fanout import finish_dispatches
 from channels.engine.messages import build_messages
 from channels.engine.outcomes import complete_outcomes, record_outcomes
 from channels.engine.pacing import send_paced
-from channels.engine.queue import SEND_BATCH_TASK, enqueue_due_batches
+from channels.engine.queue import SEND_BATCH_TASK, enqueue_due_batches, messages_waiting
 from channels.engine.stats import TimedBackend, record_batch
 from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
@@ -52,6 +52,9 @@ class BatchReport:
     held_back: int = 0
     #: Rows of a dispatch a guardrail paused: held, not sent (decision 0085).
     held: int = 0
+    #: An event endpoint's batch sent while messages were due: its chain gives the worker
+    #: back after this batch (decision 0084).
+    yielded: bool = False
     blocked: bool = False
     continued: bool = False
 
@@ -84,6 +87,8 @@ def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
                 circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None
             )
         return report
+    # Events yield to messages: one batch, then the worker goes back to the queue.
+    report.yielded = channel.kind == EVENT_WEBHOOK_KIND and messages_waiting(now)
     # What event endpoints listen to, read once for the batch's outcomes and dispatches.
     wanted = recorder.listened()
     outcomes = _send_claimed(channel, rows, lease, now, report, trial=trial, wanted=wanted)
@@ -207,7 +212,9 @@ def _send_claimed(
 def send_batches(channel_id: int) -> int:
     """Run send_batch while its batches come back full, for up to DELIVERY_TASK_SECONDS, then
     hand the rest of the chain to a new task. One task sending several batches saves the
-    queue's round trip (enqueue, poll, unpickle) between them. Returns the rows claimed.
+    queue's round trip (enqueue, poll, unpickle) between them. An event endpoint's chain
+    hands the rest over after each batch while messages are due (they go first). Returns the
+    rows claimed.
     """
     deadline = time.monotonic() + settings.DELIVERY_TASK_SECONDS
     claimed = 0
@@ -216,7 +223,8 @@ def send_batches(channel_id: int) -> int:
         claimed += report.claimed
         if not report.continued:
             return claimed
-        if time.monotonic() >= deadline:
+        if report.yielded or time.monotonic() >= deadline:
+            # The rest of the chain waits its turn behind the tasks already queued.
             async_task(SEND_BATCH_TASK, channel_id)
             return claimed
 

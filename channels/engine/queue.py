@@ -17,6 +17,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from channels.event_models import EVENT_WEBHOOK_KIND
 from channels.models import Channel, Delivery
 
 logger = logging.getLogger(__name__)
@@ -117,3 +118,14 @@ def wake_due_channels(since: datetime, until: datetime) -> int:
     for channel_id in channel_ids:
         async_task(SEND_BATCH_TASK, channel_id)
     return len(channel_ids)
+
+
+def messages_waiting(now: datetime) -> bool:
+    """Whether a message (not an event to an endpoint) is due on an enabled channel: per
+    channel and priority, the first entry of ``delivery_due``, never a scan of the ledger."""
+    channel_ids = (
+        Channel.objects.filter(is_enabled=True)
+        .exclude(kind=EVENT_WEBHOOK_KIND)
+        .values_list("pk", flat=True)
+    )
+    return any(_oldest_due_before(channel_id, now) for channel_id in channel_ids)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from channels.engine.queue import SEND_BATCH_TASK, enqueue
+from channels.engine.queue import SEND_BATCH_TASK, enqueue, messages_waiting
 from channels.models import Delivery, WebhookEndpoint
 from events import recorder
 from events.models import Event
@@ -65,6 +65,8 @@ def relay_events() -> int:
     if floor is None or not _pending(floor):
         return 0
     now = timezone.now()
+    if _waiting_for_messages(floor, now):
+        return 0
     created: dict[int, int] = {}
     with transaction.atomic():
         endpoints = list(
@@ -85,6 +87,22 @@ def relay_events() -> int:
     if total:
         logger.info("events: %s deliveries relayed to %s endpoints", total, len(created))
     return total
+
+
+def _waiting_for_messages(floor: int, now: datetime) -> bool:
+    """Whether the events from ``floor`` on wait: messages are due and the oldest of the
+    events is younger than EVENT_RELAY_MAX_WAIT_SECONDS."""
+    wait = settings.EVENT_RELAY_MAX_WAIT_SECONDS
+    if wait <= 0 or not messages_waiting(now):
+        return False
+    position = "pk" if connection.vendor != "postgresql" else "transaction_id"
+    oldest = (
+        Event.objects.filter(**{f"{position}__gte": floor})
+        .order_by(position)
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    return oldest is not None and oldest > now - timedelta(seconds=wait)
 
 
 #: This transaction's id, or NULL when it has none yet (PostgreSQL).

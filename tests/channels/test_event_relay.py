@@ -5,14 +5,18 @@ skipped when transactions commit out of order and none is doubled."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection, transaction
+from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from channels import broker, webhook_events
-from channels.engine import batches, fanout, relay
+from channels.engine import batches, fanout, queue, relay
+from channels.engine.queue import SEND_BATCH_TASK
 from channels.models import Channel, Delivery, WebhookEndpoint
 from events import recorder
 from events.models import Event, EventType
@@ -160,3 +164,63 @@ def test_hinted_after_commit_the_relay_runs_and_the_endpoint_receives_the_events
     # The hint's task ran on commit (inline here), then the endpoint's batch.
     assert relayed(endpoint) == [pk]
     assert [r["headers"]["Webhook-Id"] for r in receiver.requests] == [f"evt_{pk}"]
+
+
+# --- Events yield to messages -------------------------------------------------------------------
+
+
+def test_while_messages_are_due_events_wait_for_them_at_most_the_limit(
+    httpserver: HTTPServer,
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.EVENT_RELAY_MAX_WAIT_SECONDS = 60
+    monkeypatch.setattr(queue, "async_task", lambda *args: None)  # no worker sends them
+    endpoint, _ = make_endpoint(httpserver, [TYPE])
+    add_subscribers(topic, 3)
+    fanout.plan_dispatch(make_dispatch(topic).pk)  # three messages due, not sent yet
+    pk = record(1)
+
+    assert relay.relay_events() == 0  # the send goes first
+    later = timezone.now() + timedelta(seconds=61)
+    with time_machine.travel(later, tick=False):
+        assert relay.relay_events() == 1  # not longer than the limit
+    assert relayed(endpoint) == [pk]
+
+    second = record(2)
+    assert relay.relay_events() == 0
+    batches.send_batch(smtp_channel.pk)  # the messages are sent: nothing is due any more
+    assert len(sink.messages) == 3
+    assert relay.relay_events() == 1
+    assert relayed(endpoint) == [pk, second]
+
+
+def test_an_endpoints_chain_gives_its_worker_back_after_each_batch_while_messages_are_due(
+    httpserver: HTTPServer,
+    topic: Topic,
+    smtp_channel: Channel,
+    sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint, receiver = make_endpoint(httpserver, [TYPE])
+    batch = Channel.objects.get(pk=endpoint.channel_id).batch_size
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(batches, "async_task", lambda *args: queued.append(args))
+    monkeypatch.setattr(queue, "async_task", lambda *args: None)  # the test is the worker
+    for n in range(batch + 10):
+        record(n)
+    relay.relay_events()
+    add_subscribers(topic, 1)
+    fanout.plan_dispatch(make_dispatch(topic).pk)  # a message is due
+
+    assert batches.send_batches(endpoint.channel_id) == batch
+    assert queued == [(SEND_BATCH_TASK, endpoint.channel_id)]  # the rest, behind the queue
+
+    batches.send_batch(smtp_channel.pk)  # nothing due but events now: the chain runs on
+    queued.clear()
+    assert batches.send_batches(endpoint.channel_id) == 10
+    assert queued == []
+    assert len(receiver.requests) == batch + 10
