@@ -390,6 +390,19 @@ class SmtpSinkProcess:
         os.unlink(self.out.name)
 
 
+def sink_channel(sink: SmtpSinkProcess) -> Any:
+    """The default email channel every part sends through: smtp-sink, batches of 500."""
+    from channels.models import Channel
+
+    return Channel.objects.create(
+        name="smtp-sink",
+        kind="email_smtp",
+        is_default_email=True,
+        batch_size=500,
+        config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
+    )
+
+
 class Cluster:
     """A real qcluster (WORKERS worker processes), its peak memory read from /proc."""
 
@@ -520,7 +533,6 @@ def raw_parallel(target: Callable[..., None], args: list[tuple[Any, ...]]) -> fl
 
 
 def bench_smtp(count: int, newsletter: bool) -> dict[str, Any]:
-    from channels.models import Channel
     from publishing.models import Topic
 
     say(f"\n== SMTP end to end, {count:,} emails, {WORKERS} workers/connections ==")
@@ -530,13 +542,7 @@ def bench_smtp(count: int, newsletter: bool) -> dict[str, Any]:
     try:
         topic = Topic.objects.create(name="E2E", slug="e2e")
         make_subscribers(count, [topic])
-        Channel.objects.create(
-            name="smtp-sink",
-            kind="email_smtp",
-            is_default_email=True,
-            batch_size=500,
-            config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
-        )
+        sink_channel(sink)
         with cluster(DELIVERY_CHANNEL_CONCURRENCY=str(WORKERS)) as running:
             before = sink.received()
             elapsed, sent = publish_and_wait("smtp-e2e", topic, running)
@@ -808,7 +814,7 @@ def bench_statements(count: int) -> dict[str, Any]:
     from django.db import connection
 
     from channels.engine import batches, fanout
-    from channels.models import Channel, Delivery
+    from channels.models import Delivery
     from publishing.models import Topic
 
     say(f"\n== SQL statements per delivered message ({count:,} emails, in process) ==")
@@ -817,13 +823,7 @@ def bench_statements(count: int) -> dict[str, Any]:
     try:
         topic = Topic.objects.create(name="Statements", slug="statements")
         make_subscribers(count, [topic])
-        channel = Channel.objects.create(
-            name="smtp-sink",
-            kind="email_smtp",
-            is_default_email=True,
-            batch_size=500,
-            config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
-        )
+        channel = sink_channel(sink)
         dispatch = make_dispatch("statements", topic)
         statements = [0]
 
@@ -983,20 +983,14 @@ def _smtp_run(count: int, sink: SmtpSinkProcess, events_url: str | None) -> dict
     """One publish of ``count`` emails through real workers; with ``events_url``, an endpoint
     there listens to every delivery event and dispatch.completed."""
     from channels import webhook_events
-    from channels.models import Channel, Delivery
+    from channels.models import Delivery
     from events.models import Event, EventType
     from publishing.models import Topic
 
     reset()
     topic = Topic.objects.create(name="Events", slug="events")
     make_subscribers(count, [topic])
-    Channel.objects.create(
-        name="smtp-sink",
-        kind="email_smtp",
-        is_default_email=True,
-        batch_size=500,
-        config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
-    )
+    sink_channel(sink)
     if events_url:
         delivery_types = [t for t in EventType.values if t.startswith("delivery.")]
         webhook_events.create_endpoint(
@@ -1339,7 +1333,6 @@ def scale_prepare(size: int, sink: SmtpSinkProcess, redis_url: str) -> Any:
     import redis
     from django.db import connection
 
-    from channels.models import Channel
     from publishing.models import Topic
 
     reset(keep_subscribers=True)
@@ -1354,13 +1347,7 @@ def scale_prepare(size: int, sink: SmtpSinkProcess, redis_url: str) -> Any:
         )
         if cursor.rowcount != size:
             raise RuntimeError(f"{cursor.rowcount} subscriptions for {size:,} subscribers")
-    Channel.objects.create(
-        name="smtp-sink",
-        kind="email_smtp",
-        is_default_email=True,
-        batch_size=500,
-        config={"host": "127.0.0.1", "port": sink.port, "timeout": 30},
-    )
+    sink_channel(sink)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("CHECKPOINT")

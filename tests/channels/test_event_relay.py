@@ -15,7 +15,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from channels import broker, webhook_events
-from channels.engine import batches, fanout, queue, relay
+from channels.engine import batches, fanout, queue, relay, sweeper
 from channels.engine.queue import SEND_BATCH_TASK
 from channels.models import Channel, Delivery, WebhookEndpoint
 from events import recorder
@@ -224,3 +224,12 @@ def test_an_endpoints_chain_gives_its_worker_back_after_each_batch_while_message
     assert batches.send_batches(endpoint.channel_id) == 10
     assert queued == []
     assert len(receiver.requests) == batch + 10
+
+
+def test_the_sweeper_relays_what_no_hint_or_poll_did(httpserver: HTTPServer) -> None:
+    endpoint, _ = make_endpoint(httpserver, [TYPE])
+    pk = record(1)  # its hint is lost (relay_by_hand), and no worker polls here
+
+    assert sweeper.sweep().relayed == 1
+    assert relayed(endpoint) == [pk]
+    assert sweeper.sweep().relayed == 0

@@ -188,13 +188,19 @@ def test_only_a_publisher_may_resume_or_cancel(
     assert guardrails.cancel(dispatch.pk) is None
 
 
-def test_a_retry_due_while_its_dispatch_is_paused_is_held_not_sent(
-    guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
-) -> None:
+def paused_dispatch(topic: Topic) -> Dispatch:
+    """A dispatch to 10 subscribers, planned and paused before anything was sent."""
     add_subscribers(topic, 10)
     dispatch = make_dispatch(topic)
     fanout.plan_dispatch(dispatch.pk)
     assert guardrails.pause(dispatch.pk, "Paused for the test.")
+    return dispatch
+
+
+def test_a_retry_due_while_its_dispatch_is_paused_is_held_not_sent(
+    guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    dispatch = paused_dispatch(topic)
     # A row the pause did not catch (a retry put back in the queue, a lease recovered).
     Delivery.objects.filter(dispatch=dispatch).update(status=Delivery.Status.QUEUED)
 
@@ -208,10 +214,7 @@ def test_a_retry_due_while_its_dispatch_is_paused_is_held_not_sent(
 def test_cancelling_also_cancels_a_retry_queued_again_while_paused(
     guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
-    add_subscribers(topic, 10)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
-    assert guardrails.pause(dispatch.pk, "Paused for the test.")
+    dispatch = paused_dispatch(topic)
     # A row in flight at the pause failed transiently and was put back in the queue.
     retried = Delivery.objects.filter(dispatch=dispatch).first()
     assert retried is not None
@@ -227,10 +230,7 @@ def test_cancelling_also_cancels_a_retry_queued_again_while_paused(
 def test_a_retry_of_a_dispatch_cancelled_while_it_was_in_flight_is_cancelled_not_sent(
     guard: None, topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
-    add_subscribers(topic, 10)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
-    assert guardrails.pause(dispatch.pk, "Paused for the test.")
+    dispatch = paused_dispatch(topic)
     assert guardrails.cancel(dispatch.pk) == 10
     # Three rows were in flight at the cancel (claimed before the pause): they come back as
     # retries, one of them in fact accepted by the server before its worker died.
