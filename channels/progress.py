@@ -29,6 +29,8 @@ class DispatchProgress:
 
     dispatch_id: int
     dispatch_status: str
+    #: The fan-out has ended (``Dispatch.planned_at`` is set): no more rows will come.
+    planned: bool = True
     by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Deliveries whose hand-over got no answer at least once, by status (decision 0068):
     #: ``uncertain`` ones were not resent; the others were (and may have arrived twice).
@@ -72,8 +74,12 @@ class DispatchProgress:
 
     @property
     def is_settled(self) -> bool:
-        """True when nothing is queued or sending and planning is over."""
-        return self.dispatch_status != Dispatch.Status.PLANNING and self.settled == self.total
+        """True when nothing is queued or sending and the fan-out is over (decision 0088)."""
+        return (
+            self.planned
+            and self.dispatch_status != Dispatch.Status.PLANNING
+            and self.settled == self.total
+        )
 
     def rows(self) -> list[tuple[str, list[int], int]]:
         """(channel, counts in STATUS_ORDER, total) per channel, for tables."""
@@ -113,7 +119,11 @@ class DispatchProgress:
 
 def dispatch_progress(dispatch: Dispatch) -> DispatchProgress:
     """Count the dispatch's deliveries by channel and status in one grouped query."""
-    progress = DispatchProgress(dispatch_id=dispatch.pk, dispatch_status=dispatch.status)
+    progress = DispatchProgress(
+        dispatch_id=dispatch.pk,
+        dispatch_status=dispatch.status,
+        planned=dispatch.planned_at is not None or dispatch.status != Dispatch.Status.SENDING,
+    )
     counts = (
         Delivery.objects.filter(dispatch_id=dispatch.pk)
         .values("channel__name", "status")

@@ -12,6 +12,10 @@ and erasure included); the unsubscribe token can only unsubscribe, so the List-U
 a mailbox provider keeps, or a log line, cannot read or erase anyone; the confirmation token
 confirms. Manage and unsubscribe tokens do not expire: an unsubscribe link in a months-old email
 must still work. Confirmation tokens expire after ``SUBSCRIBERS_CONFIRMATION_MAX_AGE_DAYS``.
+
+Tokens are not compressed (decision 0066): a subscriber id and a random key never shrink under
+zlib, and trying cost a bulk email three deflate states; tokens signed compressed before still
+read, as ``signing.loads`` accepts both forms.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import json
 import re
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,12 +62,12 @@ class TokenClaims:
 
 def manage_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     """A token for the preference-center links (and nothing else: not the one-click POST)."""
-    return signing.dumps([subscriber_id, str(token_key)], salt=MANAGE_SALT, compress=True)
+    return signing.dumps([subscriber_id, str(token_key)], salt=MANAGE_SALT)
 
 
 def unsubscribe_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     """A token for the unsubscribe links only (List-Unsubscribe, the emails' footer link)."""
-    return signing.dumps([subscriber_id, str(token_key)], salt=UNSUBSCRIBE_SALT, compress=True)
+    return signing.dumps([subscriber_id, str(token_key)], salt=UNSUBSCRIBE_SALT)
 
 
 class ManageTokenSigner:
@@ -89,14 +92,8 @@ class ManageTokenSigner:
         return self.dumps([subscriber_id, str(token_key)])
 
     def dumps(self, payload: list[int | str]) -> str:
-        """``signing.dumps(payload, salt=..., compress=True)``, with the key derived once."""
-        # signing.dumps(..., compress=True): JSON, zlib only when it saves more than a byte.
-        data = json.dumps(payload, separators=(",", ":")).encode("latin-1")
-        compressed = zlib.compress(data)
-        if len(compressed) < len(data) - 1:
-            encoded = "." + signing.b64_encode(compressed).decode()
-        else:
-            encoded = signing.b64_encode(data).decode()
+        """``signing.dumps(payload, salt=...)``, with the key derived once."""
+        encoded = signing.b64_encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
         value = f"{encoded}{self._sep}{signing.b62_encode(int(time.time()))}"
         mac = self._mac.copy()
         mac.update(value.encode())
@@ -109,7 +106,7 @@ def _bytes(value: str | bytes) -> bytes:
 
 def confirmation_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     """A token for the double opt-in link; it expires (see ``read_confirmation_token``)."""
-    return signing.dumps([subscriber_id, str(token_key)], salt=CONFIRM_SALT, compress=True)
+    return signing.dumps([subscriber_id, str(token_key)], salt=CONFIRM_SALT)
 
 
 def confirmation_max_age() -> timedelta:
@@ -165,9 +162,7 @@ class FeedbackClaims:
 def feedback_token(subscriber_id: int, token_key: uuid.UUID | str, publication_id: int) -> str:
     """A token for one subscriber's "more/less like this" links to one publication (decision
     0080); it expires after FEEDBACK_LINK_MAX_AGE_DAYS and can do nothing else."""
-    return signing.dumps(
-        [subscriber_id, str(token_key), publication_id], salt=FEEDBACK_SALT, compress=True
-    )
+    return signing.dumps([subscriber_id, str(token_key), publication_id], salt=FEEDBACK_SALT)
 
 
 def read_feedback_token(token: str) -> FeedbackClaims:

@@ -1,23 +1,25 @@
 """Fan-out: the deliveries of a dispatch, created in SQL, once (docs/delivery.md "The flow").
 
-One INSERT ... SELECT ... ON CONFLICT DO NOTHING per channel, from the audience
-``audience_by_channel`` compiles (the publish confirmation page counts the same querysets);
+INSERT ... SELECT ... ON CONFLICT DO NOTHING from the audience ``audience_by_channel``
+compiles (the publish confirmation page counts the same querysets), the email audience in
+ranges of subscriber ids so that sending starts before the fan-out ends (decision 0088);
 running it again creates nothing. Also the end of a dispatch: done once every delivery is settled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from channels.backends.base import (
@@ -33,6 +35,9 @@ from publishing.models import Dispatch, Publication
 from subscribers.models import Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
+
+#: A range of subscriber ids: (after, up to), None for an open end.
+Range = tuple[int | None, int | None]
 
 
 def is_broadcast_kind(kind: str) -> bool:
@@ -88,14 +93,9 @@ def audience_by_channel(topic_ids: Sequence[int], now: datetime) -> list[Channel
     result: list[ChannelAudience] = []
     email_channel = Channel.objects.default_email()
     if email_channel is not None:
-        subscriptions = Subscription.objects.receiving_immediately(timezone.localdate(now))
-        matching = subscriptions.filter(subscriber_id=OuterRef("pk"), topic_id__in=topic_ids)
-        subscribers = Subscriber.objects.reachable().filter(Exists(matching))
-        if not topic_ids:
-            subscribers = subscribers.none()
         result.append(
             ChannelAudience(
-                email_channel, Delivery.Kind.SUBSCRIBER, subscribers.order_by().values_list("pk")
+                email_channel, Delivery.Kind.SUBSCRIBER, email_recipients(topic_ids, now)
             )
         )
     through = Channel.topics.through.objects
@@ -109,6 +109,29 @@ def audience_by_channel(topic_ids: Sequence[int], now: datetime) -> list[Channel
             ChannelAudience(channel, Delivery.Kind.BROADCAST, target.order_by().values_list("pk"))
         )
     return result
+
+
+def email_recipients(
+    topic_ids: Sequence[int], now: datetime, bounds: Range = (None, None)
+) -> QuerySet[Any]:
+    """The ids of the subscribers a publication of ``topic_ids`` is emailed to at ``now``
+    (``audience_by_channel``), within the id range ``bounds`` (after, up to; None: open): the
+    range bounds the subscriptions read too, so a range reads its own rows of both tables
+    through their indexes."""
+    subscriptions = Subscription.objects.receiving_immediately(timezone.localdate(now))
+    subscribers = Subscriber.objects.reachable()
+    after, up_to = bounds
+    if after is not None:
+        subscribers = subscribers.filter(pk__gt=after)
+        subscriptions = subscriptions.filter(subscriber_id__gt=after)
+    if up_to is not None:
+        subscribers = subscribers.filter(pk__lte=up_to)
+        subscriptions = subscriptions.filter(subscriber_id__lte=up_to)
+    matching = subscriptions.filter(subscriber_id=OuterRef("pk"), topic_id__in=topic_ids)
+    subscribers = subscribers.filter(Exists(matching))
+    if not topic_ids:
+        subscribers = subscribers.none()
+    return subscribers.order_by().values_list("pk")
 
 
 @dataclass(frozen=True)
@@ -144,8 +167,10 @@ def _insert_deliveries(
     variant: int | None = None,
     test: TestShare | None = None,
     languages: Sequence[str] = (),
+    status: str = Delivery.Status.QUEUED,
 ) -> int:
-    """One INSERT ... SELECT: a queued delivery of the dispatch for each row of the audience,
+    """One INSERT ... SELECT: a delivery of the dispatch in ``status`` (queued, or held for a
+    paused dispatch) for each row of the audience,
     with no row through Python; an existing one (a second run) is left alone. ``variant``:
     the A/B subject every row carries; ``test``: only the test share, split between the
     subjects. ``languages``: the dispatch's translations (decision 0082); a subscriber whose
@@ -209,7 +234,7 @@ def _insert_deliveries(
         dispatch_id,
         *channel_params,
         Delivery.PRIORITY_BULK,
-        Delivery.Status.QUEUED,
+        status,
         now,
         now,
         now,
@@ -249,18 +274,79 @@ def resend_variant(dispatch: Dispatch) -> int | None:
 def plan_dispatch(dispatch_id: int) -> int:
     """Create the deliveries of a dispatch and enqueue the batches that send them.
 
-    Per-subscriber email goes through the default email channel (one INSERT ... SELECT for all
-    subscribers); each enabled broadcast channel whose topic filter matches gets one delivery.
-    Who receives it is ``audience_by_channel``, the function the publish confirmation counts.
+    Per-subscriber email goes through the default email channel; each enabled broadcast
+    channel whose topic filter matches gets one delivery. Who receives it is
+    ``audience_by_channel``, the function the publish confirmation counts.
+
+    Sending starts before the fan-out ends (decision 0088): the subscribers are inserted in
+    ranges of their ids, each range one INSERT ... SELECT committed on its own (the first
+    FANOUT_FIRST_RANGE ids, each next range four times larger, up to FANOUT_RANGE), so the
+    workers send the first rows while the next are written. The dispatch is ``sending``
+    from the first commit, which lets a guardrail or an editor pause or cancel it at once;
+    ``planned_at`` is set when the last range is in, and a dispatch without it is never
+    closed as done. An A/B test numbers its whole audience, so its share is one statement.
     Idempotent: running it again creates nothing new (the unique constraints, ON CONFLICT DO
-    NOTHING) and only enqueues hints. Returns the number of deliveries created.
+    NOTHING) and only enqueues hints; a run cut short is finished by the sweeper's next run.
+    Returns the number of deliveries created.
     """
     dispatch = Dispatch.objects.select_related("publication").filter(pk=dispatch_id).first()
-    if dispatch is None or dispatch.status not in (
-        Dispatch.Status.PLANNING,
-        Dispatch.Status.SENDING,
+    if dispatch is None or not (
+        dispatch.status in (Dispatch.Status.PLANNING, Dispatch.Status.SENDING)
+        or (dispatch.status == Dispatch.Status.PAUSED and dispatch.planned_at is None)
     ):
         return 0
+    with _planning(dispatch.pk) as alone:
+        if not alone:
+            # Another worker is planning this dispatch (the sweeper found it unfinished).
+            return 0
+        created = _plan(dispatch)
+    finish_dispatches([dispatch.pk])
+    return created
+
+
+@contextlib.contextmanager
+def _planning(dispatch_id: int) -> Iterator[bool]:
+    """Whether this process is the only one planning the dispatch, for the block: a session
+    advisory lock on PostgreSQL, released at the end or when the connection closes (a
+    worker that dies). SQLite runs one worker: always True."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [PLANNING_LOCK, dispatch_id]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        (alone,) = cursor.fetchone()
+    try:
+        yield bool(alone)
+    finally:
+        if alone:
+            # A connection that broke took its lock with it.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+#: The first key of the fan-out's advisory locks (the second is the dispatch id).
+PLANNING_LOCK = 0x66616E  # "fan"
+
+
+def subscriber_ranges(lowest: int, highest: int) -> list[Range]:
+    """The (after, up to) subscriber id ranges of a fan-out over ids ``lowest`` to
+    ``highest``: FANOUT_FIRST_RANGE ids, each next range four times larger up to FANOUT_RANGE;
+    the first is open below and the last open above (a subscriber created meanwhile gets a
+    higher id)."""
+    size = max(settings.FANOUT_FIRST_RANGE, 1)
+    ranges: list[Range] = []
+    after: int | None = None
+    up_to = lowest - 1 + size
+    while up_to < highest:
+        ranges.append((after, up_to))
+        after, size = up_to, min(size * 4, max(settings.FANOUT_RANGE, size))
+        up_to = after + size
+    ranges.append((after, None))
+    return ranges
+
+
+def _plan(dispatch: Dispatch) -> int:
     now = timezone.now()
     topic_ids = version_topic_ids(dispatch)
     version = Publication.history.model.objects.filter(history_id=dispatch.version_id).first()
@@ -271,28 +357,88 @@ def plan_dispatch(dispatch_id: int) -> int:
         test = TestShare(share=version.ab_share, subjects=len(subjects))
     elif subjects:
         variant = resend_variant(dispatch)
+    languages = sorted(dispatch.translation_versions or {})
+    audiences = audience_by_channel(topic_ids, now)
+    email = next((a for a in audiences if a.kind == Delivery.Kind.SUBSCRIBER), None)
+    ranges: list[Range] = [(None, None)]
+    if email is not None and test is None:
+        ids = Subscriber.objects.aggregate(lowest=Min("pk"), highest=Max("pk"))
+        ranges = subscriber_ranges(ids["lowest"] or 0, ids["highest"] or 0)
     created = 0
     with transaction.atomic():
-        for audience in audience_by_channel(topic_ids, now):
-            if audience.kind == Delivery.Kind.SUBSCRIBER:
-                created += _insert_deliveries(
-                    dispatch.pk,
-                    audience,
-                    now,
-                    variant=variant,
-                    test=test,
-                    languages=sorted(dispatch.translation_versions or {}),
-                )
-            else:  # Slack, Discord, webhooks: no subject to test, sent at once.
+        status = _locked_status(dispatch.pk)
+        if status not in (
+            Dispatch.Status.PLANNING,
+            Dispatch.Status.SENDING,
+            Dispatch.Status.PAUSED,
+        ):
+            return 0
+        # Slack, Discord, webhooks (no subject to test, sent at once) and the first range.
+        for audience in audiences:
+            if audience.kind != Delivery.Kind.SUBSCRIBER:
                 created += _insert_deliveries(dispatch.pk, audience, now)
-        planned: dict[str, Any] = {"status": Dispatch.Status.SENDING, "planned_at": now}
+        if email is not None:
+            created += _insert_deliveries(
+                dispatch.pk,
+                replace(email, recipients=email_recipients(topic_ids, now, ranges[0])),
+                now,
+                variant=variant,
+                test=test,
+                languages=languages,
+                status=_row_status(status),
+            )
+        planned: dict[str, Any] = {"status": Dispatch.Status.SENDING}
         if test is not None and version is not None:
             planned["ab_decide_at"] = now + timedelta(hours=version.ab_wait_hours)
         Dispatch.objects.filter(pk=dispatch.pk, status=Dispatch.Status.PLANNING).update(**planned)
         transaction.on_commit(lambda: enqueue_due_batches(dispatch_id=dispatch.pk))
+    for bounds in ranges[1:]:
+        assert email is not None  # noqa: S101 (ranges beyond the first only with an audience)
+        with transaction.atomic():
+            status = _locked_status(dispatch.pk)
+            if status not in (Dispatch.Status.SENDING, Dispatch.Status.PAUSED):
+                break
+            backlog = _short_queue(email.channel)
+            created += _insert_deliveries(
+                dispatch.pk,
+                replace(email, recipients=email_recipients(topic_ids, now, bounds)),
+                now,
+                variant=variant,
+                languages=languages,
+                status=_row_status(status),
+            )
+            if backlog:
+                # The senders may have caught up with the fan-out and ended their chains.
+                transaction.on_commit(lambda: enqueue_due_batches(dispatch_id=dispatch.pk))
+    Dispatch.objects.filter(pk=dispatch.pk, planned_at__isnull=True).update(planned_at=now)
     logger.info("Dispatch %s planned: %s deliveries created", dispatch.pk, created)
-    finish_dispatches([dispatch.pk])
     return created
+
+
+def _locked_status(dispatch_id: int) -> str | None:
+    """The dispatch's status under its row lock, which pause and cancel also take: a
+    cancelled dispatch gets no more rows, a paused one gets them held (decision 0085)."""
+    return (
+        Dispatch.objects.select_for_update()
+        .filter(pk=dispatch_id)
+        .values_list("status", flat=True)
+        .first()
+    )
+
+
+def _row_status(dispatch_status: str | None) -> str:
+    if dispatch_status == Dispatch.Status.PAUSED:
+        return str(Delivery.Status.HELD)
+    return str(Delivery.Status.QUEUED)
+
+
+def _short_queue(channel: Channel) -> bool:
+    """Whether fewer rows are due on the channel than its concurrent batches take (its
+    senders may have caught up with the fan-out and ended their chains): at most that many
+    entries of ``delivery_due`` read, in its order, whatever else is queued."""
+    enough = max(channel.batch_size, 1) * settings.DELIVERY_CHANNEL_CONCURRENCY
+    due = Delivery.objects.due(timezone.now()).filter(channel_id=channel.pk)
+    return due.order_by(*Delivery.CLAIM_ORDER).values("pk")[:enough].count() < enough
 
 
 def finish_dispatches(
@@ -308,6 +454,8 @@ def finish_dispatches(
     unsettled = Delivery.objects.filter(dispatch_id=OuterRef("pk")).unsettled()
     dispatches = (
         Dispatch.objects.filter(status=Dispatch.Status.SENDING)
+        # A fan-out still running has more rows to come (decision 0088).
+        .exclude(planned_at__isnull=True)
         .exclude(ab_decide_at__isnull=False, ab_decided_at__isnull=True)
         .exclude(Exists(unsettled))
     )

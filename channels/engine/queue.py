@@ -121,11 +121,14 @@ def wake_due_channels(since: datetime, until: datetime) -> int:
 
 
 def messages_waiting(now: datetime) -> bool:
-    """Whether a message (not an event to an endpoint) is due on an enabled channel: per
-    channel and priority, the first entry of ``delivery_due``, never a scan of the ledger."""
+    """Whether a message (not an event to an endpoint) is due on an enabled channel that can
+    send it: per channel and priority, the first entry of ``delivery_due``, never a scan of
+    the ledger. A channel whose circuit is open sends nothing until its cool-down ends, so
+    its queue does not hold events back (decision 0084)."""
     channel_ids = (
         Channel.objects.filter(is_enabled=True)
         .exclude(kind=EVENT_WEBHOOK_KIND)
+        .exclude(circuit_state=Channel.CircuitState.OPEN)
         .values_list("pk", flat=True)
     )
     return any(_oldest_due_before(channel_id, now) for channel_id in channel_ids)

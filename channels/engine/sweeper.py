@@ -60,7 +60,8 @@ def sweep() -> SweepReport:
       outcome, uncertain ones follow their channel's policy, the never started are re-queued
       (dead on their last attempt);
     - a half-open circuit whose trial batch never reported goes back to open;
-    - dispatches still planning long after creation are planned again (their task was lost);
+    - dispatches whose fan-out has not ended long after creation are planned again (their
+      task was lost, or its worker died between two ranges; decision 0088);
     - channels with due deliveries nobody claimed for DELIVERY_SWEEP_STALE_SECONDS get batches;
     - sending dispatches with refusals, bounces or complaints are checked by the guardrails;
     - A/B subject tests whose time has come are decided and their rest planned;
@@ -76,9 +77,12 @@ def sweep() -> SweepReport:
         circuit_state=Channel.CircuitState.HALF_OPEN, circuit_opened_at__lt=now - lease
     ).update(circuit_state=Channel.CircuitState.OPEN, circuit_opened_at=None)
     stale = now - timedelta(seconds=settings.DELIVERY_SWEEP_STALE_SECONDS)
-    for dispatch_id in Dispatch.objects.filter(
-        status=Dispatch.Status.PLANNING, created_at__lt=stale
-    ).values_list("pk", flat=True):
+    unfinished = Q(status=Dispatch.Status.PLANNING) | Q(
+        status__in=(Dispatch.Status.SENDING, Dispatch.Status.PAUSED), planned_at__isnull=True
+    )
+    for dispatch_id in Dispatch.objects.filter(unfinished, created_at__lt=stale).values_list(
+        "pk", flat=True
+    ):
         async_task(PLAN_DISPATCH_TASK, dispatch_id)
         report.replanned += 1
     report.enqueued = enqueue_due_batches(stale_before=stale)

@@ -107,6 +107,11 @@ DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default
 #: with this statement_timeout instead: a million recipients take longer than the 30 s that
 #: protect every other query (decision 0087).
 FANOUT_STATEMENT_TIMEOUT_MS = env.int("FANOUT_STATEMENT_TIMEOUT_MS", default=900_000)
+#: The fan-out inserts subscribers in ranges of their ids, each committed on its own so that
+#: sending starts before the fan-out ends: the first range spans this many ids, each next
+#: one four times more, up to FANOUT_RANGE (decision 0088).
+FANOUT_FIRST_RANGE = env.int("FANOUT_FIRST_RANGE", default=2_000)
+FANOUT_RANGE = env.int("FANOUT_RANGE", default=128_000)
 
 
 def database_from_url(url: str) -> dict[str, Any]:

@@ -192,10 +192,18 @@ def test_while_messages_are_due_events_wait_for_them_at_most_the_limit(
 
     second = record(2)
     assert relay.relay_events() == 0
+    # While the email channel's circuit is open its messages cannot go: events do not wait.
+    Channel.objects.filter(pk=smtp_channel.pk).update(circuit_state=Channel.CircuitState.OPEN)
+    third = record(3)
+    assert relay.relay_events() == 2
+    assert relayed(endpoint) == [pk, second, third]
+    Channel.objects.filter(pk=smtp_channel.pk).update(circuit_state=Channel.CircuitState.CLOSED)
+    fourth = record(4)
+    assert relay.relay_events() == 0
     batches.send_batch(smtp_channel.pk)  # the messages are sent: nothing is due any more
     assert len(sink.messages) == 3
     assert relay.relay_events() == 1
-    assert relayed(endpoint) == [pk, second]
+    assert relayed(endpoint) == [pk, second, third, fourth]
 
 
 def test_an_endpoints_chain_gives_its_worker_back_after_each_batch_while_messages_are_due(

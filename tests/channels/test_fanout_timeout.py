@@ -53,6 +53,7 @@ def test_without_the_longer_limit_the_same_fan_out_is_cancelled(
     add_subscribers(topic, AUDIENCE)
     dispatch = make_dispatch(topic)
     settings.FANOUT_STATEMENT_TIMEOUT_MS = 5
+    settings.FANOUT_FIRST_RANGE = 1_000_000_000  # one range: one statement (decision 0088)
     with pytest.raises(OperationalError, match="statement timeout"):
         fanout.plan_dispatch(dispatch.pk)
     assert not Delivery.objects.filter(dispatch=dispatch).exists()

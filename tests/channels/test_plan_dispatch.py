@@ -4,6 +4,8 @@ import datetime as dt
 from typing import Any, cast
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels.engine import fanout
@@ -147,14 +149,27 @@ def test_a_dispatch_with_nobody_to_send_to_is_done_at_once(topic: Topic) -> None
     assert dispatch.finished_at is not None
 
 
-def test_fan_out_takes_a_constant_number_of_queries(
-    topic: Topic, email_channel: Channel, django_assert_max_num_queries: object
+def test_fan_out_takes_a_constant_number_of_queries_per_range(
+    topic: Topic, email_channel: Channel, settings: Any
 ) -> None:
-    add_subscribers(topic, 300)
-    dispatch = make_dispatch(topic)
+    """Whatever the audience, a fixed number of queries, plus a fixed number per range of
+    subscriber ids (decision 0088): about a dozen ranges for a million subscribers."""
+    readers = add_subscribers(topic, 300)
     Channel.objects.filter(pk=email_channel.pk).update(is_enabled=True)
+    counts = []
+    for first_range in (1_000_000, 100, 10):
+        settings.FANOUT_FIRST_RANGE = first_range
+        settings.FANOUT_RANGE = 100
+        dispatch = make_dispatch(topic, slug=f"ranges-{first_range}")
+        lowest = min(reader.pk for reader in readers)
+        ranges = len(fanout.subscriber_ranges(lowest, lowest + 299))
+        with CaptureQueriesContext(connection) as queries:
+            created = fanout.plan_dispatch(dispatch.pk)
+        assert created == 300
+        counts.append((ranges, len(queries)))
 
-    with django_assert_max_num_queries(12):  # type: ignore[operator]
-        created = fanout.plan_dispatch(dispatch.pk)
-
-    assert created == 300
+    assert [ranges for ranges, _ in counts] == [1, 3, 5], counts
+    single = counts[0][1]
+    assert single <= 17, counts
+    for ranges, count in counts[1:]:
+        assert count <= single + 6 * (ranges - 1), counts

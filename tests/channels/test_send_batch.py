@@ -355,8 +355,10 @@ def test_a_batch_of_500_costs_at_most_a_tenth_of_a_statement_per_delivered_messa
 
 
 def test_fan_out_takes_the_same_number_of_statements_for_ten_or_five_hundred_subscribers(
-    topic: Topic, smtp_channel: Channel
+    topic: Topic, smtp_channel: Channel, settings: Any
 ) -> None:
+    # One range of subscriber ids; each range adds a fixed number (test_plan_dispatch.py).
+    settings.FANOUT_FIRST_RANGE = 1_000_000_000
     few_topic = cast(Topic, TopicFactory(slug="few"))
     add_subscribers(few_topic, 10, prefix="few")
     add_subscribers(topic, 500)
@@ -369,7 +371,7 @@ def test_fan_out_takes_the_same_number_of_statements_for_ten_or_five_hundred_sub
 
     assert (small_created, big_created) == (10, 500)
     assert Delivery.objects.filter(dispatch=many).count() == 500
-    assert len(big) == len(small) <= 15
+    assert len(big) == len(small) <= 17
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core import signing
 from django.test import override_settings
 from django.utils import timezone
 
@@ -30,6 +31,24 @@ def test_the_batch_signer_gives_exactly_the_tokens_manage_token_gives(subscriber
 
     assert signed == expected
     assert [tokens.read_manage_token(token).token_key for token in signed] == [str(k) for k in keys]
+
+
+def test_links_sent_with_compressed_tokens_still_work() -> None:
+    """Tokens were signed with ``compress=True`` until decision 0066's update: the links
+    already in mailboxes (a key of zeros compresses) keep working, of every kind."""
+    key = "0" * 36
+    for salt, read in (
+        (tokens.MANAGE_SALT, tokens.read_manage_token),
+        (tokens.UNSUBSCRIBE_SALT, tokens.read_unsubscribe_token),
+        (tokens.CONFIRM_SALT, tokens.read_confirmation_token),
+    ):
+        old = signing.dumps([5, key], salt=salt, compress=True)
+        assert old.startswith(".")
+        assert read(old) == tokens.TokenClaims(subscriber_id=5, token_key=key)
+    old = signing.dumps([5, key, 9], salt=tokens.FEEDBACK_SALT, compress=True)
+    assert tokens.read_feedback_token(old) == tokens.FeedbackClaims(5, key, 9)
+    # New tokens are not compressed, so a token in a link has one form.
+    assert not tokens.manage_token(5, key).startswith(".")
 
 
 def test_the_batch_signer_signs_with_the_current_secret_key() -> None:
