@@ -16,11 +16,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Exists, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from channels.engine.queue import SEND_BATCH_TASK, enqueue, messages_waiting
-from channels.models import Delivery, WebhookEndpoint
+from channels.models import Delivery, EventAttempt, WebhookEndpoint
 from events import recorder
 from events.models import Event
 
@@ -184,3 +184,41 @@ def _relay(endpoint: WebhookEndpoint, until: int, now: datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(max(cursor.rowcount, 0))
+
+
+#: Events the sweeper deletes per run at most (the oldest first), with their deliveries.
+PRUNE_CHUNK = 5_000
+
+
+def prune_events(now: datetime | None = None) -> int:
+    """Delete the events older than EVENT_RETENTION_DAYS (0: keep every event), the oldest
+    first and at most PRUNE_CHUNK per call, with their deliveries to endpoints and those
+    deliveries' attempts. Returns how many events were deleted.
+
+    An event still on its way is kept: one with a delivery queued, held or sending (a retry
+    of the schedule, which ends long before the retention), or not yet relayed to every
+    endpoint (above the lowest position). Reads at most PRUNE_CHUNK entries of the events'
+    primary key, never the whole table: the oldest events come first in id order.
+    """
+    days = settings.EVENT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    now = now or timezone.now()
+    oldest = Event.objects.order_by("pk").values("pk")[:PRUNE_CHUNK]
+    old = Event.objects.filter(pk__in=Subquery(oldest), occurred_at__lt=now - timedelta(days=days))
+    floor = WebhookEndpoint.objects.aggregate(floor=Min("relayed_until"))["floor"]
+    if floor is not None:
+        position = "transaction_id" if connection.vendor == "postgresql" else "pk"
+        old = old.filter(**{f"{position}__lt": floor})
+    on_its_way = Delivery.objects.filter(event_id=OuterRef("pk")).unsettled()
+    ids = list(old.exclude(Exists(on_its_way)).order_by().values_list("pk", flat=True))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        # Dependents first, then each table in one statement: Django's cascade would load
+        # every delivery and attempt of the chunk to delete them one query per relation.
+        EventAttempt.objects.filter(delivery__event_id__in=ids).delete()
+        Delivery.objects.filter(event_id__in=ids)._raw_delete(connection.alias)
+        deleted = Event.objects.filter(pk__in=ids)._raw_delete(connection.alias)
+    logger.info("events: %s older than %s days deleted", deleted, days)
+    return deleted

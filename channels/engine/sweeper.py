@@ -22,7 +22,7 @@ from channels.engine.claims import ClaimedRow, claimed_rows, dispatch_status
 from channels.engine.fanout import finish_dispatches
 from channels.engine.outcomes import record_outcomes
 from channels.engine.queue import PLAN_DISPATCH_TASK, SEND_BATCH_TASK, enqueue_due_batches
-from channels.engine.relay import relay_events
+from channels.engine.relay import prune_events, relay_events
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch
 
@@ -50,6 +50,8 @@ class SweepReport:
     endpoints_disabled: int = 0
     #: Event deliveries the relay created (decision 0084).
     relayed: int = 0
+    #: Events older than EVENT_RETENTION_DAYS deleted, with their deliveries and attempts.
+    events_pruned: int = 0
 
 
 def sweep() -> SweepReport:
@@ -67,7 +69,8 @@ def sweep() -> SweepReport:
     - A/B subject tests whose time has come are decided and their rest planned;
     - dispatches whose deliveries are all settled are marked done;
     - event endpoints failing for EVENT_ENDPOINT_DISABLE_AFTER_DAYS are disabled, owners told;
-    - events recorded and not yet relayed to their endpoints are (a relay hint was lost).
+    - events recorded and not yet relayed to their endpoints are (a relay hint was lost);
+    - events older than EVENT_RETENTION_DAYS are deleted, a chunk per run.
     """
     now = timezone.now()
     report = SweepReport()
@@ -100,6 +103,7 @@ def sweep() -> SweepReport:
     report.finished = finish_dispatches()
     report.endpoints_disabled = disable_failing_endpoints(now)
     report.relayed = relay_events()
+    report.events_pruned = prune_events(now)
     return report
 
 

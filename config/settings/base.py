@@ -459,6 +459,11 @@ EVENT_ENDPOINT_DISABLE_AFTER_DAYS: float = env.float(
 #: While messages wait to be sent, recorded events wait too, at most this long, before the
 #: relay turns them into deliveries: a send keeps the machine's work (decision 0084). 0: never.
 EVENT_RELAY_MAX_WAIT_SECONDS: float = env.float("EVENT_RELAY_MAX_WAIT_SECONDS", default=60.0)
+#: Events older than this are deleted by the sweeper with their deliveries to endpoints and
+#: their attempts (0: keep every event). Longer than the retry schedule (about three days)
+#: and than the days after which a failing endpoint is disabled; a deleted event can no
+#: longer be listed or replayed.
+EVENT_RETENTION_DAYS: float = env.float("EVENT_RETENTION_DAYS", default=30.0)
 #: After a secret rotation, deliveries are signed with the old secret too for this long.
 EVENT_SECRET_OVERLAP_HOURS: float = env.float("EVENT_SECRET_OVERLAP_HOURS", default=24.0)
 #: Hosts (names or addresses) a channel's URL may reach although they are not public: for
