@@ -26,7 +26,7 @@ from channels.backends.base import (
     BackendError,
     get_backend_class,
 )
-from channels.engine.queue import enqueue_due_batches
+from channels.engine.queue import due_rows, enqueue_due_batches
 from channels.models import Channel, Delivery
 from events import recorder
 from events.models import EventType
@@ -290,10 +290,7 @@ def plan_dispatch(dispatch_id: int) -> int:
     Returns the number of deliveries created.
     """
     dispatch = Dispatch.objects.select_related("publication").filter(pk=dispatch_id).first()
-    if dispatch is None or not (
-        dispatch.status in (Dispatch.Status.PLANNING, Dispatch.Status.SENDING)
-        or (dispatch.status == Dispatch.Status.PAUSED and dispatch.planned_at is None)
-    ):
+    if dispatch is None or not _plannable(dispatch.status, dispatch.planned_at):
         return 0
     with _planning(dispatch.pk) as alone:
         if not alone:
@@ -364,29 +361,29 @@ def _plan(dispatch: Dispatch) -> int:
     if email is not None and test is None:
         ids = Subscriber.objects.aggregate(lowest=Min("pk"), highest=Max("pk"))
         ranges = subscriber_ranges(ids["lowest"] or 0, ids["highest"] or 0)
+
+    def insert_range(email: ChannelAudience, bounds: Range, status: str) -> int:
+        return _insert_deliveries(
+            dispatch.pk,
+            replace(email, recipients=email_recipients(topic_ids, now, bounds)),
+            now,
+            variant=variant,
+            test=test,  # only with a single range
+            languages=languages,
+            status=_row_status(status),
+        )
+
     created = 0
     with transaction.atomic():
         status = _locked_status(dispatch.pk)
-        if status not in (
-            Dispatch.Status.PLANNING,
-            Dispatch.Status.SENDING,
-            Dispatch.Status.PAUSED,
-        ):
+        if status is None or not _plannable(status, None):
             return 0
         # Slack, Discord, webhooks (no subject to test, sent at once) and the first range.
         for audience in audiences:
             if audience.kind != Delivery.Kind.SUBSCRIBER:
                 created += _insert_deliveries(dispatch.pk, audience, now)
         if email is not None:
-            created += _insert_deliveries(
-                dispatch.pk,
-                replace(email, recipients=email_recipients(topic_ids, now, ranges[0])),
-                now,
-                variant=variant,
-                test=test,
-                languages=languages,
-                status=_row_status(status),
-            )
+            created += insert_range(email, ranges[0], status)
         planned: dict[str, Any] = {"status": Dispatch.Status.SENDING}
         if test is not None and version is not None:
             planned["ab_decide_at"] = now + timedelta(hours=version.ab_wait_hours)
@@ -396,23 +393,24 @@ def _plan(dispatch: Dispatch) -> int:
         assert email is not None  # noqa: S101 (ranges beyond the first only with an audience)
         with transaction.atomic():
             status = _locked_status(dispatch.pk)
-            if status not in (Dispatch.Status.SENDING, Dispatch.Status.PAUSED):
+            if status is None or not _plannable(status, None):
                 break
             backlog = _short_queue(email.channel)
-            created += _insert_deliveries(
-                dispatch.pk,
-                replace(email, recipients=email_recipients(topic_ids, now, bounds)),
-                now,
-                variant=variant,
-                languages=languages,
-                status=_row_status(status),
-            )
+            created += insert_range(email, bounds, status)
             if backlog:
                 # The senders may have caught up with the fan-out and ended their chains.
                 transaction.on_commit(lambda: enqueue_due_batches(dispatch_id=dispatch.pk))
     Dispatch.objects.filter(pk=dispatch.pk, planned_at__isnull=True).update(planned_at=now)
     logger.info("Dispatch %s planned: %s deliveries created", dispatch.pk, created)
     return created
+
+
+def _plannable(status: str, planned_at: datetime | None) -> bool:
+    """Whether a dispatch in ``status`` may get deliveries: planning, sending, or paused
+    before its fan-out ended (decision 0088)."""
+    return status in (Dispatch.Status.PLANNING, Dispatch.Status.SENDING) or (
+        status == Dispatch.Status.PAUSED and planned_at is None
+    )
 
 
 def _locked_status(dispatch_id: int) -> str | None:
@@ -426,19 +424,18 @@ def _locked_status(dispatch_id: int) -> str | None:
     )
 
 
-def _row_status(dispatch_status: str | None) -> str:
+def _row_status(dispatch_status: str) -> str:
     if dispatch_status == Dispatch.Status.PAUSED:
         return str(Delivery.Status.HELD)
     return str(Delivery.Status.QUEUED)
 
 
 def _short_queue(channel: Channel) -> bool:
-    """Whether fewer rows are due on the channel than its concurrent batches take (its
-    senders may have caught up with the fan-out and ended their chains): at most that many
-    entries of ``delivery_due`` read, in its order, whatever else is queued."""
+    """Whether fewer rows are due on the channel than its concurrent batches take: its
+    senders may have caught up with the fan-out and ended their chains."""
     enough = max(channel.batch_size, 1) * settings.DELIVERY_CHANNEL_CONCURRENCY
     due = Delivery.objects.due(timezone.now()).filter(channel_id=channel.pk)
-    return due.order_by(*Delivery.CLAIM_ORDER).values("pk")[:enough].count() < enough
+    return due_rows(due, enough) < enough
 
 
 def finish_dispatches(

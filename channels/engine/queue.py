@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -58,14 +58,19 @@ def enqueue_due_batches(
             due = due.filter(dispatch_id=dispatch_id)
         if stale_before is not None and not _oldest_due_before(channel.pk, stale_before):
             continue
-        # Enough to know how many batches to start, never a count of the whole queue: at
-        # most this many rows are read, in the order of an index.
         batch_size = max(channel.batch_size, 1)
-        count = due.order_by(*Delivery.CLAIM_ORDER).values("pk")[: batch_size * concurrency].count()
+        count = due_rows(due, batch_size * concurrency)
         for _ in range(min(math.ceil(count / batch_size), concurrency)):
             async_task(SEND_BATCH_TASK, channel.pk)
             enqueued += 1
     return enqueued
+
+
+def due_rows(due: QuerySet[Delivery], limit: int) -> int:
+    """How many rows of ``due`` (due deliveries of one channel) there are, up to ``limit``:
+    enough to know how many batches to start, never a count of the whole queue (at most
+    ``limit`` entries of ``delivery_due`` read, in its order)."""
+    return due.order_by(*Delivery.CLAIM_ORDER).values("pk")[:limit].count()
 
 
 def _oldest_due_before(channel_id: int, moment: datetime) -> bool:

@@ -22,6 +22,7 @@ from channels.engine import fanout, guardrails
 from channels.engine.batches import send_batch
 from channels.engine.sweeper import sweep
 from channels.models import Channel, Delivery
+from channels.progress import dispatch_progress
 from publishing.models import Dispatch, Topic
 from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
 
@@ -95,7 +96,11 @@ def test_what_a_range_commits_is_sent_before_the_next_range_and_the_dispatch_clo
             report = send_batch(smtp_channel.pk, chain=False)
             closed = fanout.finish_dispatches([dispatch.pk])
             row = Dispatch.objects.values("status", "planned_at").get(pk=dispatch.pk)
+            progress = dispatch_progress(Dispatch.objects.get(pk=dispatch.pk))
             return {
+                # What the dispatch's admin page polls: not done while ranges remain.
+                "page_done": progress.as_json()["done"],
+                "page_settled": progress.settled == progress.total,
                 "range": n,
                 "received": len(sink.messages),
                 "rows": Delivery.objects.filter(dispatch=dispatch).count(),
@@ -120,6 +125,8 @@ def test_what_a_range_commits_is_sent_before_the_next_range_and_the_dispatch_clo
     assert first["status"] == Dispatch.Status.SENDING
     assert first["planned_at"] is None
     assert all(look["closed"] == 0 for look in seen)
+    assert first["page_settled"] is True
+    assert all(look["page_done"] is False for look in seen)
     assert all(look["received"] < AUDIENCE for look in seen)
     dispatch.refresh_from_db()
     assert dispatch.status == Dispatch.Status.DONE
