@@ -70,6 +70,11 @@ def unsubscribe_token(subscriber_id: int, token_key: uuid.UUID | str) -> str:
     return signing.dumps([subscriber_id, str(token_key)], salt=UNSUBSCRIBE_SALT)
 
 
+#: ``json.dumps(..., separators=(",", ":"))`` as ``signing.dumps`` encodes, built once (with
+#: those arguments ``json.dumps`` builds an encoder at every call).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 class ManageTokenSigner:
     """``manage_token`` for many subscribers: the same tokens, signed with a key derived once.
 
@@ -87,14 +92,20 @@ class ManageTokenSigner:
         digest = getattr(hashlib, signer.algorithm)
         key = digest(_bytes(signer.salt) + b"signer" + _bytes(signer.key)).digest()
         self._mac = hmac.new(key, digestmod=digest)
+        # The timestamp's text, made once a second, not once a token.
+        self._second = -1
+        self._stamp = ""
 
     def __call__(self, subscriber_id: int, token_key: uuid.UUID | str) -> str:
         return self.dumps([subscriber_id, str(token_key)])
 
     def dumps(self, payload: list[int | str]) -> str:
         """``signing.dumps(payload, salt=...)``, with the key derived once."""
-        encoded = signing.b64_encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-        value = f"{encoded}{self._sep}{signing.b62_encode(int(time.time()))}"
+        encoded = signing.b64_encode(_COMPACT_JSON.encode(payload).encode()).decode()
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._stamp = second, signing.b62_encode(second)
+        value = f"{encoded}{self._sep}{self._stamp}"
         mac = self._mac.copy()
         mac.update(value.encode())
         return f"{value}{self._sep}{signing.b64_encode(mac.digest()).decode()}"

@@ -197,7 +197,7 @@ class BatchWriter:
         self._ttl = str(getattr(self.cache, "default_timeout", 0) or 0).encode()
         self._redis = self.cache if isinstance(self.cache, RedisCache) else None
         # The Redis key of delivery n is head + n: built once per batch (decision 0064).
-        self._head = self._redis.make_key(_key(0))[:-1].encode() if self._redis is not None else b""
+        self._head = _redis_head(self._redis) if self._redis is not None else b""
 
     def handing_over(self, delivery_id: int) -> None:
         """Record ``delivery_id`` as in flight; raise JournalUnavailableError when the journal
@@ -271,6 +271,12 @@ class BatchWriter:
         self._pending = 0
 
 
+def _redis_head(cache: RedisCache) -> bytes:
+    """The Redis key of delivery n is this prefix + n (what ``cache.make_key(_key(n))`` gives,
+    without Django's key building and checks per key)."""
+    return cache.make_key(_key(0))[:-1].encode()
+
+
 def _resp_set(key: bytes, value: bytes, ttl: bytes) -> bytes:
     """``SET key value EX ttl`` in Redis's wire protocol (RESP)."""
     return b"".join(
@@ -330,10 +336,16 @@ def accepted(rows: Iterable[tuple[int, datetime | None]]) -> dict[int, Entry]:
 def forget(delivery_ids: Iterable[int]) -> None:
     """Delete the entries of rows whose outcome the ledger now holds (one bulk delete)."""
     cache = store()
-    keys = [_key(delivery_id) for delivery_id in delivery_ids]
-    if cache is None or not keys:
+    ids = list(delivery_ids)
+    if cache is None or not ids:
         return
     try:
-        cache.delete_many(keys)
+        if isinstance(cache, RedisCache):
+            # One DEL of the raw keys: delete_many builds and checks each key through the
+            # cache API (about 4% of a worker's time in a batch of 500).
+            head = _redis_head(cache)
+            redis_client(cache).delete(*(b"%s%d" % (head, delivery_id) for delivery_id in ids))
+        else:
+            cache.delete_many([_key(delivery_id) for delivery_id in ids])
     except Exception:  # the store is a boundary; the entries expire on their own
-        logger.warning("Sent journal: cannot delete %s entries", len(keys), exc_info=True)
+        logger.warning("Sent journal: cannot delete %s entries", len(ids), exc_info=True)

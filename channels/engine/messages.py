@@ -217,9 +217,8 @@ def _subscriber_message(
         if tracked and sign is not None
         else None
     )
-    preferences, unsubscribe, list_headers = links.for_subscriber(
-        subscriber.pk, subscriber.token_key
-    )
+    key = str(subscriber.token_key)  # three tokens carry it
+    preferences, unsubscribe, list_headers = links.for_subscriber(subscriber.pk, key)
     headers = {"X-Delivery-ID": str(row.pk), **list_headers}
     message_id = f"delivery-{row.pk}@{domain}"
     raw = prepared.build(
@@ -232,7 +231,7 @@ def _subscriber_message(
         headers=headers,
         with_html=subscriber.email_format == Subscriber.EmailFormat.HTML,
         tracking=values,
-        feedback=links.feedback_for(subscriber.pk, subscriber.token_key, version.id),
+        feedback=links.feedback_for(subscriber.pk, key, version.id),
     )
     # Email backends send ``raw``; the body is not repeated as text and html strings.
     return Message(

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from channels.engine import abtest, guardrails, queue, sweeper
-from channels.engine.claims import claimable
+from channels.engine.claims import claim, claimable
 from channels.engine.fanout import finish_dispatches
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch
@@ -123,6 +123,33 @@ def test_the_claim_reads_its_batch_in_index_order_without_sorting_the_queue(
     assert "Sort" not in kinds, kinds
     reads = ledger_reads(plan)
     assert [(index, rows <= 500) for _, index, rows in reads] == [("delivery_due", True)], reads
+
+
+def test_the_claim_as_sent_reads_and_updates_one_batch_in_one_statement(
+    crowded_ledger: Channel,
+) -> None:
+    """The statement claim() sends (the SELECT in a WITH with its UPDATE): the same index
+    range scan, no sort, and no read of the ledger beyond the batch."""
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as captured:
+        rows, lease = claim(crowded_ledger, 500, now)
+    statements = [q["sql"] for q in captured.captured_queries if TABLE in q["sql"]]
+    assert len(rows) == 500
+    assert len(statements) == 1, statements
+    assert Delivery.objects.filter(status="sending", lease_expires_at=lease).count() == 500
+
+    with transaction.atomic():
+        plan = explain(statements[0])
+        transaction.set_rollback(True)
+    kinds = [node["Node Type"] for node in nodes(plan)]
+    assert "Sort" not in kinds, kinds
+    reads = [read for read in ledger_reads(plan) if read[0] != "ModifyTable"]
+    # The claim's index range scan, then the UPDATE's lookups of the 500 rows by primary key.
+    assert sorted((kind, index, rows) for kind, index, rows in reads) == [
+        ("Index Scan", "channels_delivery_pkey", 500.0),
+        ("Index Scan", "delivery_due", 500.0),
+    ], reads
+    check_bounded(plan, statements[0])
 
 
 @pytest.mark.parametrize(

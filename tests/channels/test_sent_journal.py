@@ -236,6 +236,27 @@ def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> No
         store.clear()
 
 
+def test_forgetting_deletes_exactly_the_recorded_entries_from_redis(settings: Any) -> None:
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    lease = timezone.now()
+    created = lease - dt.timedelta(seconds=5)
+    try:
+        for pk in (626261, 626262, 626263):
+            assert journal.record(pk, f"250 {pk}", lease)
+
+        journal.forget([626261, 626263])
+
+        left = journal.accepted((pk, created) for pk in (626261, 626262, 626263))
+        assert list(left) == [626262]
+        # The keys deleted are the cache's own: nothing of the two is left under any name.
+        assert store.get(journal._key(626261)) is None
+        assert store.get(journal._key(626262)) is not None
+    finally:
+        store.clear()
+
+
 def test_a_batch_writer_hands_each_in_flight_entry_to_redis_with_the_answers_before_it(
     settings: Any,
 ) -> None:
