@@ -32,6 +32,7 @@ from channels.backends.base import (
     register,
 )
 from channels.backends.email_common import envelope_sender, message_bytes
+from channels.backends.utils import send_all
 
 
 class SmtpConfigForm(forms.Form):
@@ -75,6 +76,20 @@ def _content(data: bytes) -> bytes:
     Most messages have no line starting with a dot: the regex over 5 KB is skipped then."""
     content = _DOT_LINE.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
     return content if content.endswith(b"\r\n") else content + b"\r\n"
+
+
+def _send(smtp: smtplib.SMTP, data: bytes) -> None:
+    """``smtp.send(data)`` (a message's content, with the next envelope when pipelining) in one
+    system call where it can (``send_all``); a lost connection is smtplib's
+    SMTPServerDisconnected, as from ``smtp.send``."""
+    if smtp.sock is None:
+        smtp.send(data)  # raises SMTPServerDisconnected
+        return
+    try:
+        send_all(smtp.sock, data)
+    except OSError as error:
+        smtp.close()
+        raise smtplib.SMTPServerDisconnected("Server not connected") from error
 
 
 class _NoAnswerError(Exception):
@@ -246,7 +261,7 @@ class SmtpBackend(Backend):
         """Journal the message as in flight, send ``content`` (which ends with the final dot)
         and read the answer at once. A connection lost while reading raises _NoAnswerError."""
         handover.handing_over(message.delivery_id)
-        smtp.send(content)
+        _send(smtp, content)
         try:
             return smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as error:

@@ -1,8 +1,12 @@
 """Helpers shared by the backends: Retry-After parsing, error text free of secrets, whether a
-failed HTTP request may have reached its peer, and the outbound-URL guard's form validator."""
+failed HTTP request may have reached its peer, the outbound-URL guard's form validator, and
+one-system-call socket writes."""
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -141,3 +145,23 @@ def _timed_out(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def send_all(sock: socket.socket, data: bytes) -> None:
+    """``sock.sendall(data)`` in one system call when the kernel takes every byte at once.
+
+    CPython polls a socket that has a timeout before each send (two system calls a write);
+    such a socket is non-blocking underneath, so ``os.write`` either takes what fits at once or
+    raises BlockingIOError, and ``sendall`` (with its timeout) sends the rest. Either way every
+    byte has been handed to the kernel on return, as with ``sendall``; errors are the same
+    OSErrors. A TLS socket goes through ``sendall``: its bytes are encrypted first.
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        sock.sendall(data)
+        return
+    try:
+        sent = os.write(sock.fileno(), data)
+    except BlockingIOError:
+        sent = 0
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])

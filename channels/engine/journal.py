@@ -48,6 +48,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
 from channels.backends.base import JournalUnavailableError, Outcome, OutcomeStatus
+from channels.backends.utils import send_all
 from config.cache import redis_client
 
 logger = logging.getLogger(__name__)
@@ -241,7 +242,11 @@ class BatchWriter:
             self._connection = redis_client(self._redis).connection_pool.get_connection()
         if self._pending >= REPLY_WINDOW:
             self._read_replies()
-        self._connection.send_packed_command([command], check_health=False)
+        sock = self._connection._sock
+        if sock is None:  # not connected yet: redis-py connects, then sends
+            self._connection.send_packed_command([command], check_health=False)
+        else:
+            send_all(sock, command)
         self._pending += 1
 
     def _read_replies(self) -> None:
