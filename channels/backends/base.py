@@ -115,6 +115,15 @@ class Handover(Protocol):
         """Called with the message's outcome as soon as it is known, before the next message
         is handed over: the journal records it as accepted or refused."""
 
+    def answered_later(self, outcome: Outcome) -> None:
+        """As ``answered``, but the journal may write the entry with its next write (the next
+        message's ``handing_over``, or ``flush``): one write for the two. The caller promises
+        to call ``flush`` before anything that waits for a peer (decision 0068: an entry is
+        never held while the worker waits)."""
+
+    def flush(self) -> None:
+        """Write the entries ``answered_later`` holds."""
+
 
 class Backend(ABC):
     """Base class of channel backends.

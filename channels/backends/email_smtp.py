@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
@@ -92,6 +93,42 @@ def _send(smtp: smtplib.SMTP, data: bytes) -> None:
         raise smtplib.SMTPServerDisconnected("Server not connected") from error
 
 
+class _Replies:
+    """The server's replies as smtplib reads them (``SMTP.file``), from a buffer of our own:
+    before it waits for the server, it calls ``before_wait`` (the journal writes what it
+    holds, decision 0090). smtplib's reader is a BufferedReader over the socket, which cannot
+    tell whether a reply is already in hand or will be waited for."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+        self.before_wait: Callable[[], None] | None = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        """One line (at most ``limit`` bytes), as BufferedReader.readline; b"" once the server
+        closed the connection. Socket errors (a timeout) are smtplib's to handle."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0 or 0 <= limit <= len(self._buffer):
+                size = end + 1 if end >= 0 else limit
+                if limit >= 0:
+                    size = min(size, limit)
+                line = bytes(self._buffer[:size])
+                del self._buffer[:size]
+                return line
+            if self.before_wait is not None:
+                self.before_wait()
+            chunk = self._sock.recv(8192)
+            if not chunk:
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                return line
+            self._buffer += chunk
+
+    def close(self) -> None:
+        self._buffer.clear()
+
+
 class _NoAnswerError(Exception):
     """The connection was lost after a message's final dot left, before its answer."""
 
@@ -107,6 +144,12 @@ class _NoJournal:
         return None
 
     def answered(self, outcome: Outcome) -> None:
+        return None
+
+    def answered_later(self, outcome: Outcome) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 
@@ -149,6 +192,12 @@ class SmtpBackend(Backend):
             assert self._django.connection is not None  # noqa: S101 (open() raised otherwise)
             # Django's open() leaves the greeting to sendmail(); we talk MAIL/RCPT/DATA.
             self._django.connection.ehlo_or_helo_if_needed()
+            smtp = self._django.connection
+            if smtp.sock is not None:
+                # Nothing is left unread after the greeting: read the rest through _Replies.
+                if smtp.file is not None:
+                    smtp.file.close()
+                smtp.file = _Replies(smtp.sock)
         connection = self._django.connection
         assert connection is not None  # noqa: S101
         return connection
@@ -169,8 +218,14 @@ class SmtpBackend(Backend):
         """
         outcomes: list[Outcome] = []
 
-        def give(outcome: Outcome) -> None:
-            handover.answered(outcome)
+        def give(outcome: Outcome, *, later: bool = False) -> None:
+            # ``later``: the next envelope left with this message; its replies often came
+            # with this answer, and the answer can leave with the next in-flight entry
+            # (_Replies flushes it before any wait for the server).
+            if later:
+                handover.answered_later(outcome)
+            else:
+                handover.answered(outcome)
             outcomes.append(outcome)
 
         if self._sender is None:
@@ -187,6 +242,26 @@ class SmtpBackend(Backend):
             for message in batch:
                 give(self._broken(message.delivery_id, error))
             return outcomes
+        replies = smtp.file if isinstance(smtp.file, _Replies) else None
+        if replies is not None:
+            replies.before_wait = handover.flush
+        try:
+            return self._send_all(smtp, sender, batch, handover, give, outcomes)
+        finally:
+            if replies is not None:
+                replies.before_wait = None
+            handover.flush()
+
+    def _send_all(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        batch: Sequence[Message],
+        handover: Handover,
+        give: Callable[..., None],
+        outcomes: list[Outcome],
+    ) -> list[Outcome]:
+        """send_each's loop over ``batch`` on a connection that is open."""
         pipelining = smtp.has_extn("pipelining") and bool(_PLAIN_ADDRESS.fullmatch(sender))
         # The envelope of batch[index] already left with the previous message's content.
         ahead = False
@@ -234,7 +309,7 @@ class SmtpBackend(Backend):
                         )
                     )
                 break
-            give(outcome)
+            give(outcome, later=ahead)
         return outcomes
 
     def _abort(self, error: BaseException) -> None:

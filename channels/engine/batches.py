@@ -282,6 +282,13 @@ class _GivenOutcomes:
         self.outcomes.append(outcome)
         self.writer.answered(outcome)
 
+    def answered_later(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.writer.answered_later(outcome)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
 
 def _send(channel: Channel, messages: Sequence[Message], lease: datetime) -> list[Outcome]:
     """Call the backend; a crash or a broken configuration is a transient outcome for all.

@@ -184,7 +184,10 @@ class BatchWriter:
     socket at once (an ``F`` before its message is handed over, an ``A``/``R`` as soon as the
     answer is read), and the replies are read only every REPLY_WINDOW commands and at
     ``close``, by which time they have long arrived: the journal never waits for Redis while
-    the batch sends. A worker killed after a write still leaves the entry behind. A failing
+    the batch sends. A worker killed after a write still leaves the entry behind. An answer
+    given with ``answered_later`` (SMTP with PIPELINING, whose next envelope's replies are
+    often already read with the answer) leaves in the same write as the next message's ``F``,
+    or at ``flush``, which the backend calls before it waits for any peer. A failing
     store is logged, and ``handing_over`` then raises JournalUnavailableError: a message the
     journal cannot follow is not handed over (decision 0068).
     """
@@ -195,6 +198,8 @@ class BatchWriter:
         self.works = self.cache is not None
         self._connection: Any = None
         self._pending = 0
+        #: Entries of ``answered_later``, sent with the next write.
+        self._held: list[tuple[int, bytes]] = []
         self._ttl = str(getattr(self.cache, "default_timeout", 0) or 0).encode()
         self._redis = self.cache if isinstance(self.cache, RedisCache) else None
         # The Redis key of delivery n is head + n: built once per batch (decision 0064).
@@ -210,13 +215,39 @@ class BatchWriter:
         answer) leaves the entry in flight, which is what it is."""
         if outcome.status == OutcomeStatus.UNCERTAIN or not self.works:
             return
-        if outcome.status == OutcomeStatus.SENT:
-            value = f"A|{self.lease}|{time.time():.6f}|{outcome.provider_message_id}"
-        else:
-            value = f"R|{self.lease}|{time.time():.6f}|{outcome.status}|{outcome.error[:200]}"
         # On failure the next handing_over raises; this answer is recorded by the batch.
         with contextlib.suppress(JournalUnavailableError):
-            self._write(outcome.delivery_id, value)
+            self._write(outcome.delivery_id, self._answer(outcome))
+
+    def answered_later(self, outcome: Outcome) -> None:
+        """Record the answer with the next write (the next ``handing_over`` or ``flush``):
+        on Redis the two entries leave in one write. The backend calls ``flush`` before it
+        waits for any peer, so an entry is held only while the worker computes. Other stores
+        write it now."""
+        if self._redis is None or outcome.status == OutcomeStatus.UNCERTAIN or not self.works:
+            self.answered(outcome)
+            return
+        try:
+            self._held.append(self._command(outcome.delivery_id, self._answer(outcome)))
+        except Exception:  # the store is a boundary: as a failed write, the batch stops
+            logger.warning(
+                "Sent journal: cannot record delivery %s", outcome.delivery_id, exc_info=True
+            )
+            self.works = False
+            self._drop()
+
+    def flush(self) -> None:
+        """Write the entries ``answered_later`` holds; a failure is logged and the next
+        ``handing_over`` raises."""
+        if not self._held:
+            return
+        with contextlib.suppress(JournalUnavailableError):
+            self._guarded(self._held[0][0], None)
+
+    def _answer(self, outcome: Outcome) -> str:
+        if outcome.status == OutcomeStatus.SENT:
+            return f"A|{self.lease}|{time.time():.6f}|{outcome.provider_message_id}"
+        return f"R|{self.lease}|{time.time():.6f}|{outcome.status}|{outcome.error[:200]}"
 
     def write(self, entry: Entry) -> None:
         """Write one entry now."""
@@ -225,29 +256,47 @@ class BatchWriter:
     def _write(self, delivery_id: int, value: str) -> None:
         if not self.works or self.cache is None:
             raise JournalUnavailableError("the sent journal cannot be written")
-        try:
-            if self._redis is not None:
-                serialized = self._redis._cache._serializer.dumps(value)  # type: ignore[attr-defined]
-                self._send(_resp_set(b"%s%d" % (self._head, delivery_id), serialized, self._ttl))
-            else:
+        if self._redis is None:
+            try:
                 self.cache.set(_key(delivery_id), value)
-        except Exception as error:  # the store is a boundary: logged, then the batch stops
-            logger.warning("Sent journal: cannot record delivery %s", delivery_id, exc_info=True)
-            self.works = False
-            self._drop()
-            raise JournalUnavailableError("the sent journal cannot be written") from error
+            except Exception as error:  # the store is a boundary: logged, the batch stops
+                self._failed(delivery_id, error)
+            return
+        self._guarded(delivery_id, self._command(delivery_id, value))
 
-    def _send(self, command: bytes) -> None:
+    def _command(self, delivery_id: int, value: str) -> tuple[int, bytes]:
+        """The Redis command writing ``value`` as delivery_id's entry (and the id, for logs)."""
+        assert self._redis is not None  # noqa: S101 (only called on Redis)
+        serialized = self._redis._cache._serializer.dumps(value)  # type: ignore[attr-defined]
+        return delivery_id, _resp_set(b"%s%d" % (self._head, delivery_id), serialized, self._ttl)
+
+    def _guarded(self, delivery_id: int, command: tuple[int, bytes] | None) -> None:
+        """Send the held entries and ``command`` in one write."""
+        commands = [*self._held, command] if command is not None else list(self._held)
+        self._held.clear()
+        try:
+            self._send(commands)
+        except Exception as error:  # the store is a boundary: logged, then the batch stops
+            self._failed(delivery_id, error)
+
+    def _failed(self, delivery_id: int, error: Exception) -> None:
+        logger.warning("Sent journal: cannot record delivery %s", delivery_id, exc_info=error)
+        self.works = False
+        self._drop()
+        raise JournalUnavailableError("the sent journal cannot be written") from error
+
+    def _send(self, commands: list[tuple[int, bytes]]) -> None:
         if self._connection is None and self._redis is not None:
             self._connection = redis_client(self._redis).connection_pool.get_connection()
-        if self._pending >= REPLY_WINDOW:
-            self._read_replies()
+        data = [command for _, command in commands]
         sock = self._connection._sock
         if sock is None:  # not connected yet: redis-py connects, then sends
-            self._connection.send_packed_command([command], check_health=False)
+            self._connection.send_packed_command(data, check_health=False)
         else:
-            send_all(sock, command)
-        self._pending += 1
+            send_all(sock, b"".join(data))
+        self._pending += len(data)
+        if self._pending >= REPLY_WINDOW:
+            self._read_replies()
 
     def _read_replies(self) -> None:
         while self._pending:
@@ -255,7 +304,8 @@ class BatchWriter:
             self._connection.read_response()
 
     def close(self) -> None:
-        """Wait for the last replies and give the connection back."""
+        """Write what is held, wait for the last replies and give the connection back."""
+        self.flush()
         if self._connection is None:
             return
         try:
@@ -274,6 +324,7 @@ class BatchWriter:
             redis_client(self._redis).connection_pool.release(self._connection)
         self._connection = None
         self._pending = 0
+        self._held.clear()
 
 
 def _redis_head(cache: RedisCache) -> bytes:

@@ -68,6 +68,16 @@ class _TimedHandover:
         finally:
             self.started = time.perf_counter()
 
+    def answered_later(self, outcome: Outcome) -> None:
+        self.calls.append((time.perf_counter() - self.started, 1))
+        try:
+            self.handover.answered_later(outcome)
+        finally:
+            self.started = time.perf_counter()
+
+    def flush(self) -> None:
+        self.handover.flush()
+
 
 def batch_stats(
     calls: Sequence[tuple[float, int]], outcomes: Sequence[Outcome]

@@ -143,6 +143,12 @@ def test_smtp_sends_each_next_envelope_with_a_content_and_gives_each_outcome_bef
         def answered(self, outcome: Outcome) -> None:
             given.append(outcome.delivery_id)
 
+        def answered_later(self, outcome: Outcome) -> None:
+            given.append(outcome.delivery_id)
+
+        def flush(self) -> None:
+            return None
+
     sink.answer = answer
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,109 @@ def test_a_batch_writer_whose_redis_is_down_refuses_every_hand_over(settings: An
         writer.handing_over(2)
     writer.close()
     assert writer.works is False
+
+
+def test_an_answer_given_later_waits_for_the_next_write_or_a_flush(settings: Any) -> None:
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    lease = timezone.now()
+    created = lease - dt.timedelta(seconds=5)
+    ids = (525251, 525252, 525253)
+    writer = journal.BatchWriter(lease)
+
+    def states() -> dict[int, journal.State]:
+        time.sleep(0.05)  # what was written has reached Redis
+        return {pk: e.state for pk, e in journal.read((pk, created) for pk in ids).items()}
+
+    try:
+        writer.handing_over(ids[0])
+        writer.answered_later(Outcome(ids[0], OutcomeStatus.SENT, "<one@example.com>"))
+        assert states() == {ids[0]: journal.State.IN_FLIGHT}  # held by the writer
+        writer.handing_over(ids[1])  # one write: the answer, then the next in-flight entry
+        assert states() == {ids[0]: journal.State.ACCEPTED, ids[1]: journal.State.IN_FLIGHT}
+        writer.answered_later(Outcome(ids[1], OutcomeStatus.PERMANENT, error="SMTP 550: no"))
+        writer.flush()  # what a backend calls before it waits for its server
+        assert states()[ids[1]] == journal.State.REFUSED
+        writer.handing_over(ids[2])
+        writer.answered_later(Outcome(ids[2], OutcomeStatus.SENT, "<three@example.com>"))
+        writer.close()  # the last held answer leaves here
+        assert states() == dict.fromkeys(ids[:1], journal.State.ACCEPTED) | {
+            ids[1]: journal.State.REFUSED,
+            ids[2]: journal.State.ACCEPTED,
+        }
+        assert writer.works
+    finally:
+        store.clear()
+
+
+class MailHoldingSink(SmtpSink):
+    """Holds its reply to the ``hold_mail``-th MAIL FROM until ``release_mail`` is set."""
+
+    def __init__(self, hold_mail: int) -> None:
+        super().__init__(pipelining=True)
+        self.hold_mail = hold_mail
+        self.mails = 0
+        self.mail_held = threading.Event()
+        self.release_mail = threading.Event()
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self.mails += 1
+        if self.mails == self.hold_mail:
+            self.mail_held.set()
+            while not self.release_mail.is_set():
+                await asyncio.sleep(0.005)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+
+def test_while_the_server_holds_the_next_envelopes_reply_the_answer_before_it_is_journaled(
+    settings: Any,
+) -> None:
+    """With PIPELINING, message 2's answer is read with (or before) the replies to message
+    3's envelope, and may leave with message 3's in-flight entry. Here the server answers
+    message 2's DATA and holds its reply to message 3's MAIL: the worker waits, and a worker
+    killed now must find message 2 accepted in the journal, not in flight (decision 0068)."""
+    from aiosmtpd.controller import Controller
+
+    from channels.backends.base import Message
+    from channels.backends.email_smtp import SmtpBackend
+    from tests.channels.conftest import free_port
+
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    sink = MailHoldingSink(hold_mail=3)
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    lease = timezone.now()
+    created = lease - dt.timedelta(seconds=5)
+    ids = [535351, 535352, 535353, 535354]
+    messages = [
+        Message(delivery_id=pk, to=f"r{pk}@example.com", subject="Hi", text=f"m{pk}") for pk in ids
+    ]
+    writer = journal.BatchWriter(lease)
+    backend = SmtpBackend({"host": "127.0.0.1", "port": port, "timeout": 10}, {})
+    result: list[Outcome] = []
+    worker = threading.Thread(target=lambda: result.extend(backend.send_each(messages, writer)))
+    try:
+        worker.start()
+        assert sink.mail_held.wait(10)
+        time.sleep(0.2)  # the worker is waiting for the reply; Redis has what it was sent
+        while_held = {pk: e.state for pk, e in journal.read((pk, created) for pk in ids).items()}
+        sink.release_mail.set()
+        worker.join(timeout=10)
+        writer.close()
+        backend.close()
+    finally:
+        sink.release_mail.set()
+        controller.stop()
+        store.clear()
+
+    assert while_held == {ids[0]: journal.State.ACCEPTED, ids[1]: journal.State.ACCEPTED}
+    assert [o.status for o in result] == ["sent"] * 4
+    assert len(sink.messages) == 4
