@@ -1198,9 +1198,10 @@ class ProbedCluster(Cluster):
             found[int(record["pid"])] = record
         return found
 
-    def snapshot(self, timeout: float = 5.0) -> dict[int, dict[str, Any]]:
+    def snapshot(self, timeout: float = 20.0) -> dict[int, dict[str, Any]]:
         """Ask every live process of the cluster (SIGUSR1: each one has the probe's handler)
-        to write its figures now; returns them once all have answered."""
+        to write its figures now; returns them once all have answered. (A process runs the
+        handler when it is back in Python: once in about 30 runs one took longer than 5 s.)"""
         asked = time.time()
         live = []
         for pid in self.records():

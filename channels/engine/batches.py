@@ -187,7 +187,7 @@ def _send_claimed(
             wanted=wanted,
         )
         if outcomes:
-            record_channel_health(channel.pk, outcomes, trial=trial, now=done)
+            record_channel_health(channel.pk, outcomes, trial=trial, now=done, known=channel)
         if outcomes and channel.kind == EVENT_WEBHOOK_KIND:
             record_attempts(channel, rows, outcomes, done)
         gone = next((outcome for outcome in outcomes if outcome.disable_channel), None)

@@ -40,9 +40,20 @@ def enter_circuit(channel: Channel, now: datetime) -> str:
 
 
 def record_channel_health(
-    channel_id: int, outcomes: Sequence[Outcome], *, trial: bool, now: datetime
+    channel_id: int,
+    outcomes: Sequence[Outcome],
+    *,
+    trial: bool,
+    now: datetime,
+    known: Channel | None = None,
 ) -> None:
     """Update the failure streak, the circuit and the last error in one statement.
+
+    ``known``: the channel as the batch read it at its start; when it already held every
+    value this update would write (a healthy channel that accepted the whole batch), nothing
+    is written: no statement, and no row version of the channel for every batch of every
+    worker to wait on. A failure another worker recorded since is then left for the next
+    batch that reads it to clear.
 
     ``last_error`` shows the latest failure still current: the batch's last error when it
     came after the batch's last accepted message; cleared (with ``last_error_at``) when the
@@ -83,5 +94,10 @@ def record_channel_health(
         )
     elif trial:
         updates.update(circuit_state=Channel.CircuitState.CLOSED, circuit_opened_at=None)
+    if known is not None and all(
+        not hasattr(value, "resolve_expression") and getattr(known, name) == value
+        for name, value in updates.items()
+    ):
+        return
     if updates:
         Channel.objects.filter(pk=channel_id).update(**updates)

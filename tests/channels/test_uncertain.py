@@ -289,6 +289,35 @@ def test_an_uncertain_outcome_counts_against_the_circuit_like_a_transient_one(
     assert smtp_channel.circuit_state == Channel.CircuitState.OPEN
 
 
+def test_a_healthy_channel_that_accepted_the_whole_batch_is_not_written(
+    smtp_channel: Channel, django_assert_num_queries: Any
+) -> None:
+    sent = [Outcome(i, OutcomeStatus.SENT, provider_message_id="250 ok") for i in (1, 2)]
+    known = Channel.objects.get(pk=smtp_channel.pk)
+
+    with django_assert_num_queries(0):
+        circuit.record_channel_health(
+            smtp_channel.pk, sent, trial=False, now=timezone.now(), known=known
+        )
+
+    # A channel read with a failure streak, or a batch with a failure, is written.
+    Channel.objects.filter(pk=smtp_channel.pk).update(
+        consecutive_failures=3, last_error="SMTP 421: busy", last_error_at=timezone.now()
+    )
+    streak = Channel.objects.get(pk=smtp_channel.pk)
+    with django_assert_num_queries(1):
+        circuit.record_channel_health(
+            smtp_channel.pk, sent, trial=False, now=timezone.now(), known=streak
+        )
+    healed = Channel.objects.get(pk=smtp_channel.pk)
+    assert (healed.consecutive_failures, healed.last_error, healed.last_error_at) == (0, "", None)
+    failed = [*sent, Outcome(3, OutcomeStatus.TRANSIENT, error="SMTP 421: busy")]
+    circuit.record_channel_health(
+        smtp_channel.pk, failed, trial=False, now=timezone.now(), known=healed
+    )
+    assert Channel.objects.get(pk=smtp_channel.pk).consecutive_failures == 1
+
+
 # --- Due retries ------------------------------------------------------------------------------
 
 
