@@ -40,9 +40,20 @@ class _State:
     last_write = 0.0
     writing = False
     again = False
+    gc_seconds = 0.0
+    gc_started = 0.0
+    gc_runs = [0, 0, 0]
 
 
 STATE = _State()
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        STATE.gc_started = time.perf_counter()
+    else:
+        STATE.gc_seconds += time.perf_counter() - STATE.gc_started
+        STATE.gc_runs[info["generation"]] += 1
 
 
 def _mine() -> _State:
@@ -88,6 +99,8 @@ def _write() -> None:
                 "vmhwm_kb": _proc_kb("/proc/self/status", "VmHWM:"),
                 "pss_kb": _proc_kb("/proc/self/smaps_rollup", "Pss:"),
                 "at": time.time(),
+                "gc_seconds": state.gc_seconds,
+                "gc_runs": state.gc_runs,
             }
             temporary = folder / f".{state.pid}.tmp"
             temporary.write_text(json.dumps(record))
@@ -146,6 +159,9 @@ def main() -> None:
     connection_created.connect(_install, weak=False)
     signal.signal(signal.SIGUSR1, _snapshot)  # inherited by every process forked below
     _mine()
+    import gc
+
+    gc.callbacks.append(_gc_timer)
     import django
 
     django.setup()

@@ -1430,9 +1430,18 @@ def scale_run(size: int, sink: SmtpSinkProcess, env: dict[str, str], slug: str) 
         running.cleanup()
     statements = statements_of(after) - statements_of(before)
     statements_by_role: dict[str, int] = {}
+    gc_by_role: dict[str, list[float]] = {}
     for pid, record in after.items():
         done = int(record["statements"]) - int(before.get(pid, {}).get("statements", 0))
         statements_by_role[record["role"]] = statements_by_role.get(record["role"], 0) + done
+        earlier = before.get(pid, {})
+        gc = gc_by_role.setdefault(record["role"], [0.0, 0, 0, 0])
+        gc[0] += record.get("gc_seconds", 0.0) - earlier.get("gc_seconds", 0.0)
+        for generation in range(3):
+            gc[generation + 1] += (
+                record.get("gc_runs", [0, 0, 0])[generation]
+                - earlier.get("gc_runs", [0, 0, 0])[generation]
+            )
     by_role: dict[str, float] = {}
     for row in memory:
         by_role[row["role"]] = max(by_role.get(row["role"], 0.0), row["peak_mb"])
@@ -1449,6 +1458,7 @@ def scale_run(size: int, sink: SmtpSinkProcess, env: dict[str, str], slug: str) 
         "sent_during_fanout": sent_by_planned[0] if sent_by_planned else None,
         "cluster_statements": statements,
         "statements_by_role": statements_by_role,
+        "gc_by_role": gc_by_role,
         "publish_statements": publish_statements[0],
         "statements_per_message": statements / max(sent, 1),
         "statements_per_message_with_publish": (statements + publish_statements[0]) / max(sent, 1),
@@ -1482,6 +1492,15 @@ def say_run(label: str, run: dict[str, Any]) -> None:
         " by role: "
         + ", ".join(f"{role} {n:,}" for role, n in sorted(run["statements_by_role"].items()))
     )
+    if run.get("gc_by_role"):
+        say(
+            "    garbage collection between the snapshots, by role: "
+            + ", ".join(
+                f"{role} {gc[0]:.2f} s ({gc[1]:,.0f}/{gc[2]:,.0f}/{gc[3]:,.0f} runs of generation"
+                " 0/1/2)"
+                for role, gc in sorted(run["gc_by_role"].items())
+            )
+        )
     noise = run["other_databases_rows_written"]
     say(
         f"    WAL: {run['wal_bytes'] / 1e6:,.1f} MB = {run['wal_per_message']:,.0f} bytes per "

@@ -105,16 +105,21 @@ SUBSCRIBER_COLUMNS = (
 )
 
 
-def _claim_values(queryset: DeliveryQuerySet) -> QuerySet[Delivery, tuple[Any, ...]]:
-    """``queryset`` (annotated as ``claimable`` does) as the tuples ``as_claimed_rows`` reads."""
-    return queryset.values_list(
-        *ROW_COLUMNS,
-        *SUBSCRIBER_COLUMNS,
-        "version_id",
-        "is_reachable",
-        "dispatch_status",
-        "language",
-    )
+#: What ``as_claimed_rows`` reads, in its order.
+CLAIMED_VALUES = (
+    *ROW_COLUMNS,
+    *SUBSCRIBER_COLUMNS,
+    "version_id",
+    "is_reachable",
+    "dispatch_status",
+    "language",
+)
+
+
+def _claim_values(queryset: DeliveryQuerySet, *extra: str) -> QuerySet[Delivery, tuple[Any, ...]]:
+    """``queryset`` (annotated as ``claimable`` does) as the tuples ``as_claimed_rows`` reads,
+    then the ``extra`` fields."""
+    return queryset.values_list(*CLAIMED_VALUES, *extra)
 
 
 def claimed_rows(queryset: DeliveryQuerySet) -> list[ClaimedRow]:
@@ -202,14 +207,16 @@ def _claim_postgresql(
     whose UPDATE marks the rows it returns as sending. One round trip and no transaction of
     its own (a statement is atomic), where a SELECT then an UPDATE of the ids it returned cost
     four (BEGIN, SELECT, UPDATE, COMMIT) and a parameter per row. The values returned are
-    those read before the UPDATE, as the two-statement claim had them."""
-    queryset = _claim_values(claimable(channel_id, now, lock=False)[:limit])
+    those read before the UPDATE, as the two-statement claim had them, in claim order (the
+    outer SELECT sorts the batch's rows by the claim-order columns the CTE carries)."""
+    queryset = _claim_values(claimable(channel_id, now, lock=False)[:limit], *Delivery.CLAIM_ORDER)
     compiler = queryset.query.get_compiler(using=queryset.db)
     select, params = compiler.as_sql()
     quote = connection.ops.quote_name
     table = quote(Delivery._meta.db_table)
     locking = connection.ops.for_update_sql(skip_locked=True, of=(table,))
     names = [f"c{index}" for index in range(len(compiler.select))]
+    width = len(CLAIMED_VALUES)
     sql = f"""
         WITH claimed ({", ".join(names)}) AS ({select} {locking}),
         taken AS (
@@ -217,7 +224,7 @@ def _claim_postgresql(
                 attempts = {table}.{quote("attempts")} + 1, updated_at = %s
             FROM claimed WHERE {table}.{quote("id")} = claimed.c0
         )
-        SELECT * FROM claimed
+        SELECT {", ".join(names[:width])} FROM claimed ORDER BY {", ".join(names[width:])}
     """  # noqa: S608 (SQL from the ORM and model metadata; values are parameters)
     with connection.cursor() as cursor:
         if settings.USE_TZ:
@@ -228,7 +235,7 @@ def _claim_postgresql(
         cursor.execute(sql, [*params, Delivery.Status.SENDING, lease, now])
         tuples: Iterable[Sequence[Any]] = cursor.fetchall()
     # What QuerySet iteration does with the rows (results_iter): the fields' converters.
-    converters = compiler.get_converters([column[0] for column in compiler.select])
+    converters = compiler.get_converters([column[0] for column in compiler.select[:width]])
     if converters:
         tuples = compiler.apply_converters(tuples, converters)
     return as_claimed_rows(tuples)

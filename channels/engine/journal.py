@@ -229,12 +229,9 @@ class BatchWriter:
             return
         try:
             self._held.append(self._command(outcome.delivery_id, self._answer(outcome)))
-        except Exception:  # the store is a boundary: as a failed write, the batch stops
-            logger.warning(
-                "Sent journal: cannot record delivery %s", outcome.delivery_id, exc_info=True
-            )
-            self.works = False
-            self._drop()
+        except Exception as error:  # the store is a boundary: as a failed write, the batch stops
+            with contextlib.suppress(JournalUnavailableError):
+                self._failed(outcome.delivery_id, error)
 
     def flush(self) -> None:
         """Write the entries ``answered_later`` holds; a failure is logged and the next

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email
 import email.policy
 import re
@@ -21,6 +22,7 @@ from pytest_httpserver import HTTPServer
 
 from channels import sns as sns_module
 from channels.engine import journal
+from channels.engine.claims import ClaimedRow
 from channels.models import Channel
 from publishing.models import Dispatch, Publication, Topic
 from subscribers.models import Subscriber, Subscription, email_hash
@@ -249,3 +251,16 @@ def sns(sns_server: SnsPeer, settings: Any, monkeypatch: pytest.MonkeyPatch) -> 
     yield sns_server
     sns_module.clear_certificate_cache()
     sns_server.server.clear()
+
+
+def claimed_batch(
+    topic: Topic, channel: Channel, count: int, *, subscribers: int | None = None
+) -> tuple[list[ClaimedRow], dt.datetime]:
+    """``count`` deliveries of a new dispatch to ``subscribers`` (default ``count``) new
+    subscribers of ``topic``, claimed on ``channel``: the rows in id order and the lease."""
+    from channels.engine import claims, fanout
+
+    add_subscribers(topic, count if subscribers is None else subscribers)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    rows, lease = claims.claim(channel, count, timezone.now())
+    return sorted(rows, key=lambda row: row.pk), lease

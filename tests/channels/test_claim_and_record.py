@@ -13,7 +13,7 @@ from channels.backends.base import Outcome, OutcomeStatus, UncertainPolicy
 from channels.engine import claims, fanout, outcomes
 from channels.models import Channel, Delivery
 from publishing.models import Topic
-from tests.channels.conftest import add_subscribers, make_dispatch
+from tests.channels.conftest import add_subscribers, claimed_batch, make_dispatch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -67,10 +67,7 @@ def test_the_claim_marks_its_rows_sending_and_returns_them_in_claim_order(
 def test_each_row_gets_its_own_outcome_when_the_batch_mixes_them(
     topic: Topic, smtp_channel: Channel
 ) -> None:
-    add_subscribers(topic, 6)
-    fanout.plan_dispatch(make_dispatch(topic).pk)
-    rows, lease = claims.claim(smtp_channel, 5, timezone.now())
-    rows.sort(key=lambda row: row.pk)
+    rows, lease = claimed_batch(topic, smtp_channel, 5, subscribers=6)
     other = Delivery.objects.exclude(pk__in=[row.pk for row in rows]).get()
     done = timezone.now()
 
@@ -116,9 +113,7 @@ def test_each_row_gets_its_own_outcome_when_the_batch_mixes_them(
 def test_a_batch_of_sent_rows_keeps_each_ones_message_id_and_only_rows_under_the_lease(
     topic: Topic, smtp_channel: Channel
 ) -> None:
-    add_subscribers(topic, 4)
-    fanout.plan_dispatch(make_dispatch(topic).pk)
-    rows, lease = claims.claim(smtp_channel, 4, timezone.now())
+    rows, lease = claimed_batch(topic, smtp_channel, 4)
     # The sweeper took the last row back (its lease expired) before this batch recorded.
     Delivery.objects.filter(pk=rows[3].pk).update(status="queued", lease_expires_at=None)
     done = timezone.now()

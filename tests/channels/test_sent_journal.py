@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,28 @@ import time_machine
 from django.utils import timezone
 
 from channels.backends.base import JournalUnavailableError, Outcome, OutcomeStatus
-from channels.engine import batches, claims, fanout, journal, outcomes, sweeper
+from channels.engine import batches, fanout, journal, outcomes, sweeper
 from channels.models import Channel, Delivery
 from publishing.models import Topic
-from tests.channels.conftest import SmtpSink, add_subscribers, make_dispatch
+from tests.channels.conftest import SmtpSink, add_subscribers, claimed_batch, make_dispatch
 
 pytestmark = pytest.mark.django_db
 
 LATER = dt.timedelta(minutes=5)
 
 
-def claimed_batch(
-    topic: Topic, channel: Channel, count: int
-) -> tuple[list[claims.ClaimedRow], dt.datetime]:
-    add_subscribers(topic, count)
-    fanout.plan_dispatch(make_dispatch(topic).pk)
-    rows, lease = claims.claim(channel, count, timezone.now())
-    return sorted(rows, key=lambda row: row.pk), lease
+@pytest.fixture
+def redis_journal(settings: Any) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+    """The sent journal on Redis (database 12, emptied after the test): a lease and a row
+    creation time five seconds before it."""
+    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+    store = journal.store()
+    assert store is not None
+    lease = timezone.now()
+    try:
+        yield lease, lease - dt.timedelta(seconds=5)
+    finally:
+        store.clear()
 
 
 def test_the_send_loop_journals_each_accepted_message_before_handing_over_the_next(
@@ -223,50 +229,38 @@ def test_without_a_journal_every_expired_row_is_uncertain(
     assert Delivery.objects.filter(status="queued", uncertain_at__isnull=False).count() == 2
 
 
-def test_an_entry_written_to_redis_is_read_back_by_recovery(settings: Any) -> None:
-    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
+def test_an_entry_written_to_redis_is_read_back_by_recovery(
+    redis_journal: tuple[dt.datetime, dt.datetime],
+) -> None:
+    lease, created = redis_journal
+    assert journal.record(424242, "<delivery-424242@example.com>", lease)
+    found = journal.accepted([(424242, created)])
+    assert found[424242].provider_message_id == "<delivery-424242@example.com>"
+    assert found[424242].lease == journal.lease_token(lease)
+
+
+def test_forgetting_deletes_exactly_the_recorded_entries_from_redis(
+    redis_journal: tuple[dt.datetime, dt.datetime],
+) -> None:
+    lease, created = redis_journal
+    for pk in (626261, 626262, 626263):
+        assert journal.record(pk, f"250 {pk}", lease)
+
+    journal.forget([626261, 626263])
+
+    left = journal.accepted((pk, created) for pk in (626261, 626262, 626263))
+    assert list(left) == [626262]
+    # The keys deleted are the cache's own: nothing of the two is left under any name.
     store = journal.store()
     assert store is not None
-    lease = timezone.now()
-    created = lease - dt.timedelta(seconds=5)
-    try:
-        assert journal.record(424242, "<delivery-424242@example.com>", lease)
-        found = journal.accepted([(424242, created)])
-        assert found[424242].provider_message_id == "<delivery-424242@example.com>"
-        assert found[424242].lease == journal.lease_token(lease)
-    finally:
-        store.clear()
-
-
-def test_forgetting_deletes_exactly_the_recorded_entries_from_redis(settings: Any) -> None:
-    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
-    store = journal.store()
-    assert store is not None
-    lease = timezone.now()
-    created = lease - dt.timedelta(seconds=5)
-    try:
-        for pk in (626261, 626262, 626263):
-            assert journal.record(pk, f"250 {pk}", lease)
-
-        journal.forget([626261, 626263])
-
-        left = journal.accepted((pk, created) for pk in (626261, 626262, 626263))
-        assert list(left) == [626262]
-        # The keys deleted are the cache's own: nothing of the two is left under any name.
-        assert store.get(journal._key(626261)) is None
-        assert store.get(journal._key(626262)) is not None
-    finally:
-        store.clear()
+    assert store.get(journal._key(626261)) is None
+    assert store.get(journal._key(626262)) is not None
 
 
 def test_a_batch_writer_hands_each_in_flight_entry_to_redis_with_the_answers_before_it(
-    settings: Any,
+    redis_journal: tuple[dt.datetime, dt.datetime],
 ) -> None:
-    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
-    store = journal.store()
-    assert store is not None
-    lease = timezone.now()
-    created = lease - dt.timedelta(seconds=5)
+    lease, created = redis_journal
     writer = journal.BatchWriter(lease)
 
     def states() -> dict[int, journal.State]:
@@ -278,28 +272,25 @@ def test_a_batch_writer_hands_each_in_flight_entry_to_redis_with_the_answers_bef
             time.sleep(0.01)
         return {pk: entry.state for pk, entry in entries.items()}
 
-    try:
-        writer.handing_over(515151)
-        # Not closed, its reply not read: the in-flight entry already reached Redis, readable
-        # by any other process, before the message is handed over.
-        assert states() == {515151: journal.State.IN_FLIGHT}
-        writer.answered(Outcome(515151, OutcomeStatus.SENT, "<first@example.com>"))
-        # The answer leaves with the next in-flight entry, in one write.
-        writer.handing_over(515152)
-        assert states() == {515151: journal.State.ACCEPTED, 515152: journal.State.IN_FLIGHT}
-        assert journal.accepted([(515151, created)])[515151].provider_message_id == (
-            "<first@example.com>"
-        )
-        writer.answered(Outcome(515152, OutcomeStatus.TRANSIENT, error="SMTP 451: later"))
-        writer.close()  # the last answer leaves here
-        last = journal.read([(515152, created)])[515152]
-        assert (last.state, last.refusal()) == (
-            journal.State.REFUSED,
-            ("transient", "SMTP 451: later"),
-        )
-        assert writer.works
-    finally:
-        store.clear()
+    writer.handing_over(515151)
+    # Not closed, its reply not read: the in-flight entry already reached Redis, readable
+    # by any other process, before the message is handed over.
+    assert states() == {515151: journal.State.IN_FLIGHT}
+    writer.answered(Outcome(515151, OutcomeStatus.SENT, "<first@example.com>"))
+    # The answer leaves with the next in-flight entry, in one write.
+    writer.handing_over(515152)
+    assert states() == {515151: journal.State.ACCEPTED, 515152: journal.State.IN_FLIGHT}
+    assert journal.accepted([(515151, created)])[515151].provider_message_id == (
+        "<first@example.com>"
+    )
+    writer.answered(Outcome(515152, OutcomeStatus.TRANSIENT, error="SMTP 451: later"))
+    writer.close()  # the last answer leaves here
+    last = journal.read([(515152, created)])[515152]
+    assert (last.state, last.refusal()) == (
+        journal.State.REFUSED,
+        ("transient", "SMTP 451: later"),
+    )
+    assert writer.works
 
 
 def test_a_batch_writer_whose_redis_is_down_refuses_every_hand_over(settings: Any) -> None:
@@ -319,12 +310,10 @@ def test_a_batch_writer_whose_redis_is_down_refuses_every_hand_over(settings: An
     assert writer.works is False
 
 
-def test_an_answer_given_later_waits_for_the_next_write_or_a_flush(settings: Any) -> None:
-    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
-    store = journal.store()
-    assert store is not None
-    lease = timezone.now()
-    created = lease - dt.timedelta(seconds=5)
+def test_an_answer_given_later_waits_for_the_next_write_or_a_flush(
+    redis_journal: tuple[dt.datetime, dt.datetime],
+) -> None:
+    lease, created = redis_journal
     ids = (525251, 525252, 525253)
     writer = journal.BatchWriter(lease)
 
@@ -332,25 +321,43 @@ def test_an_answer_given_later_waits_for_the_next_write_or_a_flush(settings: Any
         time.sleep(0.05)  # what was written has reached Redis
         return {pk: e.state for pk, e in journal.read((pk, created) for pk in ids).items()}
 
-    try:
-        writer.handing_over(ids[0])
-        writer.answered_later(Outcome(ids[0], OutcomeStatus.SENT, "<one@example.com>"))
-        assert states() == {ids[0]: journal.State.IN_FLIGHT}  # held by the writer
-        writer.handing_over(ids[1])  # one write: the answer, then the next in-flight entry
-        assert states() == {ids[0]: journal.State.ACCEPTED, ids[1]: journal.State.IN_FLIGHT}
-        writer.answered_later(Outcome(ids[1], OutcomeStatus.PERMANENT, error="SMTP 550: no"))
-        writer.flush()  # what a backend calls before it waits for its server
-        assert states()[ids[1]] == journal.State.REFUSED
-        writer.handing_over(ids[2])
-        writer.answered_later(Outcome(ids[2], OutcomeStatus.SENT, "<three@example.com>"))
-        writer.close()  # the last held answer leaves here
-        assert states() == dict.fromkeys(ids[:1], journal.State.ACCEPTED) | {
-            ids[1]: journal.State.REFUSED,
-            ids[2]: journal.State.ACCEPTED,
-        }
-        assert writer.works
-    finally:
-        store.clear()
+    writer.handing_over(ids[0])
+    writer.answered_later(Outcome(ids[0], OutcomeStatus.SENT, "<one@example.com>"))
+    assert states() == {ids[0]: journal.State.IN_FLIGHT}  # held by the writer
+    writer.handing_over(ids[1])  # one write: the answer, then the next in-flight entry
+    assert states() == {ids[0]: journal.State.ACCEPTED, ids[1]: journal.State.IN_FLIGHT}
+    writer.answered_later(Outcome(ids[1], OutcomeStatus.PERMANENT, error="SMTP 550: no"))
+    writer.flush()  # what a backend calls before it waits for its server
+    assert states()[ids[1]] == journal.State.REFUSED
+    writer.handing_over(ids[2])
+    writer.answered_later(Outcome(ids[2], OutcomeStatus.SENT, "<three@example.com>"))
+    writer.close()  # the last held answer leaves here
+    assert states() == dict.fromkeys(ids[:1], journal.State.ACCEPTED) | {
+        ids[1]: journal.State.REFUSED,
+        ids[2]: journal.State.ACCEPTED,
+    }
+    assert writer.works
+
+
+def test_an_answer_that_cannot_be_held_stops_the_batch_at_its_next_hand_over(
+    redis_journal: tuple[dt.datetime, dt.datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease, created = redis_journal
+    writer = journal.BatchWriter(lease)
+    writer.handing_over(545451)
+
+    def broken(*args: Any) -> bytes:
+        raise ValueError("cannot encode")
+
+    monkeypatch.setattr(journal, "_resp_set", broken)
+    # The backend's call returns: the failure is logged and the writer stops working.
+    writer.answered_later(Outcome(545451, OutcomeStatus.SENT, "<one@example.com>"))
+    assert writer.works is False
+    with pytest.raises(JournalUnavailableError):
+        writer.handing_over(545452)  # nothing more is handed over
+    writer.close()
+    entries = journal.read([(545451, created), (545452, created)])
+    assert {pk: e.state for pk, e in entries.items()} == {545451: journal.State.IN_FLIGHT}
 
 
 class MailHoldingSink(SmtpSink):
@@ -377,7 +384,7 @@ class MailHoldingSink(SmtpSink):
 
 
 def test_while_the_server_holds_the_next_envelopes_reply_the_answer_before_it_is_journaled(
-    settings: Any,
+    redis_journal: tuple[dt.datetime, dt.datetime],
 ) -> None:
     """With PIPELINING, message 2's answer is read with (or before) the replies to message
     3's envelope, and may leave with message 3's in-flight entry. Here the server answers
@@ -389,15 +396,11 @@ def test_while_the_server_holds_the_next_envelopes_reply_the_answer_before_it_is
     from channels.backends.email_smtp import SmtpBackend
     from tests.channels.conftest import free_port
 
-    settings.DELIVERY_JOURNAL_URL = "redis://127.0.0.1:6379/12"
-    store = journal.store()
-    assert store is not None
+    lease, created = redis_journal
     sink = MailHoldingSink(hold_mail=3)
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
-    lease = timezone.now()
-    created = lease - dt.timedelta(seconds=5)
     ids = [535351, 535352, 535353, 535354]
     messages = [
         Message(delivery_id=pk, to=f"r{pk}@example.com", subject="Hi", text=f"m{pk}") for pk in ids
@@ -418,7 +421,6 @@ def test_while_the_server_holds_the_next_envelopes_reply_the_answer_before_it_is
     finally:
         sink.release_mail.set()
         controller.stop()
-        store.clear()
 
     assert while_held == {ids[0]: journal.State.ACCEPTED, ids[1]: journal.State.ACCEPTED}
     assert [o.status for o in result] == ["sent"] * 4
