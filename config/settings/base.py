@@ -372,6 +372,9 @@ if Q_BROKER == "redis":
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["broker_class"] = "channels.broker.HeartbeatRedis"
     Q_CLUSTER["redis"] = env.str("Q_REDIS_URL")
+#: On PostgreSQL the pusher waits for a new task's NOTIFY at most this long, then polls the
+#: queue anyway (a task whose lock expired); other databases poll every Q_CLUSTER "poll".
+Q_NOTIFY_WAIT_SECONDS: float = env.float("Q_NOTIFY_WAIT_SECONDS", default=1.0)
 #: /readyz counts a worker as alive when its heartbeat is at most this many seconds old.
 WORKER_HEARTBEAT_MAX_AGE: int = env.int("WORKER_HEARTBEAT_MAX_AGE", default=60)
 #: How often, at most, a worker writes its heartbeat row.
