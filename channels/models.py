@@ -184,7 +184,8 @@ class Delivery(models.Model):
     SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED, Status.UNCERTAIN)
     #: Statuses an operator may put back in the queue.
     REQUEUEABLE = (Status.FAILED, Status.DEAD, Status.UNCERTAIN)
-    #: Claim order: lower first, so site mail never waits behind a large dispatch.
+    #: Claim order: lower first, so site mail waits behind a large dispatch at most
+    #: DELIVERY_CLAIM_RESCAN_SECONDS (decision 0092).
     PRIORITY_TRANSACTIONAL = 10
     PRIORITY_BULK = 100
     #: Every priority the engine writes; the wake-up of due retries looks at each.

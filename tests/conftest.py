@@ -27,11 +27,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def fresh_render_caches() -> Iterator[None]:
-    """Rendering caches live per process; each test starts without what another rendered."""
+    """Rendering caches live per process; each test starts without what another rendered,
+    and its claims start from the queue's start (decision 0092)."""
     from channels import tracking
-    from channels.engine import messages
+    from channels.engine import claims, messages
     from publishing import rendering
 
+    claims.forget_positions()
     rendering.clear_cache()
     messages._rendered.clear()
     messages._versions.clear()

@@ -4,6 +4,7 @@ plain values (decisions 0032 and 0065)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from psycopg.types.datetime import TimestamptzLoader
 
 from channels.models import Channel, Delivery, DeliveryQuerySet
@@ -171,6 +173,29 @@ def claimable(channel_id: int, now: datetime, *, lock: bool = True) -> DeliveryQ
     return queryset.select_for_update(skip_locked=True, of=("self",)) if lock else queryset
 
 
+#: A claim-order key: (priority, next_attempt_at, id).
+ClaimKey = tuple[int, datetime, int]
+
+
+@dataclass(slots=True)
+class _Position:
+    """Where this process's last full batch of a channel ended (decision 0092)."""
+
+    after: ClaimKey
+    #: time.monotonic() of this process's last claim of the channel from the queue's start.
+    scanned_at: float
+
+
+#: Per channel: the next claim starts after ``after`` while its last claim from the start is
+#: under DELIVERY_CLAIM_RESCAN_SECONDS old. Per process (each worker claims on its own).
+_positions: dict[int, _Position] = {}
+
+
+def forget_positions() -> None:
+    """Start every channel's next claim from the queue's start (tests, a new process)."""
+    _positions.clear()
+
+
 def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow], datetime]:
     """Claim up to ``limit`` due deliveries of the channel for this worker.
 
@@ -182,7 +207,7 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow]
     """
     lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     if connection.vendor == "postgresql":
-        rows = _claim_postgresql(channel.pk, limit, now, lease)
+        rows = _claim_resuming(channel.pk, limit, now, lease)
     else:
         with transaction.atomic():
             rows = claimed_rows(claimable(channel.pk, now)[:limit])
@@ -200,16 +225,55 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow]
     return rows, lease
 
 
-def _claim_postgresql(
+def _claim_resuming(
     channel_id: int, limit: int, now: datetime, lease: datetime
 ) -> list[ClaimedRow]:
+    """The claim, started after the key where this process's last full batch of the channel
+    ended, as long as its last claim from the queue's start is under
+    DELIVERY_CLAIM_RESCAN_SECONDS old (decision 0092). Every claimed row leaves a dead entry
+    at the front of ``delivery_due`` until VACUUM removes it; a claim from the start walks all
+    of them, one from the position none. Rows that sort before the position (site mail, a row
+    re-queued with its old time) are found by the next claim from the start: at the latest
+    after DELIVERY_CLAIM_RESCAN_SECONDS, or at once after a batch that was not full."""
+    position = _positions.get(channel_id)
+    clock = time.monotonic()
+    if (
+        position is not None
+        and clock - position.scanned_at >= settings.DELIVERY_CLAIM_RESCAN_SECONDS
+    ):
+        position = None
+    rows, last = _claim_postgresql(
+        channel_id, limit, now, lease, after=position.after if position else None
+    )
+    if len(rows) < limit or last is None or settings.DELIVERY_CLAIM_RESCAN_SECONDS <= 0:
+        _positions.pop(channel_id, None)
+    elif position is None:
+        _positions[channel_id] = _Position(last, clock)
+    else:
+        position.after = last
+    return rows
+
+
+def _claim_postgresql(
+    channel_id: int,
+    limit: int,
+    now: datetime,
+    lease: datetime,
+    *,
+    after: ClaimKey | None = None,
+) -> tuple[list[ClaimedRow], ClaimKey | None]:
     """The claim as one statement: the ``claimable`` SELECT, locking as it reads, in a WITH
     whose UPDATE marks the rows it returns as sending. One round trip and no transaction of
     its own (a statement is atomic), where a SELECT then an UPDATE of the ids it returned cost
     four (BEGIN, SELECT, UPDATE, COMMIT) and a parameter per row. The values returned are
     those read before the UPDATE, as the two-statement claim had them, in claim order (the
-    outer SELECT sorts the batch's rows by the claim-order columns the CTE carries)."""
-    queryset = _claim_values(claimable(channel_id, now, lock=False)[:limit], *Delivery.CLAIM_ORDER)
+    outer SELECT sorts the batch's rows by the claim-order columns the CTE carries), and the
+    claim-order key of the last one. ``after``: only rows whose key is greater."""
+    due = claimable(channel_id, now, lock=False)
+    if after is not None:
+        order = Tuple(*(F(field) for field in Delivery.CLAIM_ORDER))
+        due = due.filter(TupleGreaterThan(order, after))
+    queryset = _claim_values(due[:limit], *Delivery.CLAIM_ORDER)
     compiler = queryset.query.get_compiler(using=queryset.db)
     select, params = compiler.as_sql()
     quote = connection.ops.quote_name
@@ -224,7 +288,7 @@ def _claim_postgresql(
                 attempts = {table}.{quote("attempts")} + 1, updated_at = %s
             FROM claimed WHERE {table}.{quote("id")} = claimed.c0
         )
-        SELECT {", ".join(names[:width])} FROM claimed ORDER BY {", ".join(names[width:])}
+        SELECT * FROM claimed ORDER BY {", ".join(names[width:])}
     """  # noqa: S608 (SQL from the ORM and model metadata; values are parameters)
     with connection.cursor() as cursor:
         if settings.USE_TZ:
@@ -233,9 +297,14 @@ def _claim_postgresql(
             # subclass, about 12 µs a value against 1 (two values a row).
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, [*params, Delivery.Status.SENDING, lease, now])
-        tuples: Iterable[Sequence[Any]] = cursor.fetchall()
+        fetched = cursor.fetchall()
+    last: ClaimKey | None = None
+    if fetched:
+        priority, next_attempt_at, pk = fetched[-1][width:]
+        last = (priority, next_attempt_at, pk)
+    tuples: Iterable[Sequence[Any]] = [values[:width] for values in fetched]
     # What QuerySet iteration does with the rows (results_iter): the fields' converters.
     converters = compiler.get_converters([column[0] for column in compiler.select[:width]])
     if converters:
         tuples = compiler.apply_converters(tuples, converters)
-    return as_claimed_rows(tuples)
+    return as_claimed_rows(tuples), last

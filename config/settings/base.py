@@ -430,6 +430,10 @@ DELIVERY_CIRCUIT_TRIAL_SIZE: int = env.int("DELIVERY_CIRCUIT_TRIAL_SIZE", defaul
 #: The sweeper enqueues batches for due deliveries nobody has claimed for this long, and
 #: re-plans dispatches still planning after it.
 DELIVERY_SWEEP_STALE_SECONDS: int = env.int("DELIVERY_SWEEP_STALE_SECONDS", default=30)
+#: A worker's claim starts after the rows its last full batch of the channel took (decision
+#: 0092) and goes back to the queue's start at least this often (site mail and rows re-queued
+#: with their old time wait at most this long behind a long send); 0: always from the start.
+DELIVERY_CLAIM_RESCAN_SECONDS: float = env.float("DELIVERY_CLAIM_RESCAN_SECONDS", default=2.0)
 #: How often a worker looks for retries that have become due and enqueues their batches
 #: (one indexed query per cluster; 0 leaves them to the sweeper).
 DELIVERY_WAKE_SECONDS: float = env.float("DELIVERY_WAKE_SECONDS", default=1.0)

@@ -5,6 +5,8 @@ value when every row of the batch has the same (docs/performance.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -129,3 +131,75 @@ def test_a_batch_of_sent_rows_keeps_each_ones_message_id_and_only_rows_under_the
     stored = dict(Delivery.objects.values_list("pk", "provider_message_id"))
     assert [stored[row.pk] for row in rows] == [*(f"id-{row.pk}" for row in rows[:3]), ""]
     assert Delivery.objects.get(pk=rows[3].pk).status == "queued"
+
+
+def _queue_in_order(topic: Topic, count: int) -> list[int]:
+    """``count`` queued bulk deliveries, due a minute ago; their ids in claim order."""
+    add_subscribers(topic, count)
+    fanout.plan_dispatch(make_dispatch(topic).pk)
+    Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=1))
+    return list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def test_after_a_full_batch_the_next_claim_starts_after_its_last_row(
+    topic: Topic, smtp_channel: Channel, settings: Any
+) -> None:
+    """Decision 0092: within DELIVERY_CLAIM_RESCAN_SECONDS, a row that sorts before the last
+    full batch's end (here: site mail queued meanwhile) waits for the next claim from the
+    start; after it, it is claimed first again."""
+    settings.DELIVERY_CLAIM_RESCAN_SECONDS = 0.5
+    ids = _queue_in_order(topic, 7)
+    first, _ = claims.claim(smtp_channel, 2, timezone.now())
+    urgent = ids[6]
+    Delivery.objects.filter(pk=urgent).update(priority=Delivery.PRIORITY_TRANSACTIONAL)
+
+    second, _ = claims.claim(smtp_channel, 2, timezone.now())
+    time.sleep(0.6)
+    third, _ = claims.claim(smtp_channel, 2, timezone.now())
+
+    assert [row.pk for row in first] == ids[:2]
+    assert [row.pk for row in second] == ids[2:4]  # after the position: the urgent row waits
+    assert [row.pk for row in third] == [urgent, ids[4]]  # from the start again
+
+
+def test_a_batch_that_is_not_full_sends_the_next_claim_to_the_start(
+    topic: Topic, smtp_channel: Channel, settings: Any
+) -> None:
+    settings.DELIVERY_CLAIM_RESCAN_SECONDS = 60
+    ids = _queue_in_order(topic, 3)
+    full, _ = claims.claim(smtp_channel, 2, timezone.now())
+    short, _ = claims.claim(smtp_channel, 2, timezone.now())
+    # The first batch's rows back in the queue with their old time (a sweeper's re-queue).
+    Delivery.objects.filter(pk__in=ids[:2]).update(status="queued", lease_expires_at=None)
+
+    again, _ = claims.claim(smtp_channel, 2, timezone.now())
+
+    assert ([r.pk for r in full], [r.pk for r in short]) == (ids[:2], ids[2:])
+    assert [row.pk for row in again] == ids[:2]
+
+
+def test_without_a_rescan_interval_every_claim_starts_from_the_start(
+    topic: Topic, smtp_channel: Channel, settings: Any
+) -> None:
+    settings.DELIVERY_CLAIM_RESCAN_SECONDS = 0
+    ids = _queue_in_order(topic, 5)
+    claims.claim(smtp_channel, 2, timezone.now())
+    Delivery.objects.filter(pk=ids[4]).update(priority=Delivery.PRIORITY_TRANSACTIONAL)
+
+    rows, _ = claims.claim(smtp_channel, 2, timezone.now())
+
+    assert [row.pk for row in rows] == [ids[4], ids[2]]
+
+
+def test_each_channel_keeps_its_own_position(
+    topic: Topic, smtp_channel: Channel, settings: Any
+) -> None:
+    settings.DELIVERY_CLAIM_RESCAN_SECONDS = 60
+    ids = _queue_in_order(topic, 4)
+    other = Channel.objects.create(name="Other SMTP", kind=smtp_channel.kind, config={})
+    claims.claim(smtp_channel, 2, timezone.now())
+    Delivery.objects.filter(pk__in=ids[:2]).update(status="queued", channel=other)
+
+    rows, _ = claims.claim(other, 2, timezone.now())
+
+    assert [row.pk for row in rows] == ids[:2]

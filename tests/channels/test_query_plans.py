@@ -40,9 +40,9 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def explain(sql: str, params: Any = None) -> dict[str, Any]:
-    """The executed plan of one statement (EXPLAIN ANALYZE, JSON)."""
+    """The executed plan of one statement (EXPLAIN ANALYZE, JSON, with buffers)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
         row = cursor.fetchone()
     assert row is not None
     data = json.loads(row[0]) if isinstance(row[0], str) else row[0]
@@ -156,6 +156,40 @@ def test_the_claim_as_sent_reads_and_updates_one_batch_in_one_statement(
         ("Index Scan", "delivery_due", 500.0),
     ], reads
     check_bounded(plan, statements[0])
+
+
+def test_a_claim_resuming_after_its_last_batch_does_not_walk_the_rows_claimed_before(
+    crowded_ledger: Channel, settings: Any
+) -> None:
+    """Decision 0092. Every row that left the queue leaves a dead entry at the front of
+    ``delivery_due`` until VACUUM: here 150,000. A claim from the queue's start walks them all;
+    the next claim of the same process starts after its last batch's last row."""
+    settings.DELIVERY_CLAIM_RESCAN_SECONDS = 60
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {TABLE} SET status = 'sent' WHERE id IN (
+                SELECT id FROM {TABLE} WHERE channel_id = %s AND status = 'queued'
+                ORDER BY id LIMIT 150000)""",
+            [crowded_ledger.pk],
+        )
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as captured:
+        first, _ = claim(crowded_ledger, 500, now)
+        second, _ = claim(crowded_ledger, 500, now)
+    statements = [q["sql"] for q in captured.captured_queries if TABLE in q["sql"]]
+    assert len(statements) == 2
+    assert second[0].pk > first[-1].pk
+
+    buffers = []
+    for sql in statements:
+        with transaction.atomic():
+            plan = explain(sql)
+            transaction.set_rollback(True)
+        (scan,) = [node for node in nodes(plan) if node.get("Index Name") == "delivery_due"]
+        buffers.append(scan["Shared Hit Blocks"] + scan["Shared Read Blocks"])
+    from_start, resumed = buffers
+    assert resumed <= 100, buffers
+    assert from_start >= 10 * resumed, buffers
 
 
 @pytest.mark.parametrize(
