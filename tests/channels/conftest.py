@@ -8,7 +8,6 @@ import email
 import email.policy
 import re
 import socket
-import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
@@ -26,7 +24,7 @@ from channels.engine.claims import ClaimedRow
 from channels.models import Channel
 from publishing.models import Dispatch, Publication, Topic
 from subscribers.models import Subscriber, Subscription, email_hash
-from tests.channels.sns_peer import CERT_PATH, TOPIC_ARN, SnsPeer, make_key_and_certificate
+from tests.channels.sns_peer import CERT_PATH, TOPIC_ARN, SnsPeer, server_context
 from tests.factories import DispatchFactory, PublicationFactory, TopicFactory
 
 DELIVERY_ID = re.compile(rb"^X-Delivery-ID: (\d+)\r?$", re.MULTILINE)
@@ -214,22 +212,11 @@ def sns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnsPeer]:
     """SNS's signing side: an RSA key, its self-signed certificate served over HTTPS on
     loopback (the same certificate is the server's TLS certificate, trusted through
     REQUESTS_CA_BUNDLE by the ``sns`` fixture)."""
-    key, pem = make_key_and_certificate("sns.test")
-    folder = tmp_path_factory.mktemp("sns")
-    (folder / "cert.pem").write_bytes(pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    context, key, ca_bundle = server_context(tmp_path_factory.mktemp("sns"), "sns.test")
     server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context, threaded=True)
     server.start()
     try:
-        yield SnsPeer(key=key, server=server, ca_bundle=folder / "cert.pem")
+        yield SnsPeer(key=key, server=server, ca_bundle=ca_bundle)
     finally:
         server.clear()
         if server.is_running():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import ssl
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,25 @@ def make_key_and_certificate(common_name: str) -> tuple[rsa.RSAPrivateKey, bytes
         .sign(key, hashes.SHA256())
     )
     return key, certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def server_context(
+    folder: Path, common_name: str
+) -> tuple[ssl.SSLContext, rsa.RSAPrivateKey, Path]:
+    """A TLS server context for a new key and its self-signed certificate, both written to
+    ``folder`` (cert.pem, key.pem); the key and the certificate's path (a CA bundle)."""
+    key, pem = make_key_and_certificate(common_name)
+    (folder / "cert.pem").write_bytes(pem)
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context, key, folder / "cert.pem"
 
 
 def string_to_sign(message: dict[str, str]) -> bytes:

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from channels.backends.utils import send_all
-from tests.channels.sns_peer import make_key_and_certificate
+from tests.channels.sns_peer import server_context
 
 
 def _reader(sock: socket.socket, size: int, into: bytearray, delay: float) -> threading.Thread:
@@ -63,18 +62,8 @@ def test_a_closed_peer_raises_an_oserror_as_sendall_does() -> None:
 def test_a_tls_socket_sends_its_bytes_encrypted(tmp_path: Path) -> None:
     """A TLS socket's bytes go through sendall: written raw with os.write, they would reach the
     peer as plain text in place of TLS records and its handshake-aware read would fail."""
-    key, pem = make_key_and_certificate("127.0.0.1")
-    (tmp_path / "cert.pem").write_bytes(pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    client_context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    tls_server, _, ca_bundle = server_context(tmp_path, "127.0.0.1")
+    client_context = ssl.create_default_context(cafile=str(ca_bundle))
     plain_writer, plain_peer = socket.socketpair()
     plain_writer.settimeout(5)
     plain_peer.settimeout(5)
@@ -82,7 +71,7 @@ def test_a_tls_socket_sends_its_bytes_encrypted(tmp_path: Path) -> None:
     received = bytearray()
 
     def serve() -> None:
-        with server_context.wrap_socket(plain_peer, server_side=True) as tls_peer:
+        with tls_server.wrap_socket(plain_peer, server_side=True) as tls_peer:
             while len(received) < len(data):
                 chunk = tls_peer.recv(65536)
                 if not chunk:
