@@ -16,14 +16,19 @@ from channels.backends.utils import send_all
 from tests.channels.sns_peer import server_context
 
 
+def _receive(sock: socket.socket, size: int, into: bytearray) -> None:
+    """Read into ``into`` until ``size`` bytes have arrived or the peer closed."""
+    while len(into) < size:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        into.extend(chunk)
+
+
 def _reader(sock: socket.socket, size: int, into: bytearray, delay: float) -> threading.Thread:
     def read() -> None:
         time.sleep(delay)  # the writer finds the buffers full first
-        while len(into) < size:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            into.extend(chunk)
+        _receive(sock, size, into)
 
     thread = threading.Thread(target=read)
     thread.start()
@@ -72,11 +77,7 @@ def test_a_tls_socket_sends_its_bytes_encrypted(tmp_path: Path) -> None:
 
     def serve() -> None:
         with tls_server.wrap_socket(plain_peer, server_side=True) as tls_peer:
-            while len(received) < len(data):
-                chunk = tls_peer.recv(65536)
-                if not chunk:
-                    return
-                received.extend(chunk)
+            _receive(tls_peer, len(data), received)
 
     thread = threading.Thread(target=serve)
     thread.start()
