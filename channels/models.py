@@ -155,7 +155,10 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return self.filter(status__in=Delivery.SETTLED)
 
     def unsettled(self) -> DeliveryQuerySet:
-        return self.exclude(status__in=Delivery.SETTLED)
+        # The statuses named, not the settled ones excluded: ``status IN (...)`` is a range of
+        # the (dispatch, status) index, where ``NOT IN`` can only filter the dispatch's
+        # entries (decision 0093).
+        return self.filter(status__in=Delivery.UNSETTLED)
 
 
 class Delivery(models.Model):
@@ -182,6 +185,8 @@ class Delivery(models.Model):
 
     #: Statuses the engine never changes again on its own.
     SETTLED = (Status.SENT, Status.FAILED, Status.DEAD, Status.CANCELLED, Status.UNCERTAIN)
+    #: The others: the engine still has work to do (or waits for a paused dispatch).
+    UNSETTLED = (Status.QUEUED, Status.SENDING, Status.HELD)
     #: Statuses an operator may put back in the queue.
     REQUEUEABLE = (Status.FAILED, Status.DEAD, Status.UNCERTAIN)
     #: Claim order: lower first, so site mail waits behind a large dispatch at most

@@ -23,7 +23,7 @@ from channels.configuration import build_backend
 from channels.engine import guardrails, journal
 from channels.engine.attempts import record_attempts
 from channels.engine.circuit import enter_circuit, record_channel_health
-from channels.engine.claims import ClaimedRow, claim
+from channels.engine.claims import ClaimedRow, claim, next_queued_dispatch
 from channels.engine.fanout import finish_dispatches
 from channels.engine.messages import build_messages
 from channels.engine.outcomes import complete_outcomes, record_outcomes
@@ -93,6 +93,11 @@ def send_batch(channel_id: int, *, chain: bool = True) -> BatchReport:
     wanted = recorder.listened()
     outcomes = _send_claimed(channel, rows, lease, now, report, trial=trial, wanted=wanted)
     dispatch_ids = {row.dispatch_id for row in rows if row.dispatch_id is not None}
+    last = rows[-1].claim_key
+    if dispatch_ids and len(rows) == limit and not trial and last is not None:
+        # A full batch: the dispatch the channel's queue goes on with is not finished, and
+        # the batch with its last row checks it (decision 0093).
+        dispatch_ids.discard(next_queued_dispatch(channel.pk, last))
     if dispatch_ids:
         finish_dispatches(dispatch_ids, wanted=wanted)
     logger.info(

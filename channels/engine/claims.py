@@ -22,6 +22,10 @@ from subscribers.models import Subscriber
 logger = logging.getLogger(__name__)
 
 
+#: A claim-order key: (priority, next_attempt_at, id).
+ClaimKey = tuple[int, datetime, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedSubscriber:
     """The subscriber of a claimed row: what rendering needs, nothing else."""
@@ -73,6 +77,9 @@ class ClaimedRow:
     updated_at: datetime | None = None
     #: The translation the row carries (decision 0082); empty: the original.
     language: str = ""
+    #: Its place in the claim order when it was claimed, (priority, next_attempt_at, id); None
+    #: where the claim does not read it (SQLite). The outcome changes ``next_attempt_at``.
+    claim_key: ClaimKey | None = None
 
 
 #: The columns of a ClaimedRow, in its field order; the claim loads nothing else.
@@ -173,10 +180,6 @@ def claimable(channel_id: int, now: datetime, *, lock: bool = True) -> DeliveryQ
     return queryset.select_for_update(skip_locked=True, of=("self",)) if lock else queryset
 
 
-#: A claim-order key: (priority, next_attempt_at, id).
-ClaimKey = tuple[int, datetime, int]
-
-
 @dataclass(slots=True)
 class _Position:
     """Where this process's last full batch of a channel ended (decision 0092)."""
@@ -210,7 +213,9 @@ def claim(channel: Channel, limit: int, now: datetime) -> tuple[list[ClaimedRow]
         rows = _claim_resuming(channel.pk, limit, now, lease)
     else:
         with transaction.atomic():
-            rows = claimed_rows(claimable(channel.pk, now)[:limit])
+            rows = _with_claim_keys(
+                list(_claim_values(claimable(channel.pk, now)[:limit], *Delivery.CLAIM_ORDER))
+            )
             if rows:
                 Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
                     status=Delivery.Status.SENDING,
@@ -298,13 +303,37 @@ def _claim_postgresql(
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, [*params, Delivery.Status.SENDING, lease, now])
         fetched = cursor.fetchall()
-    last: ClaimKey | None = None
-    if fetched:
-        priority, next_attempt_at, pk = fetched[-1][width:]
-        last = (priority, next_attempt_at, pk)
-    tuples: Iterable[Sequence[Any]] = [values[:width] for values in fetched]
+    tuples: Sequence[Sequence[Any]] = fetched
     # What QuerySet iteration does with the rows (results_iter): the fields' converters.
     converters = compiler.get_converters([column[0] for column in compiler.select[:width]])
     if converters:
-        tuples = compiler.apply_converters(tuples, converters)
-    return as_claimed_rows(tuples), last
+        tuples = list(compiler.apply_converters(tuples, converters))
+    rows = _with_claim_keys(tuples)
+    return rows, rows[-1].claim_key if rows else None
+
+
+def _with_claim_keys(tuples: Sequence[Sequence[Any]]) -> list[ClaimedRow]:
+    """ClaimedRow values from the tuples of ``_claim_values(..., *Delivery.CLAIM_ORDER)``,
+    each with its claim-order key (the last three values)."""
+    width = len(CLAIMED_VALUES)
+    rows = as_claimed_rows(values[:width] for values in tuples)
+    for row, values in zip(rows, tuples, strict=True):
+        priority, next_attempt_at, pk = values[width:]
+        row.claim_key = (priority, next_attempt_at, pk)
+    return rows
+
+
+def next_queued_dispatch(channel_id: int, after: ClaimKey) -> int | None:
+    """The dispatch of the channel's first queued row after ``after`` in claim order (None
+    when there is none, or it belongs to no dispatch): a dispatch named here still has a row
+    to send, so it cannot be finished (decision 0093). One probe of ``delivery_due`` started
+    at ``after``, as a resumed claim's: it passes only the rows claimed since (dead entries),
+    not the whole queue (tests/channels/test_query_plans.py)."""
+    order = Tuple(*(F(field) for field in Delivery.CLAIM_ORDER))
+    return (
+        Delivery.objects.filter(channel_id=channel_id, status=Delivery.Status.QUEUED)
+        .filter(TupleGreaterThan(order, after))
+        .order_by(*Delivery.CLAIM_ORDER)
+        .values_list("dispatch_id", flat=True)
+        .first()
+    )

@@ -31,6 +31,13 @@ from tests.channels.conftest import body, make_smtp_channel
 from tests.factories import DeliveryFactory
 
 
+def test_every_status_is_either_settled_or_unsettled() -> None:
+    """``unsettled()`` names its statuses (an index range), so a new status must be put on
+    one side or the other."""
+    assert set(Delivery.SETTLED).isdisjoint(Delivery.UNSETTLED)
+    assert {*Delivery.SETTLED, *Delivery.UNSETTLED} == set(Delivery.Status)
+
+
 def test_backoff_grows_exponentially_with_full_jitter_under_a_cap(settings: Any) -> None:
     settings.DELIVERY_BACKOFF_BASE_SECONDS = 10
     settings.DELIVERY_BACKOFF_CAP_SECONDS = 60

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from channels.engine import abtest, guardrails, queue, sweeper
-from channels.engine.claims import claim, claimable
+from channels.engine.claims import claim, claimable, next_queued_dispatch
 from channels.engine.fanout import finish_dispatches
 from channels.models import Channel, Delivery
 from publishing.models import Dispatch
@@ -190,6 +190,38 @@ def test_a_claim_resuming_after_its_last_batch_does_not_walk_the_rows_claimed_be
     from_start, resumed = buffers
     assert resumed <= 100, buffers
     assert from_start >= 10 * resumed, buffers
+
+
+def test_the_probe_after_a_full_batch_starts_where_the_batch_ended(
+    crowded_ledger: Channel,
+) -> None:
+    """Decision 0093: after a full batch the engine asks which dispatch the channel's queue
+    goes on with; the probe starts at the batch's last key, past the 150,000 dead entries.
+    Asking whether the dispatch has any unsettled row left, which the probe spares, walks
+    them (until VACUUM): a hundred times the buffers."""
+    sending = Dispatch.objects.get(status=Dispatch.Status.SENDING)
+    Dispatch.objects.filter(pk=sending.pk).update(planned_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {TABLE} SET status = 'sent' WHERE id IN (
+                SELECT id FROM {TABLE} WHERE channel_id = %s AND status = 'queued'
+                ORDER BY id LIMIT 150000)""",
+            [crowded_ledger.pk],
+        )
+    rows, _ = claim(crowded_ledger, 500, timezone.now())
+    key = rows[-1].claim_key
+    assert key is not None
+
+    assert next_queued_dispatch(crowded_ledger.pk, key) == sending.pk
+    ((sql, plan),) = plans_of(lambda: next_queued_dispatch(crowded_ledger.pk, key))
+    (scan,) = [node for node in nodes(plan) if node.get("Index Name") == "delivery_due"]
+    probe = scan["Shared Hit Blocks"] + scan["Shared Read Blocks"]
+    assert probe <= 20, sql
+    check_bounded(plan, sql)
+    ((sql, plan),) = plans_of(lambda: finish_dispatches([sending.pk]))
+    (check,) = [node for node in nodes(plan) if node.get("Relation Name") == TABLE]
+    assert check["Actual Loops"] == 1, sql  # the dispatch's rows were looked at
+    assert check["Shared Hit Blocks"] + check["Shared Read Blocks"] >= 100 * probe
 
 
 @pytest.mark.parametrize(

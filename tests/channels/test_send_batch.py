@@ -540,3 +540,100 @@ def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
     assert claimed == 10 == len(sink.messages)
     assert Delivery.objects.filter(status=Delivery.Status.QUEUED).count() == 15
     assert OrmQ.objects.count() == 1
+
+
+def closing_statements(queries: CaptureQueriesContext) -> list[str]:
+    """The statements that tried to close a dispatch (``finish_dispatches``)."""
+    table = Dispatch._meta.db_table
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
+
+
+def test_a_full_batch_whose_dispatch_goes_on_does_not_try_to_close_it(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    """Decision 0093: closing a dispatch looks for its unsettled rows, which costs more the
+    more of them were sent; a full batch followed in the queue by the same dispatch skips it."""
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 25)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = batches.send_batch(smtp_channel.pk, chain=False)
+
+    assert (report.claimed, report.continued) == (10, True)
+    assert closing_statements(queries) == []
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.SENDING
+
+
+def test_a_dispatch_whose_last_rows_fill_a_batch_is_closed_by_that_batch(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 20)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+
+    first = batches.send_batch(smtp_channel.pk, chain=False)
+    with CaptureQueriesContext(connection) as queries:
+        second = batches.send_batch(smtp_channel.pk, chain=False)
+
+    assert (first.claimed, second.claimed) == (10, 10)
+    assert len(closing_statements(queries)) == 1
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.DONE
+    assert len(sink.messages) == 20
+
+
+def test_a_full_batch_closes_the_dispatch_that_ended_in_it_not_the_one_going_on(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 5)
+    short = make_dispatch(topic)
+    fanout.plan_dispatch(short.pk)
+    other = cast(Topic, TopicFactory(slug="long"))
+    add_subscribers(other, 20, prefix="many")
+    long = make_dispatch(other)
+    fanout.plan_dispatch(long.pk)
+
+    report = batches.send_batch(smtp_channel.pk, chain=False)
+
+    assert report.claimed == 10
+    short.refresh_from_db()
+    long.refresh_from_db()
+    assert (short.status, long.status) == (Dispatch.Status.DONE, Dispatch.Status.SENDING)
+    assert Delivery.objects.filter(dispatch=long, status=Delivery.Status.SENT).count() == 5
+
+
+def test_a_full_batch_checks_its_dispatch_when_another_worker_holds_the_rest(
+    topic: Topic, smtp_channel: Channel, sink: SmtpSink
+) -> None:
+    """Two workers share a dispatch's last rows: each batch checks the dispatch after its
+    outcomes, so the one recorded last closes it whichever order they finish in."""
+    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
+    add_subscribers(topic, 20)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+    tail = list(
+        Delivery.objects.filter(dispatch=dispatch).order_by("pk").values_list("pk", flat=True)
+    )[10:]
+    # Another worker holds the last ten (claimed, not answered yet).
+    Delivery.objects.filter(pk__in=tail).update(status=Delivery.Status.SENDING)
+
+    with CaptureQueriesContext(connection) as queries:
+        report = batches.send_batch(smtp_channel.pk, chain=False)
+
+    assert report.claimed == 10
+    assert len(closing_statements(queries)) == 1
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.SENDING  # the other worker's rows are unsettled
+    # That worker's lease runs out; its rows are claimed again and sent by the next batch.
+    Delivery.objects.filter(pk__in=tail).update(status=Delivery.Status.QUEUED)
+    assert batches.send_batch(smtp_channel.pk, chain=False).claimed == 10
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.DONE
+    assert sink.delivery_ids() == dict.fromkeys(
+        Delivery.objects.filter(dispatch=dispatch).values_list("pk", flat=True), 1
+    )
