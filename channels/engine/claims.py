@@ -276,8 +276,7 @@ def _claim_postgresql(
     claim-order key of the last one. ``after``: only rows whose key is greater."""
     due = claimable(channel_id, now, lock=False)
     if after is not None:
-        order = Tuple(*(F(field) for field in Delivery.CLAIM_ORDER))
-        due = due.filter(TupleGreaterThan(order, after))
+        due = due.filter(_after(after))
     queryset = _claim_values(due[:limit], *Delivery.CLAIM_ORDER)
     compiler = queryset.query.get_compiler(using=queryset.db)
     select, params = compiler.as_sql()
@@ -329,11 +328,16 @@ def next_queued_dispatch(channel_id: int, after: ClaimKey) -> int | None:
     to send, so it cannot be finished (decision 0093). One probe of ``delivery_due`` started
     at ``after``, as a resumed claim's: it passes only the rows claimed since (dead entries),
     not the whole queue (tests/channels/test_query_plans.py)."""
-    order = Tuple(*(F(field) for field in Delivery.CLAIM_ORDER))
     return (
         Delivery.objects.filter(channel_id=channel_id, status=Delivery.Status.QUEUED)
-        .filter(TupleGreaterThan(order, after))
+        .filter(_after(after))
         .order_by(*Delivery.CLAIM_ORDER)
         .values_list("dispatch_id", flat=True)
         .first()
     )
+
+
+def _after(key: ClaimKey) -> TupleGreaterThan:
+    """Rows whose claim-order key is greater than ``key``: a row comparison, which
+    PostgreSQL uses as the start of a ``delivery_due`` index scan."""
+    return TupleGreaterThan(Tuple(*(F(field) for field in Delivery.CLAIM_ORDER)), key)

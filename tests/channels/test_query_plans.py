@@ -158,6 +158,18 @@ def test_the_claim_as_sent_reads_and_updates_one_batch_in_one_statement(
     check_bounded(plan, statements[0])
 
 
+def send_first(channel: Channel, count: int) -> None:
+    """Mark the first ``count`` queued rows of ``channel`` sent: each leaves a dead entry at
+    the front of ``delivery_due`` (and in every index) until VACUUM."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {TABLE} SET status = 'sent' WHERE id IN (
+                SELECT id FROM {TABLE} WHERE channel_id = %s AND status = 'queued'
+                ORDER BY id LIMIT %s)""",
+            [channel.pk, count],
+        )
+
+
 def test_a_claim_resuming_after_its_last_batch_does_not_walk_the_rows_claimed_before(
     crowded_ledger: Channel, settings: Any
 ) -> None:
@@ -165,13 +177,7 @@ def test_a_claim_resuming_after_its_last_batch_does_not_walk_the_rows_claimed_be
     ``delivery_due`` until VACUUM: here 150,000. A claim from the queue's start walks them all;
     the next claim of the same process starts after its last batch's last row."""
     settings.DELIVERY_CLAIM_RESCAN_SECONDS = 60
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {TABLE} SET status = 'sent' WHERE id IN (
-                SELECT id FROM {TABLE} WHERE channel_id = %s AND status = 'queued'
-                ORDER BY id LIMIT 150000)""",
-            [crowded_ledger.pk],
-        )
+    send_first(crowded_ledger, 150_000)
     now = timezone.now()
     with CaptureQueriesContext(connection) as captured:
         first, _ = claim(crowded_ledger, 500, now)
@@ -201,13 +207,7 @@ def test_the_probe_after_a_full_batch_starts_where_the_batch_ended(
     them (until VACUUM): a hundred times the buffers."""
     sending = Dispatch.objects.get(status=Dispatch.Status.SENDING)
     Dispatch.objects.filter(pk=sending.pk).update(planned_at=timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {TABLE} SET status = 'sent' WHERE id IN (
-                SELECT id FROM {TABLE} WHERE channel_id = %s AND status = 'queued'
-                ORDER BY id LIMIT 150000)""",
-            [crowded_ledger.pk],
-        )
+    send_first(crowded_ledger, 150_000)
     rows, _ = claim(crowded_ledger, 500, timezone.now())
     key = rows[-1].claim_key
     assert key is not None

@@ -542,6 +542,16 @@ def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
     assert OrmQ.objects.count() == 1
 
 
+def planned(topic: Topic, channel: Channel, readers: int, *, batch_size: int) -> Dispatch:
+    """A dispatch to ``readers`` new subscribers of ``topic``, fanned out on ``channel``
+    whose batches take ``batch_size`` rows."""
+    Channel.objects.filter(pk=channel.pk).update(batch_size=batch_size)
+    add_subscribers(topic, readers)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+    return dispatch
+
+
 def closing_statements(queries: CaptureQueriesContext) -> list[str]:
     """The statements that tried to close a dispatch (``finish_dispatches``)."""
     table = Dispatch._meta.db_table
@@ -553,10 +563,7 @@ def test_a_full_batch_whose_dispatch_goes_on_does_not_try_to_close_it(
 ) -> None:
     """Decision 0093: closing a dispatch looks for its unsettled rows, which costs more the
     more of them were sent; a full batch followed in the queue by the same dispatch skips it."""
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 25)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
+    dispatch = planned(topic, smtp_channel, 25, batch_size=10)
 
     with CaptureQueriesContext(connection) as queries:
         report = batches.send_batch(smtp_channel.pk, chain=False)
@@ -570,10 +577,7 @@ def test_a_full_batch_whose_dispatch_goes_on_does_not_try_to_close_it(
 def test_a_dispatch_whose_last_rows_fill_a_batch_is_closed_by_that_batch(
     topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 20)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
+    dispatch = planned(topic, smtp_channel, 20, batch_size=10)
 
     first = batches.send_batch(smtp_channel.pk, chain=False)
     with CaptureQueriesContext(connection) as queries:
@@ -612,10 +616,7 @@ def test_a_full_batch_checks_its_dispatch_when_another_worker_holds_the_rest(
 ) -> None:
     """Two workers share a dispatch's last rows: each batch checks the dispatch after its
     outcomes, so the one recorded last closes it whichever order they finish in."""
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 20)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
+    dispatch = planned(topic, smtp_channel, 20, batch_size=10)
     tail = list(
         Delivery.objects.filter(dispatch=dispatch).order_by("pk").values_list("pk", flat=True)
     )[10:]
