@@ -247,9 +247,10 @@ def _claim_resuming(
         and clock - position.scanned_at >= settings.DELIVERY_CLAIM_RESCAN_SECONDS
     ):
         position = None
-    rows, last = _claim_postgresql(
+    rows = _claim_postgresql(
         channel_id, limit, now, lease, after=position.after if position else None
     )
+    last = rows[-1].claim_key if rows else None
     if len(rows) < limit or last is None or settings.DELIVERY_CLAIM_RESCAN_SECONDS <= 0:
         _positions.pop(channel_id, None)
     elif position is None:
@@ -266,14 +267,14 @@ def _claim_postgresql(
     lease: datetime,
     *,
     after: ClaimKey | None = None,
-) -> tuple[list[ClaimedRow], ClaimKey | None]:
+) -> list[ClaimedRow]:
     """The claim as one statement: the ``claimable`` SELECT, locking as it reads, in a WITH
     whose UPDATE marks the rows it returns as sending. One round trip and no transaction of
     its own (a statement is atomic), where a SELECT then an UPDATE of the ids it returned cost
     four (BEGIN, SELECT, UPDATE, COMMIT) and a parameter per row. The values returned are
     those read before the UPDATE, as the two-statement claim had them, in claim order (the
-    outer SELECT sorts the batch's rows by the claim-order columns the CTE carries), and the
-    claim-order key of the last one. ``after``: only rows whose key is greater."""
+    outer SELECT sorts the batch's rows by the claim-order columns the CTE carries), each with
+    its claim-order key. ``after``: only rows whose key is greater."""
     due = claimable(channel_id, now, lock=False)
     if after is not None:
         due = due.filter(_after(after))
@@ -301,14 +302,12 @@ def _claim_postgresql(
             # subclass, about 12 µs a value against 1 (two values a row).
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, [*params, Delivery.Status.SENDING, lease, now])
-        fetched = cursor.fetchall()
-    tuples: Sequence[Sequence[Any]] = fetched
+        tuples: Sequence[Sequence[Any]] = cursor.fetchall()
     # What QuerySet iteration does with the rows (results_iter): the fields' converters.
     converters = compiler.get_converters([column[0] for column in compiler.select[:width]])
     if converters:
         tuples = list(compiler.apply_converters(tuples, converters))
-    rows = _with_claim_keys(tuples)
-    return rows, rows[-1].claim_key if rows else None
+    return _with_claim_keys(tuples)
 
 
 def _with_claim_keys(tuples: Sequence[Sequence[Any]]) -> list[ClaimedRow]:

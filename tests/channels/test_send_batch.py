@@ -570,6 +570,9 @@ def test_a_full_batch_whose_dispatch_goes_on_does_not_try_to_close_it(
 
     assert (report.claimed, report.continued) == (10, True)
     assert closing_statements(queries) == []
+    # The probe stands in for the check it spares: the same bound as any batch above.
+    if connection.vendor == "postgresql":
+        assert len(queries) <= 9
     dispatch.refresh_from_db()
     assert dispatch.status == Dispatch.Status.SENDING
 
