@@ -113,14 +113,16 @@ def test_the_pusher_listens_again_after_its_connection_is_lost(
     try:
         with Pusher("notify-lost") as pusher:
             listener = pusher.broker._listener
-            backend_pid = listener._wrapper.connection.info.backend_pid
+            lost = listener._wrapper
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-            # The wait fails, sleeps its 8 s, then LISTENs on a new connection.
+                cursor.execute(
+                    "SELECT pg_terminate_backend(%s)", [lost.connection.info.backend_pid]
+                )
+            # The wait fails, sleeps its 8 s, then LISTENs on a new connection. The new one is
+            # told apart by identity, not by pid: libpq reads a broken connection's pid as 0,
+            # which differs from the old pid while the pusher still sleeps.
             deadline = time.monotonic() + WAIT + 5
-            while listener._wrapper is None or (
-                listener._wrapper.connection.info.backend_pid == backend_pid
-            ):
+            while listener._wrapper is None or listener._wrapper is lost:
                 assert time.monotonic() < deadline, "no new LISTEN connection"
                 time.sleep(0.05)
             time.sleep(0.1)
