@@ -78,7 +78,8 @@ class ClaimedRow:
     #: The translation the row carries (decision 0082); empty: the original.
     language: str = ""
     #: Its place in the claim order when it was claimed, (priority, next_attempt_at, id); None
-    #: where the claim does not read it (SQLite). The outcome changes ``next_attempt_at``.
+    #: for rows read outside a claim (the sweeper's recovery, the doctor). The outcome changes
+    #: ``next_attempt_at``.
     claim_key: ClaimKey | None = None
 
 

@@ -39,6 +39,19 @@ def publish(topic: Topic, captured: Any) -> Dispatch:
     return dispatch
 
 
+def planned(
+    topic: Topic, channel: Channel, readers: int, *, batch_size: int, prefix: str = "reader"
+) -> Dispatch:
+    """A dispatch to ``readers`` new subscribers of ``topic``, fanned out on ``channel``
+    whose batches take ``batch_size`` rows (the hints it enqueues stay uncommitted in a test
+    without ``transaction=True``: no task is queued)."""
+    Channel.objects.filter(pk=channel.pk).update(batch_size=batch_size)
+    add_subscribers(topic, readers, prefix=prefix)
+    dispatch = make_dispatch(topic)
+    fanout.plan_dispatch(dispatch.pk)
+    return dispatch
+
+
 def test_every_matching_subscriber_gets_exactly_one_message(
     topic: Topic,
     smtp_channel: Channel,
@@ -313,9 +326,7 @@ def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
     sink: SmtpSink,
     django_assert_max_num_queries: Any,
 ) -> None:
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=200)
-    add_subscribers(topic, 150)
-    fanout.plan_dispatch(make_dispatch(topic).pk)
+    planned(topic, smtp_channel, 150, batch_size=200)
 
     with CaptureQueriesContext(connection) as big:
         report = batches.send_batch(smtp_channel.pk)
@@ -341,10 +352,7 @@ def test_a_batch_takes_a_constant_number_of_queries_whatever_its_size(
 def test_a_batch_of_500_costs_at_most_a_tenth_of_a_statement_per_delivered_message(
     topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=500)
-    add_subscribers(topic, 500)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
+    dispatch = planned(topic, smtp_channel, 500, batch_size=500)
 
     with CaptureQueriesContext(connection) as queries:
         report = batches.send_batch(smtp_channel.pk)
@@ -506,9 +514,7 @@ def test_one_task_sends_full_batches_until_no_work_is_left(
     from channels import tasks
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 25)
-    fanout.plan_dispatch(make_dispatch(topic).pk)  # its hints stay uncommitted: not enqueued
+    planned(topic, smtp_channel, 25, batch_size=10)  # its hints stay uncommitted: not enqueued
 
     claimed = tasks.send_batch(smtp_channel.pk)
 
@@ -531,25 +537,13 @@ def test_a_task_out_of_time_hands_the_rest_of_the_chain_to_a_successor(
 
     monkeypatch.setattr(Conf, "SYNC", False)
     settings.DELIVERY_TASK_SECONDS = 0.000001
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 25)
-    fanout.plan_dispatch(make_dispatch(topic).pk)
+    planned(topic, smtp_channel, 25, batch_size=10)
 
     claimed = tasks.send_batch(smtp_channel.pk)
 
     assert claimed == 10 == len(sink.messages)
     assert Delivery.objects.filter(status=Delivery.Status.QUEUED).count() == 15
     assert OrmQ.objects.count() == 1
-
-
-def planned(topic: Topic, channel: Channel, readers: int, *, batch_size: int) -> Dispatch:
-    """A dispatch to ``readers`` new subscribers of ``topic``, fanned out on ``channel``
-    whose batches take ``batch_size`` rows."""
-    Channel.objects.filter(pk=channel.pk).update(batch_size=batch_size)
-    add_subscribers(topic, readers)
-    dispatch = make_dispatch(topic)
-    fanout.plan_dispatch(dispatch.pk)
-    return dispatch
 
 
 def closing_statements(queries: CaptureQueriesContext) -> list[str]:
@@ -596,14 +590,9 @@ def test_a_dispatch_whose_last_rows_fill_a_batch_is_closed_by_that_batch(
 def test_a_full_batch_closes_the_dispatch_that_ended_in_it_not_the_one_going_on(
     topic: Topic, smtp_channel: Channel, sink: SmtpSink
 ) -> None:
-    Channel.objects.filter(pk=smtp_channel.pk).update(batch_size=10)
-    add_subscribers(topic, 5)
-    short = make_dispatch(topic)
-    fanout.plan_dispatch(short.pk)
+    short = planned(topic, smtp_channel, 5, batch_size=10)
     other = cast(Topic, TopicFactory(slug="long"))
-    add_subscribers(other, 20, prefix="many")
-    long = make_dispatch(other)
-    fanout.plan_dispatch(long.pk)
+    long = planned(other, smtp_channel, 20, batch_size=10, prefix="many")
 
     report = batches.send_batch(smtp_channel.pk, chain=False)
 
